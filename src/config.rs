@@ -1,0 +1,231 @@
+//! Configuration: command-line flags, `WARREN_*` environment variables and a TOML file
+//! (`--config`), merged into one validated [`Config`]. A flag beats its environment
+//! variable, which beats the file, which beats the default. Nothing else reads the
+//! environment. `docs/configuration.md` lists every setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::limits::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use crate::log::storage::IoBackendChoice;
+use crate::log::FsyncPolicy;
+
+/// Where queues keep their logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageMode {
+    /// Everything in RAM; nothing survives a restart.
+    Memory,
+    /// Segments in files under the data directory.
+    Disk,
+}
+
+/// The `--fsync` choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// Every append waits for `fdatasync` (shared by concurrent appends).
+    Always,
+    /// `fdatasync` in the background every `--fsync-interval`.
+    Interval,
+    /// Leave write-back to the operating system.
+    Never,
+}
+
+/// The flags of `warren serve`; each also reads a `WARREN_*` variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "WARREN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./warren-data].
+    #[arg(long, env = "WARREN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where logs live [default: disk].
+    #[arg(long, env = "WARREN_STORAGE", value_enum)]
+    pub storage: Option<StorageMode>,
+    /// When disc writes are synced [default: interval].
+    #[arg(long, env = "WARREN_FSYNC", value_enum)]
+    pub fsync: Option<FsyncMode>,
+    /// Period of `--fsync interval`, e.g. `200ms`, `1s` [default: 200ms].
+    #[arg(long, env = "WARREN_FSYNC_INTERVAL")]
+    pub fsync_interval: Option<String>,
+    /// Disc I/O backend [default: auto].
+    #[arg(long, env = "WARREN_IO_BACKEND", value_enum)]
+    pub io_backend: Option<IoBackendChoice>,
+    /// Segment size in bytes [default: 268435456].
+    #[arg(long, env = "WARREN_SEGMENT_BYTES")]
+    pub segment_bytes: Option<u64>,
+    /// AMQP listener address [default: 127.0.0.1:5672].
+    #[arg(long, env = "WARREN_AMQP_LISTEN")]
+    pub amqp_listen: Option<SocketAddr>,
+    /// Management HTTP listener address [default: 127.0.0.1:15672].
+    #[arg(long, env = "WARREN_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Write the bound addresses, as `name=address` lines, to this file once listening.
+    #[arg(long, env = "WARREN_PORTS_FILE")]
+    pub ports_file: Option<PathBuf>,
+}
+
+/// The TOML file's shape: the same settings, all optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    data_dir: Option<PathBuf>,
+    storage: Option<StorageMode>,
+    fsync: Option<FsyncMode>,
+    fsync_interval: Option<String>,
+    io_backend: Option<IoBackendChoice>,
+    segment_bytes: Option<u64>,
+    amqp_listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    ports_file: Option<PathBuf>,
+}
+
+/// The validated configuration of a broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Memory or disc.
+    pub storage: StorageMode,
+    /// The durability policy of disc logs.
+    pub fsync: FsyncPolicy,
+    /// Disc I/O backend.
+    pub io_backend: IoBackendChoice,
+    /// Segment size in bytes.
+    pub segment_bytes: u64,
+    /// AMQP listener.
+    pub amqp_listen: SocketAddr,
+    /// Management HTTP listener.
+    pub http_listen: SocketAddr,
+    /// Where to write the bound addresses.
+    pub ports_file: Option<PathBuf>,
+}
+
+/// A setting that does not parse or is out of range.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for these settings.
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A value is out of range or malformed.
+    #[error("invalid {setting}: {reason}")]
+    Invalid {
+        /// The setting's name.
+        setting: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Merges flags (and their environment variables) over the file over the defaults.
+    ///
+    /// # Errors
+    /// An unreadable file or an invalid value.
+    pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let fsync = args.fsync.or(file.fsync).unwrap_or(FsyncMode::Interval);
+        let interval_text =
+            args.fsync_interval.clone().or(file.fsync_interval).unwrap_or_else(|| "200ms".into());
+        let interval =
+            parse_duration(&interval_text).filter(|d| !d.is_zero()).ok_or_else(|| ConfigError::Invalid {
+                setting: "fsync-interval",
+                reason: format!("'{interval_text}' is not a period like 200ms or 1s"),
+            })?;
+        let segment_bytes = args.segment_bytes.or(file.segment_bytes).unwrap_or(SEGMENT_BYTES_DEFAULT);
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&segment_bytes) {
+            return Err(ConfigError::Invalid {
+                setting: "segment-bytes",
+                reason: format!("{segment_bytes} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}"),
+            });
+        }
+        Ok(Config {
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("warren-data")),
+            storage: args.storage.or(file.storage).unwrap_or(StorageMode::Disk),
+            fsync: match fsync {
+                FsyncMode::Always => FsyncPolicy::Always,
+                FsyncMode::Interval => FsyncPolicy::Interval(interval),
+                FsyncMode::Never => FsyncPolicy::Never,
+            },
+            io_backend: args.io_backend.or(file.io_backend).unwrap_or_default(),
+            segment_bytes,
+            amqp_listen: args.amqp_listen.or(file.amqp_listen).unwrap_or(([127, 0, 0, 1], 5672).into()),
+            http_listen: args.http_listen.or(file.http_listen).unwrap_or(([127, 0, 0, 1], 15672).into()),
+            ports_file: args.ports_file.clone().or(file.ports_file),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+}
+
+/// Parses `250ms`, `2s`, `5m`, `1h` or `3d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let millis = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(Duration::from_millis(number.checked_mul(millis)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("warren.toml");
+        std::fs::write(&path, "storage = \"memory\"\nfsync = \"always\"\nsegment-bytes = 8192\n")
+            .expect("write");
+        let args = ServeArgs { config: Some(path), fsync: Some(FsyncMode::Never), ..ServeArgs::default() };
+        let config = Config::load(&args).expect("valid");
+        assert_eq!(config.storage, StorageMode::Memory);
+        assert_eq!(config.fsync, FsyncPolicy::Never);
+        assert_eq!(config.segment_bytes, 8192);
+        assert_eq!(config.data_dir, PathBuf::from("warren-data"));
+        assert_eq!(config.amqp_listen, "127.0.0.1:5672".parse().expect("address"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let args = ServeArgs { segment_bytes: Some(10), ..ServeArgs::default() };
+        assert!(Config::load(&args).is_err());
+        let args = ServeArgs { fsync_interval: Some("soon".into()), ..ServeArgs::default() };
+        assert!(Config::load(&args).is_err());
+        assert_eq!(parse_duration("200ms"), Some(Duration::from_millis(200)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+    }
+}

@@ -1,0 +1,16 @@
+//! Warren: an append-log streaming message broker that speaks AMQP 0-9-1.
+//!
+//! The map, from the bottom up:
+//! - [`limits`]: every resource bound, with its unit and reason.
+//! - [`log`]: the log core. Segmented, checksummed, memory-mapped append logs with a single
+//!   group-committing writer per log, io_uring or threaded disc writes, memory or disc
+//!   storage, crash recovery, retention and consumer offsets. Knows nothing of AMQP.
+//! - [`config`]: flags, TOML file and `WARREN_*` environment merged into one `Config`.
+//! - [`server`]: runtime wiring, listeners, signals and clean shutdown.
+//!
+//! Dependencies point down only: `server → log`; `log` depends on nothing above it.
+
+pub mod config;
+pub mod limits;
+pub mod log;
+pub mod server;

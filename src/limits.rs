@@ -1,0 +1,53 @@
+//! Every resource bound of Warren in one place: each limit has a unit in its name and a line
+//! on why it is what it is. Relations between limits are asserted at compile time.
+
+/// Default size at which a segment is sealed and a new one started (256 MiB): large enough
+/// that a segment holds minutes of traffic, small enough that retention frees space in
+/// useful steps.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+
+/// Smallest segment size accepted from configuration. Tests use this to roll often.
+pub const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
+
+/// Largest segment size accepted. File positions inside a segment are stored as `u32` in the
+/// index, and a segment may overshoot its limit by at most one batch.
+pub const SEGMENT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Largest batch the writer ever produces or a reader accepts (256 MiB). A single record may
+/// not exceed it; anything larger is refused at append time.
+pub const BATCH_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+/// The writer closes a batch once it holds this many bytes of records (1 MiB). Larger
+/// batches amortise headers and syscalls no further, and a bigger batch holds readers back.
+pub const BATCH_BYTES_TARGET: usize = 1024 * 1024;
+
+/// The writer closes a batch once it holds this many records, so that a flood of tiny
+/// records still reaches readers in bounded steps.
+pub const BATCH_RECORDS_MAX: usize = 16 * 1024;
+
+/// Default distance between two sparse index entries: a read at any offset scans at most
+/// this many bytes past the entry its binary search found.
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4 * 1024;
+
+/// Bound of a log writer's queue of pending appends. A full queue makes appenders wait,
+/// which is how backpressure reaches producers.
+pub const LOG_APPEND_QUEUE_MAX: usize = 4096;
+
+/// Bound of the io_uring thread's request queue: writers wait when it is full.
+pub const URING_QUEUE_MAX: usize = 1024;
+
+/// Submission queue entries of the io_uring ring.
+pub const URING_ENTRIES: u32 = 256;
+
+/// Longest consumer name kept in a log's offset store (bytes), matching AMQP's shortstr.
+pub const CONSUMER_NAME_BYTES_MAX: usize = 255;
+
+/// Most named consumers one log's offset store keeps; past it, commits of new names fail.
+pub const CONSUMER_NAMES_PER_LOG_MAX: usize = 65_536;
+
+const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
+const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+// A segment can be one whole batch longer than its limit; positions must still fit in u32.
+const _: () = assert!(SEGMENT_BYTES_MAX + BATCH_BYTES_MAX <= u32::MAX as u64);
+const _: () = assert!((BATCH_BYTES_TARGET as u64) < BATCH_BYTES_MAX);
+const _: () = assert!((INDEX_INTERVAL_BYTES_DEFAULT as u64) <= SEGMENT_BYTES_MIN);

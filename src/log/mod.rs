@@ -1,0 +1,494 @@
+//! LOG CORE: the append-only log every queue stands on. It knows nothing of AMQP, queues,
+//! consumers or sockets.
+//!
+//! A [`Log`] is an ordered list of segments ([`segment`]), each a run of checksummed
+//! batches ([`batch`]) with a sparse index ([`index`]). One writer task per log
+//! ([`writer`]) coalesces appends into batches (group commit) and writes them through a
+//! [`storage::FileIo`] backend (io_uring or threads) or keeps them in RAM. Readers
+//! ([`reader`]) get batches as `Bytes` borrowing the segment maps, never past the
+//! committed end, and can await new records at the tail. On open, [`recovery`] checks the
+//! tail and truncates a torn or corrupt end. [`offsets`] stores named consumers' offsets.
+//!
+//! Invariants: offsets are dense and strictly increasing; a batch never spans two
+//! segments; timestamps never go backwards; committed ≤ written for every segment.
+
+pub mod batch;
+pub mod index;
+pub mod offsets;
+pub mod reader;
+mod recovery;
+pub mod segment;
+pub mod storage;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use batch::{Batch, BatchError, Compression, Record};
+pub use offsets::OffsetStore;
+use segment::Segment;
+use storage::FileIo;
+
+use crate::limits::{
+    BATCH_BYTES_MAX, INDEX_INTERVAL_BYTES_DEFAULT, LOG_APPEND_QUEUE_MAX, SEGMENT_BYTES_DEFAULT,
+    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+};
+
+/// Everything that can go wrong in the log.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What the log was doing.
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// Stored bytes are not a valid batch where one must be.
+    #[error("corrupt data in segment {segment_base_offset} at byte {position}: {source}")]
+    Corrupt {
+        /// Base offset of the segment.
+        segment_base_offset: u64,
+        /// Byte position in the segment.
+        position: u64,
+        /// What is wrong.
+        source: BatchError,
+    },
+    /// A batch failed verification when read.
+    #[error("corrupt batch at offset {base_offset}: {source}")]
+    CorruptBatch {
+        /// The batch's base offset.
+        base_offset: u64,
+        /// What is wrong.
+        source: BatchError,
+    },
+    /// The offset was removed by retention (or never existed).
+    #[error("offset {offset} is before the log's first offset {first_offset}")]
+    BeforeStart {
+        /// The offset asked for.
+        offset: u64,
+        /// The first offset the log holds.
+        first_offset: u64,
+    },
+    /// Offsets are missing inside the log (a damaged sealed segment was cut short).
+    #[error("offsets {offset}..{next_available} are missing")]
+    Missing {
+        /// The first missing offset.
+        offset: u64,
+        /// The next offset the log holds.
+        next_available: u64,
+    },
+    /// One record is larger than a batch may be.
+    #[error("record of {bytes} bytes exceeds the maximum of {max}")]
+    RecordTooLarge {
+        /// The record's encoded size.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The log is closed.
+    #[error("log is closed")]
+    Closed,
+    /// An earlier write failed; the log takes no more appends until reopened.
+    #[error("log writer failed: {reason}")]
+    Failed {
+        /// The first failure.
+        reason: String,
+    },
+    /// The files on disc contradict each other.
+    #[error("inconsistent log: {reason}")]
+    Inconsistent {
+        /// What contradicts what.
+        reason: String,
+    },
+    /// Options out of range.
+    #[error("invalid log option: {reason}")]
+    Config {
+        /// Which option and why.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`].
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Error {
+        Error::Io { action, path: path.to_path_buf(), source }
+    }
+}
+
+/// When disc writes are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Every append completes only after the batch holding it is `fdatasync`ed; appends
+    /// queued meanwhile share the next one.
+    Always,
+    /// A background `fdatasync` at this period while there are unsynced bytes.
+    Interval(Duration),
+    /// Never sync; the operating system writes back when it likes.
+    Never,
+}
+
+/// Where a log keeps its segments.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// In RAM: no file is touched and nothing survives a restart.
+    Memory,
+    /// In a directory of its own.
+    Disk {
+        /// The log's directory.
+        dir: PathBuf,
+        /// Durability policy.
+        fsync: FsyncPolicy,
+        /// The I/O backend.
+        io: Arc<dyn FileIo>,
+    },
+}
+
+impl Storage {
+    /// The log's directory, for disc logs.
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            Storage::Memory => None,
+            Storage::Disk { dir, .. } => Some(dir),
+        }
+    }
+}
+
+/// How one log behaves.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Where segments live.
+    pub storage: Storage,
+    /// A segment is sealed once it holds this many bytes.
+    pub segment_bytes_max: u64,
+    /// A segment is sealed once its first record is this old (checked on append).
+    pub segment_age_max: Option<Duration>,
+    /// Oldest sealed segments are deleted while the log holds more bytes than this.
+    pub retention_bytes_max: Option<u64>,
+    /// Sealed segments whose last record is older than this are deleted.
+    pub retention_age_max: Option<Duration>,
+    /// How often retention runs besides on every roll.
+    pub retention_check_interval: Duration,
+    /// Distance between sparse index entries.
+    pub index_interval_bytes: u32,
+    /// How new batches are stored.
+    pub compression: Compression,
+}
+
+impl LogOptions {
+    /// Defaults for the given storage: 256 MiB segments, no retention, no compression.
+    pub fn new(storage: Storage) -> LogOptions {
+        LogOptions {
+            storage,
+            segment_bytes_max: SEGMENT_BYTES_DEFAULT,
+            segment_age_max: None,
+            retention_bytes_max: None,
+            retention_age_max: None,
+            retention_check_interval: Duration::from_secs(60),
+            index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
+            compression: Compression::None,
+        }
+    }
+
+    /// The fsync policy, for disc logs.
+    pub fn fsync(&self) -> Option<FsyncPolicy> {
+        match &self.storage {
+            Storage::Memory => None,
+            Storage::Disk { fsync, .. } => Some(*fsync),
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let range = SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX;
+        if !range.contains(&self.segment_bytes_max) {
+            return Err(Error::Config {
+                reason: format!("segment size {} outside {range:?}", self.segment_bytes_max),
+            });
+        }
+        if self.index_interval_bytes == 0 || self.retention_check_interval.is_zero() {
+            return Err(Error::Config { reason: "index interval and retention check must be > 0".into() });
+        }
+        Ok(())
+    }
+}
+
+/// One record to append.
+#[derive(Debug, Clone, Default)]
+pub struct RecordInput {
+    /// Timestamp to store, ms since the Unix epoch; `None` means now. Clamped so that the
+    /// log's timestamps never go backwards.
+    pub timestamp_ms: Option<i64>,
+    /// Opaque bytes stored beside the body.
+    pub header: Bytes,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl RecordInput {
+    /// A record with a body only, stamped now.
+    pub fn body(body: impl Into<Bytes>) -> RecordInput {
+        RecordInput { timestamp_ms: None, header: Bytes::new(), body: body.into() }
+    }
+
+    /// Its size inside a batch.
+    pub fn encoded_bytes(&self) -> usize {
+        batch::BatchBuilder::record_bytes(&self.header, &self.body)
+    }
+}
+
+/// The offsets an append got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendAck {
+    /// Offset of the first record appended.
+    pub first_offset: u64,
+    /// Offset of the last record appended.
+    pub last_offset: u64,
+}
+
+/// What the writer and readers share.
+#[derive(Debug)]
+pub struct Shared {
+    segments: RwLock<Vec<Arc<Segment>>>,
+    next_offset: watch::Sender<u64>,
+    first_offset: AtomicU64,
+    closed: AtomicBool,
+    offsets: OffsetStore,
+}
+
+/// A handle on one log. Cloning it is cheap; the writer stops when the log is closed or the
+/// last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Log {
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<writer::Command>,
+}
+
+impl Log {
+    /// Opens the log (recovering a disc log's files) and starts its writer on the current
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// Invalid options, unreadable files, or files that contradict each other.
+    pub async fn open(options: LogOptions) -> Result<Log, Error> {
+        options.validate()?;
+        let recovered = match options.storage.dir() {
+            Some(dir) => {
+                let (dir, opts) = (dir.to_path_buf(), options.clone());
+                tokio::task::spawn_blocking(move || recovery::recover(&dir, &opts))
+                    .await
+                    .map_err(|e| Error::Inconsistent { reason: format!("recovery task: {e}") })??
+            }
+            None => recovery::Recovered::empty(&options)?,
+        };
+        let offsets = match options.storage.dir() {
+            Some(dir) => OffsetStore::open(dir)?,
+            None => OffsetStore::in_memory(),
+        };
+        let first_offset = recovered.segments.first().map_or(0, |s| s.base_offset);
+        let (next_offset, _) = watch::channel(recovered.active.next_offset);
+        let shared = Arc::new(Shared {
+            segments: RwLock::new(recovered.segments),
+            next_offset,
+            first_offset: AtomicU64::new(first_offset),
+            closed: AtomicBool::new(false),
+            offsets,
+        });
+        let (commands, receiver) = mpsc::channel(LOG_APPEND_QUEUE_MAX);
+        let writer =
+            writer::Writer::new(Arc::clone(&shared), options, recovered.active, recovered.last_timestamp_ms);
+        tokio::spawn(writer.run(receiver));
+        Ok(Log { shared, commands })
+    }
+
+    /// Appends `records` in order and returns their offsets once they are committed (with
+    /// `fsync always`, once they are on disc).
+    ///
+    /// # Errors
+    /// [`Error::RecordTooLarge`], [`Error::Closed`], or [`Error::Failed`] after a write error.
+    pub async fn append(&self, records: Vec<RecordInput>) -> Result<AppendAck, Error> {
+        let max = BATCH_BYTES_MAX - batch::BATCH_HEADER_BYTES as u64;
+        if let Some(big) = records.iter().find(|r| r.encoded_bytes() as u64 > max) {
+            return Err(Error::RecordTooLarge { bytes: big.encoded_bytes() as u64, max });
+        }
+        if records.is_empty() {
+            let next = self.next_offset();
+            return Ok(AppendAck { first_offset: next, last_offset: next.saturating_sub(1) });
+        }
+        let (done, answer) = oneshot::channel();
+        let request = writer::AppendRequest { records, done };
+        self.commands.send(writer::Command::Append(request)).await.map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// The batches holding `offset` and after, up to about `max_bytes` (at least one batch
+    /// if any record at or after `offset` is committed). The first batch may start before
+    /// `offset`. Verification happens in [`Batch::records`].
+    ///
+    /// # Errors
+    /// [`Error::BeforeStart`] if retention removed `offset`; [`Error::Corrupt`] for damage.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<Batch>, Error> {
+        let first_offset = self.first_offset();
+        if offset < first_offset {
+            return Err(Error::BeforeStart { offset, first_offset });
+        }
+        if offset >= self.next_offset() {
+            return Ok(Vec::new());
+        }
+        let segments = self.shared.segments.read().expect("segments lock poisoned");
+        reader::read_batches(&segments, offset, max_bytes).map_err(|error| match error {
+            Error::Missing { offset, .. } if offset < self.first_offset() => {
+                Error::BeforeStart { offset, first_offset: self.first_offset() }
+            }
+            other => other,
+        })
+    }
+
+    /// Like [`Log::read`], decoded and verified into records starting exactly at `offset`.
+    ///
+    /// # Errors
+    /// As [`Log::read`], and [`Error::CorruptBatch`] for a batch that fails its crc.
+    pub fn read_records(&self, offset: u64, max_bytes: usize) -> Result<Vec<Record>, Error> {
+        reader::records_of(&self.read(offset, max_bytes)?, offset)
+    }
+
+    /// Waits until a record at `offset` or later is committed.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the log closes first.
+    pub async fn wait_for(&self, offset: u64) -> Result<(), Error> {
+        let mut next = self.shared.next_offset.subscribe();
+        let shared = &self.shared;
+        next.wait_for(|next| *next > offset || shared.closed.load(Ordering::Acquire))
+            .await
+            .map_err(|_| Error::Closed)?;
+        if *next.borrow() > offset {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
+    }
+
+    /// The first offset the log still holds.
+    pub fn first_offset(&self) -> u64 {
+        self.shared.first_offset.load(Ordering::Acquire)
+    }
+
+    /// The offset the next appended record will get, i.e. one past the last committed one.
+    pub fn next_offset(&self) -> u64 {
+        *self.shared.next_offset.borrow()
+    }
+
+    /// The offset of the first record stamped at or after `timestamp_ms`, or
+    /// [`Log::next_offset`] if there is none yet.
+    ///
+    /// # Errors
+    /// As [`Log::read`].
+    pub fn offset_at_timestamp(&self, timestamp_ms: i64) -> Result<u64, Error> {
+        let segments: Vec<Arc<Segment>> =
+            self.shared.segments.read().expect("segments lock poisoned").clone();
+        for segment in &segments {
+            let state = segment.state();
+            if state.last_timestamp_ms.is_none_or(|last| last < timestamp_ms) {
+                continue;
+            }
+            let mut position =
+                state.index.before_timestamp(timestamp_ms).map_or(0, |e| u64::from(e.position));
+            while position < state.committed_bytes {
+                let Some(batch) = segment.batch_at(position)? else { break };
+                position += batch.header().total_bytes();
+                if batch.header().last_timestamp_ms < timestamp_ms {
+                    continue;
+                }
+                let records = reader::records_of(std::slice::from_ref(&batch), 0)?;
+                if let Some(record) = records.iter().find(|r| r.timestamp_ms >= timestamp_ms) {
+                    return Ok(record.offset);
+                }
+            }
+        }
+        Ok(self.next_offset())
+    }
+
+    /// Bytes held in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        let segments = self.shared.segments.read().expect("segments lock poisoned");
+        segments.iter().map(|s| s.extent().0).sum()
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.shared.segments.read().expect("segments lock poisoned").len()
+    }
+
+    /// The named consumers' offsets of this log.
+    pub fn offsets(&self) -> &OffsetStore {
+        &self.shared.offsets
+    }
+
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), Error>>) -> writer::Command,
+    ) -> Result<(), Error> {
+        let (done, answer) = oneshot::channel();
+        self.commands.send(make(done)).await.map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Seals the active segment now, if it holds anything.
+    ///
+    /// # Errors
+    /// I/O errors while sealing.
+    pub async fn roll(&self) -> Result<(), Error> {
+        self.ask(writer::Command::Roll).await
+    }
+
+    /// Applies retention now (it also runs on a timer and on every roll).
+    ///
+    /// # Errors
+    /// I/O errors while deleting.
+    pub async fn enforce_retention(&self) -> Result<(), Error> {
+        self.ask(writer::Command::Retention).await
+    }
+
+    /// Makes everything written so far durable.
+    ///
+    /// # Errors
+    /// I/O errors while syncing.
+    pub async fn sync(&self) -> Result<(), Error> {
+        self.ask(writer::Command::Sync).await
+    }
+
+    /// Syncs and stops the writer. Appends after this fail with [`Error::Closed`]; reads of
+    /// committed records keep working.
+    ///
+    /// # Errors
+    /// I/O errors of the final sync.
+    pub async fn close(&self) -> Result<(), Error> {
+        match self.ask(writer::Command::Close).await {
+            Err(Error::Closed) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Makes a directory's entries (new, renamed and removed files) durable.
+///
+/// # Errors
+/// [`Error::Io`] when the directory cannot be opened or synced.
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| Error::io("syncing directory", dir, source))
+}

@@ -1,0 +1,196 @@
+//! Consumer offsets: a small store of (consumer name → committed offset) per log.
+//!
+//! On disc it is one file, `offsets`, replaced atomically on every change (write a temporary
+//! file, `fdatasync` it, rename it over the old one, sync the directory), so that a crash
+//! leaves either the old or the new content. Layout (little-endian): magic `WRNO`, version
+//! u16, entry count u32, then per entry: name length u16, name bytes (UTF-8), offset u64;
+//! last, a crc32 of everything before it. In memory mode the map lives only in RAM.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::BufMut;
+
+use super::Error;
+use crate::limits::{CONSUMER_NAMES_PER_LOG_MAX, CONSUMER_NAME_BYTES_MAX};
+
+const MAGIC: [u8; 4] = *b"WRNO";
+const VERSION: u16 = 1;
+/// File name of the store inside a log's directory.
+pub const OFFSETS_FILE: &str = "offsets";
+
+/// The committed offsets of one log's named consumers.
+#[derive(Debug)]
+pub struct OffsetStore {
+    path: Option<PathBuf>,
+    // A std mutex: held only to update a small map and, on disc, to write a small file, and
+    // never across an await.
+    offsets: Mutex<BTreeMap<String, u64>>,
+}
+
+impl OffsetStore {
+    /// A store that lives in RAM only.
+    pub fn in_memory() -> OffsetStore {
+        OffsetStore { path: None, offsets: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Opens (or starts) the store in `dir`. A damaged file is reported and ignored: named
+    /// consumers then start where their attach specification says.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read.
+    pub fn open(dir: &Path) -> Result<OffsetStore, Error> {
+        let path = dir.join(OFFSETS_FILE);
+        let offsets = match std::fs::read(&path) {
+            Ok(bytes) => decode(&bytes).unwrap_or_else(|| {
+                tracing::warn!(path = %path.display(), "consumer offset store is damaged; starting empty");
+                BTreeMap::new()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(source) => return Err(Error::io("reading consumer offsets", &path, source)),
+        };
+        Ok(OffsetStore { path: Some(path), offsets: Mutex::new(offsets) })
+    }
+
+    /// The committed offset of `name`, if it has one.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.offsets.lock().expect("offset store lock poisoned").get(name).copied()
+    }
+
+    /// Every name and its offset.
+    pub fn all(&self) -> Vec<(String, u64)> {
+        let offsets = self.offsets.lock().expect("offset store lock poisoned");
+        offsets.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Stores `offset` for `name`; durable on return in disc mode.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a name over 255 bytes or too many names; [`Error::Io`] when the
+    /// file cannot be written.
+    pub fn commit(&self, name: &str, offset: u64) -> Result<(), Error> {
+        if name.len() > CONSUMER_NAME_BYTES_MAX {
+            return Err(Error::Config {
+                reason: format!("consumer name over {CONSUMER_NAME_BYTES_MAX} bytes"),
+            });
+        }
+        let mut offsets = self.offsets.lock().expect("offset store lock poisoned");
+        if offsets.get(name) == Some(&offset) {
+            return Ok(());
+        }
+        if !offsets.contains_key(name) && offsets.len() >= CONSUMER_NAMES_PER_LOG_MAX {
+            return Err(Error::Config { reason: "too many named consumers for one log".into() });
+        }
+        let previous = offsets.insert(name.to_owned(), offset);
+        if let Some(path) = &self.path {
+            if let Err(error) = write_atomically(path, &encode(&offsets)) {
+                match previous {
+                    Some(old) => offsets.insert(name.to_owned(), old),
+                    None => offsets.remove(name),
+                };
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets `name`.
+    ///
+    /// # Errors
+    /// When the file cannot be rewritten.
+    pub fn remove(&self, name: &str) -> Result<(), Error> {
+        let mut offsets = self.offsets.lock().expect("offset store lock poisoned");
+        if offsets.remove(name).is_some() {
+            if let Some(path) = &self.path {
+                write_atomically(path, &encode(&offsets))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn encode(offsets: &BTreeMap<String, u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.put_slice(&MAGIC);
+    out.put_u16_le(VERSION);
+    out.put_u32_le(offsets.len() as u32);
+    for (name, offset) in offsets {
+        out.put_u16_le(name.len() as u16);
+        out.put_slice(name.as_bytes());
+        out.put_u64_le(*offset);
+    }
+    let crc = crc32fast::hash(&out);
+    out.put_u32_le(crc);
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<BTreeMap<String, u64>> {
+    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    if crc32fast::hash(body).to_le_bytes().as_slice() != crc {
+        return None;
+    }
+    let mut rest = body.strip_prefix(&MAGIC)?;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = rest.split_at_checked(n)?;
+        rest = tail;
+        Some(head)
+    };
+    if u16::from_le_bytes(take(2)?.try_into().ok()?) != VERSION {
+        return None;
+    }
+    let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
+    let mut offsets = BTreeMap::new();
+    for _ in 0..count {
+        let length = u16::from_le_bytes(take(2)?.try_into().ok()?);
+        let name = std::str::from_utf8(take(usize::from(length))?).ok()?.to_owned();
+        let offset = u64::from_le_bytes(take(8)?.try_into().ok()?);
+        offsets.insert(name, offset);
+    }
+    Some(offsets)
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new file.
+///
+/// # Errors
+/// [`Error::Io`] naming the step that failed.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let temporary = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_data()?;
+        std::fs::rename(&temporary, path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(|source| Error::io("writing atomically", path, source))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_reopen_and_rejects_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OffsetStore::open(dir.path()).unwrap();
+        store.commit("alpha", 10).unwrap();
+        store.commit("beta", 3).unwrap();
+        store.commit("alpha", 12).unwrap();
+        store.remove("beta").unwrap();
+        let again = OffsetStore::open(dir.path()).unwrap();
+        assert_eq!(again.all(), vec![("alpha".to_owned(), 12)]);
+        let path = dir.path().join(OFFSETS_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 5;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(OffsetStore::open(dir.path()).unwrap().get("alpha"), None);
+    }
+}

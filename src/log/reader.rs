@@ -1,0 +1,106 @@
+//! Reads: batches handed out as `Bytes` that borrow the segment's memory map or in-memory
+//! chunk, never past a segment's committed end. This file holds the log's only `unsafe`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::batch::{Batch, Record};
+use super::segment::{DiskData, Segment};
+use super::Error;
+
+/// A map of `disk`'s file covering at least `committed` bytes, made or grown on demand.
+/// Earlier maps stay alive as long as `Bytes` taken from them do.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be mapped.
+pub fn map_of(disk: &DiskData, committed: u64) -> Result<Bytes, Error> {
+    if let Some(map) = disk.map.read().expect("map lock poisoned").as_ref() {
+        if map.len() as u64 >= committed {
+            return Ok(map.clone());
+        }
+    }
+    let mut slot = disk.map.write().expect("map lock poisoned");
+    if let Some(map) = slot.as_ref() {
+        if map.len() as u64 >= committed {
+            return Ok(map.clone());
+        }
+    }
+    let length = usize::try_from(committed).expect("segment lengths fit in usize");
+    let file =
+        std::fs::File::open(&disk.path).map_err(|source| Error::io("opening segment", &disk.path, source))?;
+    // SAFETY: the map covers `committed` bytes, which the writer has already written to the
+    // file, so every mapped page lies inside the file. Bytes below a segment's committed end
+    // are never rewritten: the writer only appends past it, recovery truncates a tail before
+    // the segment is shared with any reader, and retention unlinks whole files, which leaves
+    // the inode (and so the map) intact. Nothing else may write to the data directory.
+    let map = unsafe { memmap2::MmapOptions::new().len(length).map(&file) }
+        .map_err(|source| Error::io("mapping segment", &disk.path, source))?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let bytes = Bytes::from_owner(map);
+    *slot = Some(bytes.clone());
+    Ok(bytes)
+}
+
+/// The batches holding `offset` and after, across segments, up to about `max_bytes` (at
+/// least one batch when there is one). Batches are not yet crc-checked: [`Batch::records`]
+/// does that, so a caller never decodes corrupt bytes.
+///
+/// # Errors
+/// [`Error::Corrupt`] when a batch header inside the committed range is damaged, or when
+/// offsets are missing between two segments.
+pub fn read_batches(segments: &[Arc<Segment>], offset: u64, max_bytes: usize) -> Result<Vec<Batch>, Error> {
+    let mut out = Vec::new();
+    let mut bytes_read = 0usize;
+    let mut want = offset;
+    let start = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+    for segment in segments.iter().skip(start) {
+        if segment.base_offset > want {
+            if out.is_empty() {
+                return Err(Error::Missing { offset: want, next_available: segment.base_offset });
+            }
+            break;
+        }
+        let (committed, next_offset) = segment.extent();
+        if want >= next_offset {
+            continue;
+        }
+        let relative = u32::try_from(want - segment.base_offset).unwrap_or(u32::MAX);
+        let mut position = segment
+            .with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)))
+            .unwrap_or(0);
+        while position < committed {
+            let Some(batch) = segment.batch_at(position)? else { break };
+            let header = *batch.header();
+            position += header.total_bytes();
+            if header.next_offset() <= want {
+                continue;
+            }
+            if header.base_offset > want && out.is_empty() {
+                return Err(Error::Missing { offset: want, next_available: header.base_offset });
+            }
+            want = header.next_offset();
+            bytes_read += batch.as_bytes().len();
+            out.push(batch);
+            if bytes_read >= max_bytes {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes (and verifies) `batches` into records, dropping those before `from_offset`.
+///
+/// # Errors
+/// [`Error::Corrupt`] for a batch whose crc or layout is wrong.
+pub fn records_of(batches: &[Batch], from_offset: u64) -> Result<Vec<Record>, Error> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let records = batch
+            .records()
+            .map_err(|source| Error::CorruptBatch { base_offset: batch.header().base_offset, source })?;
+        out.extend(records.into_iter().filter(|r| r.offset >= from_offset));
+    }
+    Ok(out)
+}

@@ -1,0 +1,153 @@
+//! One segment: a run of batches starting at a base offset, stored in one data file (or in
+//! RAM), with its sparse index. The writer owns the right to append; readers share the
+//! segment through an `Arc` and see only what the writer has committed.
+//!
+//! File names are the base offset in 20 decimal digits: `00000000000000001234.seg` holds the
+//! data, `00000000000000001234.idx` the index of a sealed segment.
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use bytes::Bytes;
+
+use super::batch::{Batch, BatchError};
+use super::index::SparseIndex;
+use super::reader;
+use super::storage::memory::MemorySegment;
+use super::Error;
+
+/// The extension of segment data files.
+pub const DATA_EXTENSION: &str = "seg";
+/// The extension of segment index files.
+pub const INDEX_EXTENSION: &str = "idx";
+
+/// The file name stem of the segment starting at `base_offset`.
+pub fn file_stem(base_offset: u64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// The path of a segment's data or index file.
+pub fn path_of(dir: &Path, base_offset: u64, extension: &str) -> PathBuf {
+    dir.join(format!("{}.{extension}", file_stem(base_offset)))
+}
+
+/// Where a segment's bytes live.
+#[derive(Debug)]
+pub enum SegmentData {
+    /// In RAM (`--storage memory`).
+    Memory(MemorySegment),
+    /// In a file, read through a memory map made on first read.
+    Disk(DiskData),
+}
+
+/// A segment stored in a file. No descriptor is kept open for reading: the file is opened
+/// to be mapped and closed again, so a log of thousands of segments holds only the active
+/// segment's descriptor (the writer's).
+#[derive(Debug)]
+pub struct DiskData {
+    /// The data file's path.
+    pub path: PathBuf,
+    /// The newest map of the file, made on first read and grown as the segment grows.
+    pub map: RwLock<Option<Bytes>>,
+}
+
+/// What readers may see of a segment. Updated by the writer when bytes are committed.
+#[derive(Debug, Clone)]
+pub struct SegmentState {
+    /// Bytes readers may read: never past what is written (and, with `fsync always`, synced).
+    pub committed_bytes: u64,
+    /// Offset one past the last committed record.
+    pub next_offset: u64,
+    /// Timestamp of the last committed record, if any.
+    pub last_timestamp_ms: Option<i64>,
+    /// Timestamp of the first committed record, if any.
+    pub first_timestamp_ms: Option<i64>,
+    /// The index of the committed batches.
+    pub index: SparseIndex,
+}
+
+/// One segment, shared by the writer and the readers.
+#[derive(Debug)]
+pub struct Segment {
+    /// Offset of the first record this segment holds or will hold.
+    pub base_offset: u64,
+    /// Where the bytes are.
+    pub data: SegmentData,
+    state: RwLock<SegmentState>,
+}
+
+impl Segment {
+    /// A segment with the given data and committed state.
+    pub fn new(base_offset: u64, data: SegmentData, state: SegmentState) -> Segment {
+        assert!(state.next_offset >= base_offset);
+        Segment { base_offset, data, state: RwLock::new(state) }
+    }
+
+    /// A copy of what readers may see now.
+    pub fn state(&self) -> SegmentState {
+        self.state.read().expect("segment state lock poisoned").clone()
+    }
+
+    /// Committed bytes and next offset, without copying the index.
+    pub fn extent(&self) -> (u64, u64) {
+        let state = self.state.read().expect("segment state lock poisoned");
+        (state.committed_bytes, state.next_offset)
+    }
+
+    /// Runs `f` on the committed state under the lock (for index lookups without a copy).
+    pub fn with_state<T>(&self, f: impl FnOnce(&SegmentState) -> T) -> T {
+        f(&self.state.read().expect("segment state lock poisoned"))
+    }
+
+    /// Makes more bytes visible to readers.
+    ///
+    /// # Panics
+    /// If the committed end or the next offset would go backwards.
+    pub fn commit(&self, update: impl FnOnce(&mut SegmentState)) {
+        let mut state = self.state.write().expect("segment state lock poisoned");
+        let (bytes, next) = (state.committed_bytes, state.next_offset);
+        update(&mut state);
+        assert!(state.committed_bytes >= bytes && state.next_offset >= next);
+    }
+
+    /// The committed bytes from `position` on, as far as the storage hands them out in one
+    /// piece (for memory segments, to the end of the chunk holding `position`).
+    ///
+    /// # Errors
+    /// When the segment file cannot be mapped.
+    pub fn bytes_from(&self, position: u64) -> Result<Option<Bytes>, Error> {
+        let (committed, _) = self.extent();
+        if position >= committed {
+            return Ok(None);
+        }
+        match &self.data {
+            SegmentData::Memory(memory) => Ok(memory.bytes_from(position, committed)),
+            SegmentData::Disk(disk) => {
+                let map = reader::map_of(disk, committed)?;
+                Ok(Some(map.slice(position as usize..committed as usize)))
+            }
+        }
+    }
+
+    /// The batch starting at `position`, checked for a sane header but not yet verified.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the bytes there are not a whole batch.
+    pub fn batch_at(&self, position: u64) -> Result<Option<Batch>, Error> {
+        let Some(bytes) = self.bytes_from(position)? else { return Ok(None) };
+        Batch::split_from(&bytes).map(Some).map_err(|source| self.corrupt(position, source))
+    }
+
+    /// An error naming this segment and a position in it.
+    pub fn corrupt(&self, position: u64, source: BatchError) -> Error {
+        Error::Corrupt { segment_base_offset: self.base_offset, position, source }
+    }
+
+    /// The data file's path, for disc segments.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.data {
+            SegmentData::Memory(_) => None,
+            SegmentData::Disk(disk) => Some(&disk.path),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Where a segment's bytes go. [`FileIo`] is the narrow boundary between the log writer and
+//! the system calls that put bytes on disc: the writer asks for a positioned write or a
+//! `fdatasync` and awaits the answer, and never learns which backend served it.
+//!
+//! Backends: [`uring`] (tokio-uring on a dedicated thread), [`threaded`] (positioned writes
+//! on tokio's blocking pool), and [`memory`], which keeps a segment's bytes in RAM and is
+//! used by `--storage memory` without any file at all.
+
+pub mod memory;
+pub mod threaded;
+pub mod uring;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// The future of one I/O request.
+pub type IoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+/// One open segment file as a backend serves it.
+pub trait SegmentFile: Send + Sync + Debug {
+    /// Writes all of `chunks`, one after the other, starting at byte `position`.
+    fn write_all_at(&self, position: u64, chunks: Vec<Bytes>) -> IoFuture;
+    /// `fdatasync`: the written bytes and the file length are durable when this completes.
+    fn sync_data(&self) -> IoFuture;
+}
+
+/// A disc I/O backend.
+pub trait FileIo: Send + Sync + Debug {
+    /// Takes over an open file for writing through this backend.
+    ///
+    /// # Errors
+    /// When the backend cannot register the file (for example a closed io_uring thread).
+    fn adopt(&self, file: &Arc<std::fs::File>) -> io::Result<Box<dyn SegmentFile>>;
+    /// The backend's name for logs: `uring` or `threads`.
+    fn name(&self) -> &'static str;
+}
+
+/// Which disc I/O backend to use (`--io-backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IoBackendChoice {
+    /// io_uring where it can be set up, else positioned writes on threads.
+    #[default]
+    Auto,
+    /// io_uring or fail.
+    Uring,
+    /// Positioned writes on threads.
+    Threads,
+}
+
+/// Starts the chosen backend. With [`IoBackendChoice::Auto`], a failure to set up io_uring
+/// is logged once and the threaded backend is used instead.
+///
+/// # Errors
+/// Only with [`IoBackendChoice::Uring`], when io_uring cannot be set up.
+pub fn start(choice: IoBackendChoice) -> io::Result<Arc<dyn FileIo>> {
+    match choice {
+        IoBackendChoice::Threads => Ok(Arc::new(threaded::ThreadedIo)),
+        IoBackendChoice::Uring => Ok(Arc::new(uring::UringIo::start()?)),
+        IoBackendChoice::Auto => match uring::UringIo::start() {
+            Ok(io) => Ok(Arc::new(io)),
+            Err(error) => {
+                tracing::warn!(%error, "io_uring is unavailable; using positioned writes on threads");
+                Ok(Arc::new(threaded::ThreadedIo))
+            }
+        },
+    }
+}

@@ -1,0 +1,165 @@
+//! The io_uring backend: one thread runs a tokio-uring runtime and serves positioned writes
+//! and `fdatasync`s for every log, received over a bounded queue.
+//!
+//! tokio-uring is kept entirely inside this file: replacing it (with the `io-uring` crate,
+//! say) changes nothing outside it.
+
+use std::collections::HashMap;
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{FileIo, IoFuture, SegmentFile};
+use crate::limits::{URING_ENTRIES, URING_QUEUE_MAX};
+
+enum Request {
+    Adopt { id: u64, file: std::fs::File },
+    Write { id: u64, position: u64, chunks: Vec<Bytes>, done: oneshot::Sender<io::Result<()>> },
+    Sync { id: u64, done: oneshot::Sender<io::Result<()>> },
+    Release { id: u64 },
+}
+
+/// Handle to the io_uring thread. Cloning shares the thread.
+#[derive(Debug, Clone)]
+pub struct UringIo {
+    requests: mpsc::Sender<Request>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl UringIo {
+    /// Starts the io_uring thread.
+    ///
+    /// # Errors
+    /// When the kernel refuses to set up a ring (old kernel, seccomp, limits).
+    pub fn start() -> io::Result<UringIo> {
+        let (requests, receiver) = mpsc::channel(URING_QUEUE_MAX);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("warren-uring".into()).spawn(move || {
+            let mut builder = tokio_uring::builder();
+            builder.entries(URING_ENTRIES);
+            let runtime = match tokio_uring::Runtime::new(&builder) {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            runtime.block_on(serve(receiver));
+        })?;
+        ready_rx.recv().map_err(|_| io::Error::other("io_uring thread ended at start"))??;
+        Ok(UringIo { requests, next_id: Arc::new(AtomicU64::new(0)) })
+    }
+}
+
+async fn serve(mut receiver: mpsc::Receiver<Request>) {
+    let mut files: HashMap<u64, Rc<tokio_uring::fs::File>> = HashMap::new();
+    while let Some(request) = receiver.recv().await {
+        match request {
+            Request::Adopt { id, file } => {
+                files.insert(id, Rc::new(tokio_uring::fs::File::from_std(file)));
+            }
+            Request::Release { id } => {
+                files.remove(&id);
+            }
+            Request::Write { id, position, chunks, done } => {
+                let Some(file) = files.get(&id).cloned() else {
+                    let _ = done.send(Err(io::Error::other("write to a released file")));
+                    continue;
+                };
+                tokio_uring::spawn(async move {
+                    let mut at = position;
+                    let mut outcome = Ok(());
+                    for chunk in chunks {
+                        let length = chunk.len() as u64;
+                        if let (Err(error), _) = file.write_all_at(chunk, at).await {
+                            outcome = Err(error);
+                            break;
+                        }
+                        at += length;
+                    }
+                    let _ = done.send(outcome);
+                });
+            }
+            Request::Sync { id, done } => {
+                let Some(file) = files.get(&id).cloned() else {
+                    let _ = done.send(Err(io::Error::other("sync of a released file")));
+                    continue;
+                };
+                tokio_uring::spawn(async move {
+                    let _ = done.send(file.sync_data().await);
+                });
+            }
+        }
+    }
+}
+
+impl FileIo for UringIo {
+    fn adopt(&self, file: &Arc<std::fs::File>) -> io::Result<Box<dyn SegmentFile>> {
+        // The ring owns its own descriptor so that its lifetime is the ring's business.
+        let own = file.try_clone()?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.requests
+            .try_send(Request::Adopt { id, file: own })
+            .or_else(|error| match error {
+                mpsc::error::TrySendError::Full(request) => {
+                    self.requests.blocking_send(request).map_err(|_| ())
+                }
+                mpsc::error::TrySendError::Closed(_) => Err(()),
+            })
+            .map_err(|()| io::Error::other("io_uring thread has stopped"))?;
+        Ok(Box::new(UringFile { id, requests: self.requests.clone() }))
+    }
+
+    fn name(&self) -> &'static str {
+        "uring"
+    }
+}
+
+#[derive(Debug)]
+struct UringFile {
+    id: u64,
+    requests: mpsc::Sender<Request>,
+}
+
+impl UringFile {
+    fn call(&self, make: impl FnOnce(oneshot::Sender<io::Result<()>>) -> Request) -> IoFuture {
+        let (done, answer) = oneshot::channel();
+        let request = make(done);
+        let requests = self.requests.clone();
+        Box::pin(async move {
+            let stopped = || io::Error::other("io_uring thread has stopped");
+            requests.send(request).await.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        })
+    }
+}
+
+impl SegmentFile for UringFile {
+    fn write_all_at(&self, position: u64, chunks: Vec<Bytes>) -> IoFuture {
+        let id = self.id;
+        self.call(move |done| Request::Write { id, position, chunks, done })
+    }
+
+    fn sync_data(&self) -> IoFuture {
+        let id = self.id;
+        self.call(move |done| Request::Sync { id, done })
+    }
+}
+
+impl Drop for UringFile {
+    fn drop(&mut self) {
+        // Requests already queued for this file are served before the release, in order.
+        let request = Request::Release { id: self.id };
+        if let Err(mpsc::error::TrySendError::Full(request)) = self.requests.try_send(request) {
+            let requests = self.requests.clone();
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move { requests.send(request).await });
+            }
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! The single writer of a log. It owns the right to append: appends from every producer
+//! arrive on one bounded queue, and whatever has queued while the previous write was in
+//! flight is coalesced into one batch and one write (group commit). With `fsync always`
+//! one `fdatasync` then covers every append of the group, and only after it do readers see
+//! the records and appenders get their offsets.
+//!
+//! The writer also rolls segments (by size and age), applies retention (on roll and on a
+//! timer) and, with `fsync interval`, syncs on a timer.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::batch::{BatchBuilder, BatchHeader};
+use super::index::{IndexEntry, SparseIndex};
+use super::segment::{self, DiskData, Segment, SegmentData, SegmentState};
+use super::storage::memory::MemorySegment;
+use super::storage::SegmentFile;
+use super::{now_ms, AppendAck, Error, FsyncPolicy, LogOptions, RecordInput, Shared};
+use crate::limits::{BATCH_BYTES_TARGET, BATCH_RECORDS_MAX};
+
+/// What the writer is asked to do.
+pub enum Command {
+    /// Append records; answer with their offsets once committed.
+    Append(AppendRequest),
+    /// Seal the active segment now (if it holds anything).
+    Roll(oneshot::Sender<Result<(), Error>>),
+    /// Apply retention now.
+    Retention(oneshot::Sender<Result<(), Error>>),
+    /// Make everything written durable now.
+    Sync(oneshot::Sender<Result<(), Error>>),
+    /// Sync, write the active index, stop.
+    Close(oneshot::Sender<Result<(), Error>>),
+}
+
+/// Records to append and where to send their offsets.
+pub struct AppendRequest {
+    /// The records, in order.
+    pub records: Vec<RecordInput>,
+    /// Answered with the offsets of the first and last record.
+    pub done: oneshot::Sender<Result<AppendAck, Error>>,
+}
+
+/// The active segment as the writer sees it.
+pub struct Active {
+    /// The shared segment.
+    pub segment: Arc<Segment>,
+    /// The backend's handle on the data file (disc mode).
+    pub file: Option<Box<dyn SegmentFile>>,
+    /// Bytes written, which may be ahead of what is committed.
+    pub written_bytes: u64,
+    /// Offset the next record will get.
+    pub next_offset: u64,
+    /// Timestamp of the first record written to this segment.
+    pub first_timestamp_ms: Option<i64>,
+}
+
+/// A written batch not yet visible to readers.
+struct Pending {
+    segment: Arc<Segment>,
+    header: BatchHeader,
+    position: u64,
+}
+
+/// The writer task's state.
+pub struct Writer {
+    pub(super) shared: Arc<Shared>,
+    pub(super) options: LogOptions,
+    pub(super) active: Active,
+    pub(super) last_timestamp_ms: i64,
+    pending: Vec<Pending>,
+    unsynced: bool,
+    failed: Option<String>,
+}
+
+impl Writer {
+    /// A writer continuing `active`, the last segment of `shared`.
+    pub fn new(shared: Arc<Shared>, options: LogOptions, active: Active, last_timestamp_ms: i64) -> Writer {
+        Writer {
+            shared,
+            options,
+            active,
+            last_timestamp_ms,
+            pending: Vec::new(),
+            unsynced: false,
+            failed: None,
+        }
+    }
+
+    /// Serves commands until the log is closed or every handle is dropped.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut retention = tokio::time::interval(self.options.retention_check_interval);
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let sync_period = match self.options.fsync() {
+            Some(FsyncPolicy::Interval(period)) => period,
+            _ => Duration::from_secs(3600),
+        };
+        let mut sync_timer = tokio::time::interval(sync_period);
+        sync_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut carried: Option<Command> = None;
+        loop {
+            let command = match carried.take() {
+                Some(command) => command,
+                None => tokio::select! {
+                    command = commands.recv() => match command {
+                        Some(command) => command,
+                        None => break,
+                    },
+                    _ = retention.tick() => {
+                        let outcome = self.enforce_retention();
+                        self.note_failure(outcome);
+                        continue;
+                    }
+                    _ = sync_timer.tick(), if self.unsynced => {
+                        let outcome = self.sync().await;
+                        self.note_failure(outcome);
+                        continue;
+                    }
+                },
+            };
+            match command {
+                Command::Append(first) => {
+                    let mut group = vec![first];
+                    let mut bytes = 0usize;
+                    while bytes < BATCH_BYTES_TARGET && group.len() < BATCH_RECORDS_MAX {
+                        match commands.try_recv() {
+                            Ok(Command::Append(next)) => {
+                                bytes += next.records.iter().map(RecordInput::encoded_bytes).sum::<usize>();
+                                group.push(next);
+                            }
+                            Ok(other) => {
+                                carried = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.append_group(group).await;
+                }
+                Command::Roll(done) => {
+                    let outcome = self.roll().await;
+                    let _ = done.send(outcome);
+                }
+                Command::Retention(done) => {
+                    let _ = done.send(self.enforce_retention());
+                }
+                Command::Sync(done) => {
+                    let _ = done.send(self.sync().await);
+                }
+                Command::Close(done) => {
+                    let _ = done.send(self.shutdown().await);
+                    return;
+                }
+            }
+        }
+        let _ = self.shutdown().await;
+    }
+
+    fn note_failure(&mut self, outcome: Result<(), Error>) {
+        if let Err(error) = outcome {
+            tracing::error!(%error, "log writer failed; the log accepts no more appends");
+            self.failed.get_or_insert_with(|| error.to_string());
+        }
+    }
+
+    async fn append_group(&mut self, group: Vec<AppendRequest>) {
+        if let Some(reason) = &self.failed {
+            for request in group {
+                let _ = request.done.send(Err(Error::Failed { reason: reason.clone() }));
+            }
+            return;
+        }
+        let mut answers = Vec::with_capacity(group.len());
+        let outcome = self.write_group(group, &mut answers).await;
+        let outcome = match outcome {
+            Ok(()) => self.commit_pending().await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => {
+                for (done, ack) in answers {
+                    let _ = done.send(Ok(ack));
+                }
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                self.note_failure(Err(error));
+                for (done, _) in answers {
+                    let _ = done.send(Err(Error::Failed { reason: reason.clone() }));
+                }
+            }
+        }
+    }
+
+    async fn write_group(
+        &mut self,
+        group: Vec<AppendRequest>,
+        answers: &mut Vec<(oneshot::Sender<Result<AppendAck, Error>>, AppendAck)>,
+    ) -> Result<(), Error> {
+        let mut builder: Option<BatchBuilder> = None;
+        for request in group {
+            let first_offset = self.active.next_offset;
+            for record in &request.records {
+                let size = record.encoded_bytes();
+                if let Some(full) = builder.take_if(|b| b.records_bytes() + size > BATCH_BYTES_TARGET) {
+                    self.write_batch(full).await?;
+                }
+                let next = self.active.next_offset;
+                let batch =
+                    builder.get_or_insert_with(|| BatchBuilder::new(next, size.min(BATCH_BYTES_TARGET)));
+                let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms).max(self.last_timestamp_ms);
+                batch.push(timestamp_ms, &record.header, &record.body);
+                self.last_timestamp_ms = batch.last_timestamp_ms();
+                self.active.next_offset += 1;
+            }
+            let last_offset = self.active.next_offset.saturating_sub(1).max(first_offset);
+            answers.push((request.done, AppendAck { first_offset, last_offset }));
+        }
+        if let Some(last) = builder {
+            self.write_batch(last).await?;
+        }
+        Ok(())
+    }
+
+    /// Seals the builder into a batch and writes it to the active segment, rolling first
+    /// if the segment is full or old.
+    async fn write_batch(&mut self, builder: BatchBuilder) -> Result<(), Error> {
+        let (header, bytes) = builder.finish(self.options.compression);
+        if self.should_roll(header.first_timestamp_ms) {
+            self.roll().await?;
+        }
+        let position = self.active.written_bytes;
+        let length = bytes.len() as u64;
+        self.write_bytes(position, bytes).await?;
+        self.active.written_bytes += length;
+        self.active.first_timestamp_ms.get_or_insert(header.first_timestamp_ms);
+        self.pending.push(Pending { segment: Arc::clone(&self.active.segment), header, position });
+        Ok(())
+    }
+
+    async fn write_bytes(&mut self, position: u64, bytes: Bytes) -> Result<(), Error> {
+        match (&self.active.segment.data, &self.active.file) {
+            (SegmentData::Memory(memory), _) => memory.write_at(position, vec![bytes]),
+            (SegmentData::Disk(disk), Some(file)) => {
+                file.write_all_at(position, vec![bytes])
+                    .await
+                    .map_err(|source| Error::io("writing segment", &disk.path, source))?;
+                self.unsynced = true;
+            }
+            (SegmentData::Disk(disk), None) => {
+                return Err(Error::Inconsistent { reason: format!("no writer for {}", disk.path.display()) })
+            }
+        }
+        Ok(())
+    }
+
+    fn should_roll(&self, timestamp_ms: i64) -> bool {
+        if self.active.written_bytes == 0 {
+            return false;
+        }
+        let by_size = self.active.written_bytes >= self.options.segment_bytes_max;
+        let by_age = match (self.options.segment_age_max, self.active.first_timestamp_ms) {
+            (Some(age), Some(first)) => timestamp_ms.saturating_sub(first) >= age.as_millis() as i64,
+            _ => false,
+        };
+        by_size || by_age
+    }
+
+    /// Makes pending batches durable (per the fsync policy) and visible.
+    async fn commit_pending(&mut self) -> Result<(), Error> {
+        if matches!(self.options.fsync(), Some(FsyncPolicy::Always)) && self.unsynced {
+            self.sync_active().await?;
+        }
+        let mut next_offset = None;
+        for pending in self.pending.drain(..) {
+            let header = pending.header;
+            pending.segment.commit(|state| {
+                let entry = IndexEntry {
+                    relative_offset: (header.base_offset - pending.segment.base_offset) as u32,
+                    position: pending.position as u32,
+                    timestamp_ms: header.first_timestamp_ms,
+                };
+                state.index.observe(entry, header.total_bytes());
+                state.committed_bytes = pending.position + header.total_bytes();
+                state.next_offset = header.next_offset();
+                state.first_timestamp_ms.get_or_insert(header.first_timestamp_ms);
+                state.last_timestamp_ms = Some(header.last_timestamp_ms);
+            });
+            next_offset = Some(header.next_offset());
+        }
+        if let Some(next) = next_offset {
+            self.shared.next_offset.send_replace(next);
+        }
+        Ok(())
+    }
+
+    async fn sync_active(&mut self) -> Result<(), Error> {
+        if let (SegmentData::Disk(disk), Some(file)) = (&self.active.segment.data, &self.active.file) {
+            file.sync_data().await.map_err(|source| Error::io("syncing segment", &disk.path, source))?;
+        }
+        self.unsynced = false;
+        Ok(())
+    }
+
+    async fn sync(&mut self) -> Result<(), Error> {
+        if self.unsynced {
+            self.sync_active().await?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the next offset.
+    async fn roll(&mut self) -> Result<(), Error> {
+        if self.active.written_bytes == 0 {
+            return Ok(());
+        }
+        if !matches!(self.options.fsync(), Some(FsyncPolicy::Never)) {
+            self.sync().await?;
+        }
+        // What is written to the sealed segment becomes visible before it is sealed.
+        self.commit_pending().await?;
+        let sealed = Arc::clone(&self.active.segment);
+        if let Some(dir) = self.options.storage.dir() {
+            let index = sealed.with_state(|s| s.index.encode());
+            let path = segment::path_of(dir, sealed.base_offset, segment::INDEX_EXTENSION);
+            super::offsets::write_atomically(&path, &index)?;
+        }
+        let base_offset = sealed.state().next_offset;
+        // Records of a batch being written may already hold offsets past the sealed end.
+        let next_offset = self.active.next_offset;
+        self.active = new_segment(&self.options, base_offset)?;
+        self.active.next_offset = next_offset;
+        self.shared.segments.write().expect("segments lock poisoned").push(Arc::clone(&self.active.segment));
+        self.enforce_retention()
+    }
+
+    /// Deletes whole sealed segments, oldest first, while the log is over its byte limit or
+    /// the oldest segment's last record is older than the age limit.
+    fn enforce_retention(&mut self) -> Result<(), Error> {
+        let (bytes_max, age_max) = (self.options.retention_bytes_max, self.options.retention_age_max);
+        if bytes_max.is_none() && age_max.is_none() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut removed = Vec::new();
+        {
+            let mut segments = self.shared.segments.write().expect("segments lock poisoned");
+            let mut total: u64 = segments.iter().map(|s| s.extent().0).sum();
+            while segments.len() > 1 {
+                let Some(oldest) = segments.first() else { break };
+                let (bytes, _) = oldest.extent();
+                let last_ms = oldest.state().last_timestamp_ms;
+                let over_bytes = bytes_max.is_some_and(|max| total > max);
+                let too_old = match (age_max, last_ms) {
+                    (Some(age), Some(last)) => now.saturating_sub(last) > age.as_millis() as i64,
+                    _ => false,
+                };
+                if !(over_bytes || too_old) {
+                    break;
+                }
+                total -= bytes;
+                removed.push(segments.remove(0));
+            }
+            if let Some(first) = segments.first() {
+                self.shared.first_offset.store(first.base_offset, Ordering::Release);
+            }
+        }
+        for segment in removed {
+            tracing::debug!(base_offset = segment.base_offset, "retention removed a segment");
+            if let Some(path) = segment.path() {
+                let index = path.with_extension(segment::INDEX_EXTENSION);
+                std::fs::remove_file(path).map_err(|source| Error::io("removing segment", path, source))?;
+                let _ = std::fs::remove_file(index);
+            }
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> Result<(), Error> {
+        self.shared.closed.store(true, Ordering::Release);
+        let outcome = if self.failed.is_none() { self.sync().await } else { Ok(()) };
+        self.shared.next_offset.send_modify(|_| {});
+        outcome
+    }
+}
+
+/// A new, empty active segment starting at `base_offset`.
+pub fn new_segment(options: &LogOptions, base_offset: u64) -> Result<Active, Error> {
+    let state = SegmentState {
+        committed_bytes: 0,
+        next_offset: base_offset,
+        last_timestamp_ms: None,
+        first_timestamp_ms: None,
+        index: SparseIndex::new(options.index_interval_bytes),
+    };
+    let (data, file) = match &options.storage {
+        super::Storage::Disk { dir, io, .. } => {
+            let path = segment::path_of(dir, base_offset, segment::DATA_EXTENSION);
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .map_err(|source| Error::io("creating segment", &path, source))?;
+            if !matches!(options.fsync(), Some(FsyncPolicy::Never)) {
+                super::sync_dir(dir)?;
+            }
+            let file = Arc::new(file);
+            let handle = io.adopt(&file).map_err(|source| Error::io("adopting segment", &path, source))?;
+            let data = DiskData { path, map: Default::default() };
+            (SegmentData::Disk(data), Some(handle))
+        }
+        super::Storage::Memory => (SegmentData::Memory(MemorySegment::default()), None),
+    };
+    let segment = Arc::new(Segment::new(base_offset, data, state));
+    Ok(Active { segment, file, written_bytes: 0, next_offset: base_offset, first_timestamp_ms: None })
+}

@@ -1,0 +1,38 @@
+//! The `warren` binary: parses flags, sets up tracing to stderr and hands over to the
+//! server. The only user of anyhow besides tests and tools.
+
+use clap::{Parser, Subcommand};
+use warren::config::{Config, ServeArgs};
+
+#[derive(Parser)]
+#[command(name = "warren", version, about = "An append-log streaming message broker that speaks AMQP 0-9-1")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (the default).
+    Serve(ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => ServeArgs::default(),
+    };
+    let config = Config::load(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let server = warren::server::Server::start(config)?;
+        server.run(warren::server::shutdown::signal()).await
+    })
+}

@@ -1,0 +1,15 @@
+//! Every integration test, compiled into one binary. One module per capability.
+
+mod harness;
+
+/// The log core's behaviour on every storage backend: appends, reads, rolls, retention,
+/// tail waits, timestamps, consumer offsets.
+mod log_core;
+/// A child process appending under `fsync always`, killed at random moments.
+mod log_crash;
+/// Random operation sequences checked against an in-memory model (proptest).
+mod log_model;
+/// Recovery from torn and corrupt files, damaged indexes, and sealed-segment damage.
+mod log_recovery;
+/// The `warren` binary: starts on its defaults, stops cleanly on SIGTERM.
+mod serve;
