@@ -5,12 +5,18 @@
 //! - [`log`]: the log core. Segmented, checksummed, memory-mapped append logs with a single
 //!   group-committing writer per log, io_uring or threaded disc writes, memory or disc
 //!   storage, crash recovery, retention and consumer offsets. Knows nothing of AMQP.
+//! - [`queue`]: a log plus consumer state: the classic queue's ack tracker.
+//! - [`broker`]: exchanges, bindings, queues and routing.
+//! - [`amqp`]: the AMQP 0-9-1 codec (pure) and the connection and channel state machines.
 //! - [`config`]: flags, TOML file and `WARREN_*` environment merged into one `Config`.
 //! - [`server`]: runtime wiring, listeners, signals and clean shutdown.
 //!
 //! Dependencies point down only: `server → log`; `log` depends on nothing above it.
 
+pub mod amqp;
+pub mod broker;
 pub mod config;
 pub mod limits;
 pub mod log;
+pub mod queue;
 pub mod server;

@@ -247,7 +247,28 @@ fn reopen_continues_offsets_and_time(backend: Backend) {
     });
 }
 
+fn release_before_frees_whole_segments(backend: Backend) {
+    let dir = tempfile::tempdir().expect("dir");
+    run(async {
+        let log = Log::open(small_options(backend, dir.path(), FsyncPolicy::Never)).await.expect("open");
+        for i in 0..200u64 {
+            log.append(vec![record(i, 100)]).await.expect("append");
+        }
+        let before = log.segment_count();
+        log.release_before(150);
+        log.enforce_retention().await.expect("retention");
+        let first = log.first_offset();
+        assert!(first > 0 && first <= 150, "first offset {first}");
+        assert!(log.segment_count() < before);
+        assert_eq!(log.read_records(150, 1).expect("still there")[0].offset, 150);
+        log.release_before(10); // the floor never moves back
+        log.enforce_retention().await.expect("retention");
+        assert_eq!(log.first_offset(), first);
+    });
+}
+
 on_every_backend!(
+    release_before_frees_whole_segments,
     append_read_across_rolls,
     concurrent_appends_share_batches,
     reader_waits_at_the_tail,

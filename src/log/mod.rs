@@ -259,6 +259,7 @@ pub struct Shared {
     segments: RwLock<Vec<Arc<Segment>>>,
     next_offset: watch::Sender<u64>,
     first_offset: AtomicU64,
+    release_floor: AtomicU64,
     closed: AtomicBool,
     offsets: OffsetStore,
 }
@@ -298,6 +299,7 @@ impl Log {
             segments: RwLock::new(recovered.segments),
             next_offset,
             first_offset: AtomicU64::new(first_offset),
+            release_floor: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             offsets,
         });
@@ -414,6 +416,13 @@ impl Log {
             }
         }
         Ok(self.next_offset())
+    }
+
+    /// Declares that no reader needs records below `offset` any more: sealed segments whose
+    /// records all lie below it are deleted at the next retention pass (on roll, on the
+    /// retention timer, or [`Log::enforce_retention`]). The floor never moves back.
+    pub fn release_before(&self, offset: u64) {
+        self.shared.release_floor.fetch_max(offset, Ordering::AcqRel);
     }
 
     /// Bytes held in all segments.

@@ -337,11 +337,13 @@ impl Writer {
         self.enforce_retention()
     }
 
-    /// Deletes whole sealed segments, oldest first, while the log is over its byte limit or
-    /// the oldest segment's last record is older than the age limit.
+    /// Deletes whole sealed segments, oldest first, while the log is over its byte limit,
+    /// the oldest segment's last record is older than the age limit, or every record of the
+    /// oldest segment is below the release floor (a queue no longer needs them).
     fn enforce_retention(&mut self) -> Result<(), Error> {
         let (bytes_max, age_max) = (self.options.retention_bytes_max, self.options.retention_age_max);
-        if bytes_max.is_none() && age_max.is_none() {
+        let release_floor = self.shared.release_floor.load(Ordering::Acquire);
+        if bytes_max.is_none() && age_max.is_none() && release_floor == 0 {
             return Ok(());
         }
         let now = now_ms();
@@ -358,7 +360,8 @@ impl Writer {
                     (Some(age), Some(last)) => now.saturating_sub(last) > age.as_millis() as i64,
                     _ => false,
                 };
-                if !(over_bytes || too_old) {
+                let released = oldest.extent().1 <= release_floor;
+                if !(over_bytes || too_old || released) {
                     break;
                 }
                 total -= bytes;

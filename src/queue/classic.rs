@@ -1,0 +1,755 @@
+//! The classic queue: a log plus an ack tracker, owned by one task.
+//!
+//! Publishers append to the queue's log directly (the log's writer orders them); the
+//! queue's task learns of new messages by waiting at the log's tail. The task owns all
+//! consumer state: the read position (the first offset never handed out), the requeued set
+//! (returned messages, delivered again first and in offset order), and the unacked map.
+//! Everything below the lowest of these is done with, and whole segments below it are
+//! released to the log's retention.
+//!
+//! Consumers are served round-robin within the highest priority that has room, each within
+//! its prefetch and its channel's shared prefetch. Deliveries go to the consumer's bounded
+//! sink; a full sink (a slow socket) makes the queue skip that consumer until it drains.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::message::Message;
+use crate::log::{now_ms, Log, Record};
+
+/// Identifies a channel across the whole broker.
+pub type ChannelId = u64;
+
+/// Bytes read ahead from the log per refill.
+const READ_AHEAD_BYTES: usize = 256 * 1024;
+/// How often the queue re-checks skipped consumers, expiry and its floor.
+const TICK: Duration = Duration::from_millis(50);
+/// Bound of a queue's command queue.
+const COMMANDS_MAX: usize = 1024;
+
+/// Why a message left its queue without being acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeathReason {
+    /// Rejected or nacked without requeue.
+    Rejected,
+    /// Its time to live passed.
+    Expired,
+    /// Dropped from the head to respect a length limit.
+    MaxLength,
+}
+
+impl DeathReason {
+    /// The name RabbitMQ uses in `x-death`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::MaxLength => "maxlen",
+        }
+    }
+}
+
+/// Where dead messages go (the broker republishes them to the dead-letter exchange).
+pub trait DeadLetter: Send + Sync {
+    /// Takes a message that died in `queue`.
+    fn dead_letter(&self, queue: &str, message: Message, reason: DeathReason);
+}
+
+/// A channel's shared prefetch (`basic.qos` with `global`), counted across its consumers.
+#[derive(Debug, Default)]
+pub struct ChannelCredit {
+    /// Most unacked deliveries for the channel; 0 means no limit.
+    pub limit: AtomicU32,
+    /// Unacked deliveries the channel holds now.
+    pub unacked: AtomicU32,
+}
+
+impl ChannelCredit {
+    fn try_take(&self) -> bool {
+        let limit = self.limit.load(Ordering::Acquire);
+        if limit == 0 {
+            self.unacked.fetch_add(1, Ordering::AcqRel);
+            return true;
+        }
+        self.unacked
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| (u < limit).then_some(u + 1))
+            .is_ok()
+    }
+
+    /// Returns `n` deliveries' credit (on ack, reject or requeue).
+    pub fn give_back(&self, n: u32) {
+        let _ = self.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(n)));
+    }
+}
+
+/// A message handed to a consumer or to `basic.get`.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The queue's name.
+    pub queue: Arc<str>,
+    /// The consumer's tag, or `None` for `basic.get`.
+    pub consumer_tag: Option<Bytes>,
+    /// The message's offset in the queue's log; the handle for ack and reject.
+    pub offset: u64,
+    /// Whether it was delivered before.
+    pub redelivered: bool,
+    /// Whether the receiver must acknowledge it.
+    pub needs_ack: bool,
+    /// The message.
+    pub message: Message,
+    /// Ready messages left in the queue (for `basic.get-ok`).
+    pub message_count: u32,
+}
+
+/// What a consumer's sink receives.
+#[derive(Debug)]
+pub enum ConsumerEvent {
+    /// A message.
+    Deliver(Delivery),
+    /// The queue cancelled the consumer (the queue was deleted).
+    Cancelled {
+        /// The consumer's tag.
+        consumer_tag: Bytes,
+    },
+}
+
+/// A consumer as registered with a queue.
+#[derive(Debug)]
+pub struct ConsumerSpec {
+    /// The channel it belongs to.
+    pub channel: ChannelId,
+    /// Its tag, unique within the channel.
+    pub tag: Bytes,
+    /// Where deliveries go.
+    pub sink: mpsc::Sender<ConsumerEvent>,
+    /// Most unacked deliveries for this consumer; 0 means no limit.
+    pub prefetch: u32,
+    /// The channel's shared prefetch.
+    pub channel_credit: Arc<ChannelCredit>,
+    /// Deliveries need no ack.
+    pub no_ack: bool,
+    /// Wants the queue to itself.
+    pub exclusive: bool,
+    /// Higher priorities are served first (`x-priority`).
+    pub priority: i32,
+}
+
+/// Errors a queue answers with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// The queue has an exclusive consumer, or one was asked for while others exist.
+    #[error("queue '{queue}' in vhost '/' in exclusive use")]
+    ExclusiveUse {
+        /// The queue.
+        queue: String,
+    },
+    /// The queue is gone.
+    #[error("queue '{queue}' is deleted")]
+    Deleted {
+        /// The queue.
+        queue: String,
+    },
+}
+
+/// Counters a queue keeps up to date for others to read.
+#[derive(Debug, Default)]
+pub struct QueueStats {
+    /// Consumers attached.
+    pub consumers: AtomicU32,
+    /// Messages ready for delivery (approximate: it may count expired or transient
+    /// messages not yet skipped).
+    pub ready: AtomicU64,
+    /// Delivered, not yet acknowledged.
+    pub unacked: AtomicU64,
+}
+
+enum Command {
+    Consume(ConsumerSpec, oneshot::Sender<Result<(), QueueError>>),
+    Cancel { channel: ChannelId, tag: Bytes, done: oneshot::Sender<bool> },
+    Ack { channel: ChannelId, offsets: Vec<u64> },
+    Reject { channel: ChannelId, offsets: Vec<u64>, requeue: bool },
+    Get { channel: ChannelId, no_ack: bool, done: oneshot::Sender<Option<Delivery>> },
+    Purge(oneshot::Sender<u64>),
+    ChannelClosed { channel: ChannelId, done: Option<oneshot::Sender<()>> },
+    Delete(oneshot::Sender<u64>),
+}
+
+/// How a queue behaves.
+pub struct QueueOptions {
+    /// The queue's name.
+    pub name: Arc<str>,
+    /// Its log.
+    pub log: Log,
+    /// Records below this offset come from before a restart: the non-persistent ones are
+    /// skipped (they did not survive, as in RabbitMQ). 0 for a new queue.
+    pub restart_offset: u64,
+    /// Where to start reading after a restart (the persisted floor).
+    pub start_offset: u64,
+    /// Persist the floor in the log's offset store (durable queues on disc).
+    pub persist_floor: bool,
+    /// `x-message-ttl`.
+    pub message_ttl: Option<Duration>,
+    /// `x-max-length` with drop-head.
+    pub max_length: Option<u64>,
+    /// Dead-letter sink, when `x-dead-letter-exchange` is set.
+    pub dead_letter: Option<Arc<dyn DeadLetter>>,
+}
+
+/// Name under which a durable queue's floor is kept in its log's offset store.
+pub const FLOOR_KEY: &str = "__queue_floor";
+
+/// A handle on a running queue. Publishing goes to [`QueueHandle::log`] directly.
+pub struct QueueHandle {
+    name: Arc<str>,
+    log: Log,
+    commands: mpsc::Sender<Command>,
+    stats: Arc<QueueStats>,
+}
+
+impl std::fmt::Debug for QueueHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueHandle").field("name", &self.name).finish()
+    }
+}
+
+impl QueueHandle {
+    /// Starts the queue's task on the current runtime.
+    pub fn start(options: QueueOptions) -> Arc<QueueHandle> {
+        let (commands, receiver) = mpsc::channel(COMMANDS_MAX);
+        let stats = Arc::new(QueueStats::default());
+        let handle = Arc::new(QueueHandle {
+            name: Arc::clone(&options.name),
+            log: options.log.clone(),
+            commands,
+            stats: Arc::clone(&stats),
+        });
+        let actor = Actor::new(options, stats);
+        tokio::spawn(actor.run(receiver));
+        handle
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The queue's log, to publish to.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &QueueStats {
+        &self.stats
+    }
+
+    /// Ready messages: those appended but not yet seen by the queue task count too.
+    pub fn ready_count(&self) -> u64 {
+        self.stats.ready.load(Ordering::Acquire)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, QueueError> {
+        let gone = || QueueError::Deleted { queue: self.name.to_string() };
+        let (done, answer) = oneshot::channel();
+        self.commands.send(make(done)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())
+    }
+
+    /// Adds a consumer.
+    ///
+    /// # Errors
+    /// [`QueueError::ExclusiveUse`] when exclusivity forbids it.
+    pub async fn consume(&self, spec: ConsumerSpec) -> Result<(), QueueError> {
+        self.ask(|done| Command::Consume(spec, done)).await?
+    }
+
+    /// Removes a consumer; answers whether the queue now has no consumer left.
+    ///
+    /// # Errors
+    /// [`QueueError::Deleted`].
+    pub async fn cancel(&self, channel: ChannelId, tag: Bytes) -> Result<bool, QueueError> {
+        self.ask(|done| Command::Cancel { channel, tag, done }).await
+    }
+
+    /// Acknowledges deliveries (by offset). Never waits on the queue.
+    pub fn ack(&self, channel: ChannelId, offsets: Vec<u64>) {
+        self.send_nowait(Command::Ack { channel, offsets });
+    }
+
+    /// Rejects deliveries: requeued, or dead-lettered / dropped.
+    pub fn reject(&self, channel: ChannelId, offsets: Vec<u64>, requeue: bool) {
+        self.send_nowait(Command::Reject { channel, offsets, requeue });
+    }
+
+    fn send_nowait(&self, command: Command) {
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
+            let commands = self.commands.clone();
+            tokio::spawn(async move { commands.send(command).await });
+        }
+    }
+
+    /// `basic.get`: the next ready message, if any.
+    ///
+    /// # Errors
+    /// [`QueueError::Deleted`].
+    pub async fn get(&self, channel: ChannelId, no_ack: bool) -> Result<Option<Delivery>, QueueError> {
+        self.ask(|done| Command::Get { channel, no_ack, done }).await
+    }
+
+    /// Drops every ready message; answers how many.
+    ///
+    /// # Errors
+    /// [`QueueError::Deleted`].
+    pub async fn purge(&self) -> Result<u64, QueueError> {
+        self.ask(Command::Purge).await
+    }
+
+    /// Requeues every unacked delivery of `channel` and removes its consumers; resolves once
+    /// the queue has done so.
+    pub async fn channel_closed(&self, channel: ChannelId) {
+        let (done, answer) = oneshot::channel();
+        if self.commands.send(Command::ChannelClosed { channel, done: Some(done) }).await.is_ok() {
+            let _ = answer.await;
+        }
+    }
+
+    /// Requeues every unacked delivery of `channel` (`basic.recover`), keeping consumers.
+    pub fn recover(&self, channel: ChannelId) {
+        // Same as a close for the deliveries; consumers stay (see Actor::requeue_channel).
+        self.send_nowait(Command::Reject { channel, offsets: Vec::new(), requeue: true });
+    }
+
+    /// Stops the queue, cancelling its consumers; answers the ready count it had.
+    ///
+    /// # Errors
+    /// [`QueueError::Deleted`] if it was already gone.
+    pub async fn delete(&self) -> Result<u64, QueueError> {
+        self.ask(Command::Delete).await
+    }
+}
+
+struct ConsumerState {
+    spec: ConsumerSpec,
+    unacked: u32,
+}
+
+struct Unacked {
+    channel: ChannelId,
+    tag: Option<Bytes>,
+}
+
+struct Actor {
+    options: QueueOptions,
+    stats: Arc<QueueStats>,
+    /// Offset of the next record to read from the log (past `buffered`).
+    cursor: u64,
+    buffered: VecDeque<Record>,
+    requeued: BTreeSet<u64>,
+    unacked: BTreeMap<u64, Unacked>,
+    consumers: Vec<ConsumerState>,
+    round_robin: usize,
+    persisted_floor: u64,
+}
+
+impl Actor {
+    fn new(options: QueueOptions, stats: Arc<QueueStats>) -> Actor {
+        let cursor = options.start_offset.max(options.log.first_offset());
+        Actor {
+            options,
+            stats,
+            cursor,
+            buffered: VecDeque::new(),
+            requeued: BTreeSet::new(),
+            unacked: BTreeMap::new(),
+            consumers: Vec::new(),
+            round_robin: 0,
+            persisted_floor: cursor,
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.enforce_limits();
+            self.dispatch();
+            self.publish_stats();
+            let log = self.options.log.clone();
+            let read_position = self.read_position();
+            let wants_data = self.buffered.is_empty() && self.has_room();
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None => return,
+                    Some(Command::Delete(done)) => {
+                        let ready = self.ready_count();
+                        self.shut_down();
+                        let _ = done.send(ready);
+                        return;
+                    }
+                    Some(command) => self.handle(command),
+                },
+                outcome = log.wait_for(read_position), if wants_data => {
+                    if outcome.is_err() {
+                        return;
+                    }
+                }
+                _ = tick.tick() => self.persist_floor(),
+            }
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Consume(spec, done) => {
+                let _ = done.send(self.add_consumer(spec));
+            }
+            Command::Cancel { channel, tag, done } => {
+                self.consumers.retain(|c| !(c.spec.channel == channel && c.spec.tag == tag));
+                let _ = done.send(self.consumers.is_empty());
+            }
+            Command::Ack { channel, offsets } => {
+                for offset in offsets {
+                    self.settle(channel, offset);
+                }
+            }
+            Command::Reject { channel, offsets, requeue } => {
+                if offsets.is_empty() && requeue {
+                    self.requeue_channel(channel);
+                }
+                for offset in offsets {
+                    if self.settle(channel, offset) {
+                        if requeue {
+                            self.requeued.insert(offset);
+                        } else {
+                            self.kill(offset, DeathReason::Rejected);
+                        }
+                    }
+                }
+            }
+            Command::Get { channel, no_ack, done } => {
+                let delivery = self.next_ready().map(|(record, redelivered)| {
+                    let offset = record.offset;
+                    if !no_ack {
+                        self.unacked.insert(offset, Unacked { channel, tag: None });
+                    }
+                    let message_count = self.ready_count().min(u64::from(u32::MAX)) as u32;
+                    self.delivery(record, redelivered, None, !no_ack, message_count)
+                });
+                let _ = done.send(delivery.flatten());
+            }
+            Command::Purge(done) => {
+                let ready = self.ready_count();
+                self.buffered.clear();
+                self.requeued.clear();
+                self.cursor = self.options.log.next_offset();
+                let _ = done.send(ready);
+            }
+            Command::ChannelClosed { channel, done } => {
+                self.consumers.retain(|c| c.spec.channel != channel);
+                self.requeue_channel(channel);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+            Command::Delete(_) => unreachable!("handled in run"),
+        }
+    }
+
+    fn add_consumer(&mut self, spec: ConsumerSpec) -> Result<(), QueueError> {
+        let exclusive_held = self.consumers.iter().any(|c| c.spec.exclusive);
+        if exclusive_held || (spec.exclusive && !self.consumers.is_empty()) {
+            return Err(QueueError::ExclusiveUse { queue: self.options.name.to_string() });
+        }
+        self.consumers.push(ConsumerState { spec, unacked: 0 });
+        Ok(())
+    }
+
+    /// Removes an unacked delivery; returns whether it was one of `channel`'s.
+    fn settle(&mut self, channel: ChannelId, offset: u64) -> bool {
+        match self.unacked.get(&offset) {
+            Some(entry) if entry.channel == channel => {}
+            _ => return false,
+        }
+        let Some(entry) = self.unacked.remove(&offset) else { return false };
+        if let Some(tag) = entry.tag {
+            if let Some(consumer) =
+                self.consumers.iter_mut().find(|c| c.spec.channel == channel && c.spec.tag == tag)
+            {
+                consumer.unacked = consumer.unacked.saturating_sub(1);
+            }
+        }
+        true
+    }
+
+    fn requeue_channel(&mut self, channel: ChannelId) {
+        let offsets: Vec<u64> =
+            self.unacked.iter().filter(|(_, u)| u.channel == channel).map(|(offset, _)| *offset).collect();
+        for offset in offsets {
+            self.settle(channel, offset);
+            self.requeued.insert(offset);
+        }
+    }
+
+    fn read_position(&self) -> u64 {
+        self.buffered.front().map_or(self.cursor, |r| r.offset)
+    }
+
+    fn ready_count(&self) -> u64 {
+        let in_log = self.options.log.next_offset().saturating_sub(self.read_position());
+        in_log + self.requeued.len() as u64
+    }
+
+    fn publish_stats(&self) {
+        self.stats.ready.store(self.ready_count(), Ordering::Release);
+        self.stats.unacked.store(self.unacked.len() as u64, Ordering::Release);
+        self.stats.consumers.store(self.consumers.len() as u32, Ordering::Release);
+    }
+
+    /// Whether some consumer could take a message now.
+    fn has_room(&self) -> bool {
+        self.consumers.iter().any(|c| self.can_take(c))
+    }
+
+    fn can_take(&self, consumer: &ConsumerState) -> bool {
+        let spec = &consumer.spec;
+        if spec.sink.capacity() == 0 {
+            return false;
+        }
+        if spec.no_ack {
+            return true;
+        }
+        let own_room = spec.prefetch == 0 || consumer.unacked < spec.prefetch;
+        let limit = spec.channel_credit.limit.load(Ordering::Acquire);
+        own_room && (limit == 0 || spec.channel_credit.unacked.load(Ordering::Acquire) < limit)
+    }
+
+    /// The next ready record: requeued ones first (redelivered), then the log in order.
+    /// Skips records that did not survive a restart and expired ones.
+    fn next_ready(&mut self) -> Option<(Record, bool)> {
+        loop {
+            if let Some(offset) = self.requeued.pop_first() {
+                match self.options.log.read_records(offset, 1) {
+                    Ok(records) => match records.into_iter().next() {
+                        Some(record) if record.offset == offset => {
+                            if self.expired(&record) {
+                                self.kill_record(&record, DeathReason::Expired);
+                                continue;
+                            }
+                            return Some((record, true));
+                        }
+                        _ => continue,
+                    },
+                    Err(error) => {
+                        tracing::error!(queue = %self.options.name, offset, %error, "requeued message unreadable");
+                        continue;
+                    }
+                }
+            }
+            let record = self.pop_buffered()?;
+            if record.offset < self.options.restart_offset
+                && !Message::from_record(&record).is_some_and(|m| m.persistent)
+            {
+                continue;
+            }
+            if self.expired(&record) {
+                self.kill_record(&record, DeathReason::Expired);
+                continue;
+            }
+            return Some((record, false));
+        }
+    }
+
+    fn pop_buffered(&mut self) -> Option<Record> {
+        if self.buffered.is_empty() {
+            self.refill();
+        }
+        self.buffered.pop_front()
+    }
+
+    fn refill(&mut self) {
+        let log = &self.options.log;
+        if self.cursor < log.first_offset() {
+            tracing::warn!(queue = %self.options.name, from = self.cursor, to = log.first_offset(), "messages removed by retention were skipped");
+            self.cursor = log.first_offset();
+        }
+        if self.cursor >= log.next_offset() {
+            return;
+        }
+        match log.read_records(self.cursor, READ_AHEAD_BYTES) {
+            Ok(records) => {
+                if let Some(last) = records.last() {
+                    self.cursor = last.offset + 1;
+                }
+                self.buffered.extend(records);
+            }
+            Err(error) => {
+                // A damaged batch is reported and skipped; corrupt data is never delivered.
+                tracing::error!(queue = %self.options.name, offset = self.cursor, %error, "unreadable message skipped");
+                self.cursor += 1;
+            }
+        }
+    }
+
+    fn expired(&self, record: &Record) -> bool {
+        let now = now_ms();
+        if let Some(ttl) = self.options.message_ttl {
+            if record.timestamp_ms.saturating_add(ttl.as_millis() as i64) <= now {
+                return true;
+            }
+        }
+        Message::from_record(record).and_then(|m| m.expires_at_ms).is_some_and(|at| at <= now)
+    }
+
+    fn kill(&mut self, offset: u64, reason: DeathReason) {
+        if self.options.dead_letter.is_none() {
+            return;
+        }
+        if let Ok(records) = self.options.log.read_records(offset, 1) {
+            if let Some(record) = records.into_iter().next().filter(|r| r.offset == offset) {
+                self.kill_record(&record, reason);
+            }
+        }
+    }
+
+    fn kill_record(&self, record: &Record, reason: DeathReason) {
+        if let (Some(sink), Some(message)) = (&self.options.dead_letter, Message::from_record(record)) {
+            sink.dead_letter(&self.options.name, message, reason);
+        }
+    }
+
+    /// Drops expired messages at the head (queue TTL removes proactively) and, with a
+    /// length limit, the oldest messages beyond it.
+    fn enforce_limits(&mut self) {
+        if self.options.message_ttl.is_some() {
+            while let Some(record) = self.peek_head() {
+                if !self.expired(&record) {
+                    break;
+                }
+                let _ = self.pop_buffered();
+                self.kill_record(&record, DeathReason::Expired);
+            }
+        }
+        if let Some(max) = self.options.max_length {
+            while self.ready_count() > max {
+                let Some(record) = self.pop_buffered() else { break };
+                self.kill_record(&record, DeathReason::MaxLength);
+            }
+        }
+    }
+
+    fn peek_head(&mut self) -> Option<Record> {
+        if self.buffered.is_empty() {
+            self.refill();
+        }
+        self.buffered.front().cloned()
+    }
+
+    fn dispatch(&mut self) {
+        while !self.consumers.is_empty() {
+            let Some(index) = self.pick_consumer() else { return };
+            let Some((record, redelivered)) = self.next_ready() else { return };
+            let consumer = &mut self.consumers[index];
+            let spec = &consumer.spec;
+            let needs_ack = !spec.no_ack;
+            if needs_ack && !spec.channel_credit.try_take() {
+                self.requeued.insert(record.offset);
+                return;
+            }
+            let tag = spec.tag.clone();
+            let channel = spec.channel;
+            let sink = spec.sink.clone();
+            if needs_ack {
+                consumer.unacked += 1;
+                self.unacked.insert(record.offset, Unacked { channel, tag: Some(tag.clone()) });
+            }
+            let offset = record.offset;
+            let Some(delivery) = self.delivery(record, redelivered, Some(tag), needs_ack, 0) else {
+                continue;
+            };
+            if sink.try_send(ConsumerEvent::Deliver(delivery)).is_err() {
+                // The sink filled or closed since `can_take`: take the message back.
+                if needs_ack {
+                    self.consumers[index].spec.channel_credit.give_back(1);
+                    self.settle(channel, offset);
+                }
+                self.requeued.insert(offset);
+                return;
+            }
+        }
+    }
+
+    /// Round-robin among the consumers of the highest priority that have room.
+    fn pick_consumer(&mut self) -> Option<usize> {
+        let best = self.consumers.iter().filter(|c| self.can_take(c)).map(|c| c.spec.priority).max()?;
+        let count = self.consumers.len();
+        for step in 0..count {
+            let index = (self.round_robin + step) % count;
+            let consumer = &self.consumers[index];
+            if consumer.spec.priority == best && self.can_take(consumer) {
+                self.round_robin = (index + 1) % count;
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    fn delivery(
+        &self,
+        record: Record,
+        redelivered: bool,
+        consumer_tag: Option<Bytes>,
+        needs_ack: bool,
+        message_count: u32,
+    ) -> Option<Delivery> {
+        let offset = record.offset;
+        let message = Message::from_record(&record)?;
+        Some(Delivery {
+            queue: Arc::clone(&self.options.name),
+            consumer_tag,
+            offset,
+            redelivered,
+            needs_ack,
+            message,
+            message_count,
+        })
+    }
+
+    /// The lowest offset still needed; everything below is released to retention.
+    fn floor(&self) -> u64 {
+        let mut floor = self.read_position();
+        if let Some((&first, _)) = self.unacked.first_key_value() {
+            floor = floor.min(first);
+        }
+        if let Some(&first) = self.requeued.first() {
+            floor = floor.min(first);
+        }
+        floor
+    }
+
+    fn persist_floor(&mut self) {
+        let floor = self.floor();
+        if floor == self.persisted_floor {
+            return;
+        }
+        self.options.log.release_before(floor);
+        if self.options.persist_floor {
+            if let Err(error) = self.options.log.offsets().commit(FLOOR_KEY, floor) {
+                tracing::error!(queue = %self.options.name, %error, "cannot persist the queue's position");
+                return;
+            }
+        }
+        self.persisted_floor = floor;
+    }
+
+    fn shut_down(&mut self) {
+        for consumer in self.consumers.drain(..) {
+            let _ = consumer.spec.sink.try_send(ConsumerEvent::Cancelled { consumer_tag: consumer.spec.tag });
+        }
+        self.persist_floor();
+    }
+}

@@ -1,0 +1,101 @@
+//! A message as a queue stores it in its log: the record's header holds what delivery needs
+//! besides the body (flags, expiry, priority, exchange, routing key and the content header's
+//! wire bytes, kept as they arrived so delivery never re-encodes them); the body is the
+//! record's body.
+//!
+//! Record header layout (little-endian): flags u8 (bit 0: persistent), priority u8,
+//! expires-at i64 (ms since the epoch, 0 = never), exchange length u8 + bytes, routing key
+//! length u8 + bytes, then the content header payload to the end.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::log::{Record, RecordInput};
+
+const FLAG_PERSISTENT: u8 = 1;
+const FIXED_BYTES: usize = 1 + 1 + 8;
+
+/// A message to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Survives a broker restart when its queue is durable and storage is on disc.
+    pub persistent: bool,
+    /// Priority 0-255 (used by priority queues).
+    pub priority: u8,
+    /// Absolute expiry, ms since the epoch, if any.
+    pub expires_at_ms: Option<i64>,
+    /// The exchange it was published to.
+    pub exchange: Bytes,
+    /// Its routing key.
+    pub routing_key: Bytes,
+    /// The content header frame payload, byte-exact.
+    pub content_header: Bytes,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Message {
+    /// The log record holding this message.
+    pub fn to_record(&self) -> RecordInput {
+        let mut header = BytesMut::with_capacity(
+            FIXED_BYTES + 2 + self.exchange.len() + self.routing_key.len() + self.content_header.len(),
+        );
+        header.put_u8(if self.persistent { FLAG_PERSISTENT } else { 0 });
+        header.put_u8(self.priority);
+        header.put_i64_le(self.expires_at_ms.unwrap_or(0));
+        header.put_u8(self.exchange.len().min(255) as u8);
+        header.put_slice(self.exchange.get(..self.exchange.len().min(255)).unwrap_or_default());
+        header.put_u8(self.routing_key.len().min(255) as u8);
+        header.put_slice(self.routing_key.get(..self.routing_key.len().min(255)).unwrap_or_default());
+        header.put_slice(&self.content_header);
+        RecordInput { timestamp_ms: None, header: header.freeze(), body: self.body.clone() }
+    }
+
+    /// The message stored in `record`, or `None` if the header is malformed. The exchange,
+    /// routing key and content header are slices of the record: nothing is copied.
+    pub fn from_record(record: &Record) -> Option<Message> {
+        let header = &record.header;
+        let flags = *header.first()?;
+        let priority = *header.get(1)?;
+        let expires = i64::from_le_bytes(header.get(2..10)?.try_into().ok()?);
+        let exchange_len = usize::from(*header.get(10)?);
+        let exchange_end = 11 + exchange_len;
+        let routing_len = usize::from(*header.get(exchange_end)?);
+        let routing_start = exchange_end + 1;
+        let routing_end = routing_start + routing_len;
+        if routing_end > header.len() {
+            return None;
+        }
+        Some(Message {
+            persistent: flags & FLAG_PERSISTENT != 0,
+            priority,
+            expires_at_ms: (expires != 0).then_some(expires),
+            exchange: header.slice(11..exchange_end),
+            routing_key: header.slice(routing_start..routing_end),
+            content_header: header.slice(routing_end..),
+            body: record.body.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let message = Message {
+            persistent: true,
+            priority: 7,
+            expires_at_ms: Some(1234),
+            exchange: Bytes::from_static(b"amq.topic"),
+            routing_key: Bytes::from_static(b"a.b.c"),
+            content_header: Bytes::from_static(b"\x00\x3c\x00\x00raw"),
+            body: Bytes::from_static(b"hello"),
+        };
+        let input = message.to_record();
+        let record = Record { offset: 0, timestamp_ms: 0, header: input.header, body: input.body };
+        assert_eq!(Message::from_record(&record).unwrap(), message);
+    }
+}

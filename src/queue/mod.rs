@@ -1,0 +1,4 @@
+//! QUEUE: a log plus its consumers' state. Knows no frames, sockets or exchanges.
+
+pub mod classic;
+pub mod message;
