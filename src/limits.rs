@@ -17,6 +17,10 @@ pub const SEGMENT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
 /// not exceed it; anything larger is refused at append time.
 pub const BATCH_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
+/// Largest message body accepted (128 MiB, RabbitMQ's default `max_message_size`). A
+/// message is one log record, so it must fit in a batch.
+pub const MESSAGE_BYTES_MAX: u64 = 128 * 1024 * 1024;
+
 /// The writer closes a batch once it holds this many bytes of records (1 MiB). Larger
 /// batches amortise headers and syscalls no further, and a bigger batch holds readers back.
 pub const BATCH_BYTES_TARGET: usize = 1024 * 1024;
@@ -50,4 +54,6 @@ const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 // A segment can be one whole batch longer than its limit; positions must still fit in u32.
 const _: () = assert!(SEGMENT_BYTES_MAX + BATCH_BYTES_MAX <= u32::MAX as u64);
 const _: () = assert!((BATCH_BYTES_TARGET as u64) < BATCH_BYTES_MAX);
+// A message plus its stored headers (at most a few KiB beside the body) fits in one batch.
+const _: () = assert!(MESSAGE_BYTES_MAX + 1024 * 1024 < BATCH_BYTES_MAX);
 const _: () = assert!((INDEX_INTERVAL_BYTES_DEFAULT as u64) <= SEGMENT_BYTES_MIN);

@@ -253,6 +253,20 @@ pub struct AppendAck {
     pub last_offset: u64,
 }
 
+/// Resolves to an append's offsets once the records are committed.
+#[derive(Debug)]
+pub struct AppendReceipt {
+    answer: oneshot::Receiver<Result<AppendAck, Error>>,
+}
+
+impl std::future::Future for AppendReceipt {
+    type Output = Result<AppendAck, Error>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.answer).poll(cx).map(|r| r.unwrap_or(Err(Error::Closed)))
+    }
+}
+
 /// What the writer and readers share.
 #[derive(Debug)]
 pub struct Shared {
@@ -316,18 +330,28 @@ impl Log {
     /// # Errors
     /// [`Error::RecordTooLarge`], [`Error::Closed`], or [`Error::Failed`] after a write error.
     pub async fn append(&self, records: Vec<RecordInput>) -> Result<AppendAck, Error> {
-        let max = BATCH_BYTES_MAX - batch::BATCH_HEADER_BYTES as u64;
-        if let Some(big) = records.iter().find(|r| r.encoded_bytes() as u64 > max) {
-            return Err(Error::RecordTooLarge { bytes: big.encoded_bytes() as u64, max });
-        }
         if records.is_empty() {
             let next = self.next_offset();
             return Ok(AppendAck { first_offset: next, last_offset: next.saturating_sub(1) });
         }
+        self.submit(records).await?.await
+    }
+
+    /// Queues `records` for appending, in the order of calls, and returns the receipt that
+    /// resolves once they are committed. Waits only while the writer's queue is full, which
+    /// is how a busy log slows its producers down.
+    ///
+    /// # Errors
+    /// [`Error::RecordTooLarge`] or [`Error::Closed`].
+    pub async fn submit(&self, records: Vec<RecordInput>) -> Result<AppendReceipt, Error> {
+        let max = BATCH_BYTES_MAX - batch::BATCH_HEADER_BYTES as u64;
+        if let Some(big) = records.iter().find(|r| r.encoded_bytes() as u64 > max) {
+            return Err(Error::RecordTooLarge { bytes: big.encoded_bytes() as u64, max });
+        }
         let (done, answer) = oneshot::channel();
         let request = writer::AppendRequest { records, done };
         self.commands.send(writer::Command::Append(request)).await.map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| Error::Closed)?
+        Ok(AppendReceipt { answer })
     }
 
     /// The batches holding `offset` and after, up to about `max_bytes` (at least one batch

@@ -55,6 +55,11 @@ impl OffsetStore {
         Ok(OffsetStore { path: Some(path), offsets: Mutex::new(offsets) })
     }
 
+    /// The directory of the log this store belongs to (disc logs only).
+    pub fn path_dir(&self) -> Option<PathBuf> {
+        self.path.as_deref().and_then(Path::parent).map(Path::to_path_buf)
+    }
+
     /// The committed offset of `name`, if it has one.
     pub fn get(&self, name: &str) -> Option<u64> {
         self.offsets.lock().expect("offset store lock poisoned").get(name).copied()

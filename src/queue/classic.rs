@@ -67,6 +67,8 @@ pub struct ChannelCredit {
     pub limit: AtomicU32,
     /// Unacked deliveries the channel holds now.
     pub unacked: AtomicU32,
+    /// `channel.flow` turned deliveries off.
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 impl ChannelCredit {
@@ -90,6 +92,8 @@ impl ChannelCredit {
 /// A message handed to a consumer or to `basic.get`.
 #[derive(Debug)]
 pub struct Delivery {
+    /// The channel the delivery is for.
+    pub channel: ChannelId,
     /// The queue's name.
     pub queue: Arc<str>,
     /// The consumer's tag, or `None` for `basic.get`.
@@ -113,6 +117,8 @@ pub enum ConsumerEvent {
     Deliver(Delivery),
     /// The queue cancelled the consumer (the queue was deleted).
     Cancelled {
+        /// The consumer's channel.
+        channel: ChannelId,
         /// The consumer's tag.
         consumer_tag: Bytes,
     },
@@ -161,9 +167,10 @@ pub enum QueueError {
 pub struct QueueStats {
     /// Consumers attached.
     pub consumers: AtomicU32,
-    /// Messages ready for delivery (approximate: it may count expired or transient
-    /// messages not yet skipped).
-    pub ready: AtomicU64,
+    /// Offset of the first message not yet handed out.
+    pub read_position: AtomicU64,
+    /// Messages returned to the queue, waiting for redelivery.
+    pub requeued: AtomicU64,
     /// Delivered, not yet acknowledged.
     pub unacked: AtomicU64,
 }
@@ -229,6 +236,7 @@ impl QueueHandle {
             stats: Arc::clone(&stats),
         });
         let actor = Actor::new(options, stats);
+        actor.publish_stats();
         tokio::spawn(actor.run(receiver));
         handle
     }
@@ -248,9 +256,11 @@ impl QueueHandle {
         &self.stats
     }
 
-    /// Ready messages: those appended but not yet seen by the queue task count too.
+    /// Ready messages, counting those appended but not yet seen by the queue task (it may
+    /// also count expired or non-persistent messages not yet skipped).
     pub fn ready_count(&self) -> u64 {
-        self.stats.ready.load(Ordering::Acquire)
+        let read_position = self.stats.read_position.load(Ordering::Acquire);
+        self.log.next_offset().saturating_sub(read_position) + self.stats.requeued.load(Ordering::Acquire)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, QueueError> {
@@ -438,7 +448,7 @@ impl Actor {
                         self.unacked.insert(offset, Unacked { channel, tag: None });
                     }
                     let message_count = self.ready_count().min(u64::from(u32::MAX)) as u32;
-                    self.delivery(record, redelivered, None, !no_ack, message_count)
+                    self.delivery(channel, record, redelivered, None, !no_ack, message_count)
                 });
                 let _ = done.send(delivery.flatten());
             }
@@ -505,7 +515,8 @@ impl Actor {
     }
 
     fn publish_stats(&self) {
-        self.stats.ready.store(self.ready_count(), Ordering::Release);
+        self.stats.read_position.store(self.read_position(), Ordering::Release);
+        self.stats.requeued.store(self.requeued.len() as u64, Ordering::Release);
         self.stats.unacked.store(self.unacked.len() as u64, Ordering::Release);
         self.stats.consumers.store(self.consumers.len() as u32, Ordering::Release);
     }
@@ -517,7 +528,7 @@ impl Actor {
 
     fn can_take(&self, consumer: &ConsumerState) -> bool {
         let spec = &consumer.spec;
-        if spec.sink.capacity() == 0 {
+        if spec.sink.capacity() == 0 || spec.channel_credit.paused.load(Ordering::Acquire) {
             return false;
         }
         if spec.no_ack {
@@ -668,7 +679,7 @@ impl Actor {
                 self.unacked.insert(record.offset, Unacked { channel, tag: Some(tag.clone()) });
             }
             let offset = record.offset;
-            let Some(delivery) = self.delivery(record, redelivered, Some(tag), needs_ack, 0) else {
+            let Some(delivery) = self.delivery(channel, record, redelivered, Some(tag), needs_ack, 0) else {
                 continue;
             };
             if sink.try_send(ConsumerEvent::Deliver(delivery)).is_err() {
@@ -700,6 +711,7 @@ impl Actor {
 
     fn delivery(
         &self,
+        channel: ChannelId,
         record: Record,
         redelivered: bool,
         consumer_tag: Option<Bytes>,
@@ -709,6 +721,7 @@ impl Actor {
         let offset = record.offset;
         let message = Message::from_record(&record)?;
         Some(Delivery {
+            channel,
             queue: Arc::clone(&self.options.name),
             consumer_tag,
             offset,
@@ -748,7 +761,8 @@ impl Actor {
 
     fn shut_down(&mut self) {
         for consumer in self.consumers.drain(..) {
-            let _ = consumer.spec.sink.try_send(ConsumerEvent::Cancelled { consumer_tag: consumer.spec.tag });
+            let event = ConsumerEvent::Cancelled { channel: consumer.spec.channel, consumer_tag: consumer.spec.tag };
+            let _ = consumer.spec.sink.try_send(event);
         }
         self.persist_floor();
     }

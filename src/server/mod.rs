@@ -1,14 +1,19 @@
 //! SERVER: the only place that wires I/O together: the disc backend, the data directory,
 //! signals and clean shutdown.
 
+pub mod amqp_listener;
 pub mod shutdown;
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
+use crate::broker::{Broker, BrokerOptions};
 use crate::config::{Config, StorageMode};
 use crate::log::storage::{self, FileIo};
+use crate::log::Storage;
 
 /// What a running broker holds.
 pub struct Server {
@@ -45,17 +50,37 @@ impl Server {
         self.io.as_ref()
     }
 
-    /// Serves until `shutdown` resolves, then stops cleanly.
+    /// Serves until `shutdown` resolves, then stops cleanly: connections are closed with
+    /// 320 CONNECTION_FORCED and every queue's log is synced and closed.
     ///
     /// # Errors
-    /// When a listener fails.
+    /// When a listener cannot be bound or the broker's stored state cannot be read.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let storage = match &self.io {
+            None => Storage::Memory,
+            Some(io) => Storage::Disk { dir: self.config.data_dir.clone(), fsync: self.config.fsync, io: Arc::clone(io) },
+        };
+        let broker = Broker::open(BrokerOptions { storage, segment_bytes: self.config.segment_bytes })
+            .await
+            .context("opening the broker's stored state")?;
+        let amqp = TcpListener::bind(self.config.amqp_listen)
+            .await
+            .with_context(|| format!("binding the AMQP listener on {}", self.config.amqp_listen))?;
+        let amqp_addr = amqp.local_addr()?;
         if let Some(path) = &self.config.ports_file {
-            write_ports_file(path, &[]).with_context(|| format!("writing {}", path.display()))?;
+            write_ports_file(path, &[("amqp", amqp_addr)]).with_context(|| format!("writing {}", path.display()))?;
         }
-        tracing::info!(storage = ?self.config.storage, "warren is running");
+        tracing::info!(storage = ?self.config.storage, amqp = %amqp_addr, "warren is running");
+        let (stop, stopped) = watch::channel(false);
+        let listener = tokio::spawn(amqp_listener::serve(amqp, Arc::clone(&broker), stopped));
         shutdown.await;
         tracing::info!("shutting down");
+        let _ = stop.send(true);
+        let _ = listener.await;
+        // Give connections a moment to send their close and requeue what they held.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        broker.shutdown().await;
+        tracing::info!("stopped");
         Ok(())
     }
 }

@@ -36,6 +36,23 @@ def unique(prefix):
     return f"warren-test.{prefix}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
 
 
+_AT_FAILURE = []
+
+
+def at_failure(cleanup):
+    """Registers cleanup() to run (best effort) if the script fails, so that a failed run
+    leaves no named queues or exchanges behind on a shared broker."""
+    _AT_FAILURE.append(cleanup)
+
+
+def _clean_up_after_failure():
+    for cleanup in reversed(_AT_FAILURE):
+        try:
+            cleanup()
+        except BaseException:  # noqa: BLE001 - best effort only
+            pass
+
+
 def _watchdog(name, seconds):
     def expire():
         sys.stderr.write(f"{name}: FAILED: no result within {seconds:.0f} s (deadline)\n")
@@ -64,10 +81,12 @@ def run(name, main, deadline=DEADLINE):
     except CheckFailed as error:
         sys.stderr.write(f"{name}: FAILED: {error}\n")
         sys.stderr.flush()
+        _clean_up_after_failure()
         os._exit(1)
     except BaseException:  # noqa: BLE001 - any error is a failed run
         sys.stderr.write(f"{name}: FAILED with an exception:\n{traceback.format_exc()}")
         sys.stderr.flush()
+        _clean_up_after_failure()
         os._exit(1)
     sys.stdout.write(f"{name}: OK\n")
     sys.stdout.flush()

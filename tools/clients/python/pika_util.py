@@ -3,7 +3,7 @@ bounded way to read what a queue delivers."""
 
 import pika
 
-from common import WAIT, CheckFailed
+from common import WAIT, CheckFailed, at_failure
 
 # Sent after the messages under test, on a key bound to every queue of the test: a queue
 # delivers one publisher's messages in order, so once a consumer sees the marker it has
@@ -57,3 +57,17 @@ def expect_channel_error(what, code, action):
             raise CheckFailed(f"{what}: expected channel close {code}, got {error.reply_code} {error.reply_text}")
         return
     raise CheckFailed(f"{what}: expected the broker to close the channel with {code}, but it did not")
+
+
+def delete_at_failure(url, queues=(), exchanges=()):
+    """If the script fails, deletes these named queues and exchanges on a new connection."""
+
+    def cleanup():
+        connection = connect(url)
+        for queue in queues:
+            connection.channel().queue_delete(queue=queue)
+        for exchange in exchanges:
+            connection.channel().exchange_delete(exchange=exchange)
+        connection.close()
+
+    at_failure(cleanup)

@@ -14,7 +14,7 @@ Checks:
 import pika
 
 from common import CheckFailed, check, expect_equal, run, unique
-from pika_util import collect, connect, expect_channel_error
+from pika_util import collect, connect, delete_at_failure, expect_channel_error
 
 BATCH = 50
 
@@ -36,6 +36,7 @@ def expect_unroutable(what, action, exchange, routing_key, body):
 def main(url):
     exchange = unique("confirms")
     queue = unique("confirmed")
+    delete_at_failure(url, queues=[queue], exchanges=[exchange])
     connection = connect(url)
     channel = connection.channel()
     channel.exchange_declare(exchange=exchange, exchange_type="direct")

@@ -15,7 +15,7 @@ import uuid
 import pika
 
 from common import WAIT, CheckFailed, check, expect_equal, run, unique
-from pika_util import connect
+from pika_util import connect, delete_at_failure
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 REQUESTS = [3, 5, 8, 13, 21]
@@ -67,6 +67,7 @@ class Server(threading.Thread):
 
 def main(url):
     request_queue = unique("rpc_direct")
+    delete_at_failure(url, queues=[request_queue])
     server = Server(url, request_queue)
     server.start()
     check(server.ready.wait(WAIT), "the RPC server did not start")

@@ -4,7 +4,7 @@ message to a named queue through the default exchange, another consumes it."""
 import pika
 
 from common import WAIT, check, expect_equal, run, unique
-from pika_util import connect
+from pika_util import connect, delete_at_failure
 
 
 def send(url, queue, body):
@@ -37,6 +37,7 @@ def receive(url, queue):
 
 def main(url):
     queue = unique("hello")
+    delete_at_failure(url, queues=[queue])
     body = b"Hello World!"
     send(url, queue, body)
     received = receive(url, queue)

@@ -11,13 +11,14 @@ and bind it. Checks:
 import pika
 
 from common import check, expect_equal, run, unique
-from pika_util import END, collect_until_end, connect, expect_channel_error
+from pika_util import END, collect_until_end, connect, delete_at_failure, expect_channel_error
 
 SUBSCRIBERS = 3
 
 
 def main(url):
     exchange = unique("logs")
+    delete_at_failure(url, exchanges=[exchange])
     publisher = connect(url)
     channel = publisher.channel()
     channel.exchange_declare(exchange=exchange, exchange_type="fanout")

@@ -8,7 +8,7 @@ that a key nobody bound ("debug") reaches nobody.
 """
 
 from common import expect_equal, run, unique
-from pika_util import END, collect_until_end, connect
+from pika_util import END, collect_until_end, connect, delete_at_failure
 
 BINDINGS = {
     "errors-to-disc": ["error"],
@@ -19,6 +19,7 @@ BINDINGS = {
 
 def main(url):
     exchange = unique("direct_logs")
+    delete_at_failure(url, exchanges=[exchange])
     publisher = connect(url)
     channel = publisher.channel()
     channel.exchange_declare(exchange=exchange, exchange_type="direct")

@@ -15,7 +15,7 @@ import uuid
 import pika
 
 from common import WAIT, CheckFailed, check, expect_equal, run, unique
-from pika_util import connect
+from pika_util import connect, delete_at_failure
 
 REQUESTS = [0, 1, 2, 10, 20, 30, 50, 90]
 
@@ -109,6 +109,7 @@ class FibonacciClient:
 
 def main(url):
     request_queue = unique("rpc_queue")
+    delete_at_failure(url, queues=[request_queue])
     server = Server(url, request_queue)
     server.start()
     check(server.ready.wait(WAIT), "the RPC server did not start")

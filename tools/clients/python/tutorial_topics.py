@@ -8,7 +8,7 @@ words, and a message matching two bindings of one queue is delivered to it once.
 """
 
 from common import expect_equal, run, unique
-from pika_util import END, collect_until_end, connect
+from pika_util import END, collect_until_end, connect, delete_at_failure
 
 BINDINGS = {
     "Q1": ["*.orange.*"],
@@ -42,6 +42,7 @@ CASES = [
 
 def main(url):
     exchange = unique("topic_logs")
+    delete_at_failure(url, exchanges=[exchange])
     publisher = connect(url)
     channel = publisher.channel()
     channel.exchange_declare(exchange=exchange, exchange_type="topic")

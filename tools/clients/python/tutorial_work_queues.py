@@ -15,7 +15,7 @@ import time
 import pika
 
 from common import WAIT, CheckFailed, check, expect_equal, run, unique
-from pika_util import collect, connect, expect_channel_error
+from pika_util import collect, connect, delete_at_failure, expect_channel_error
 
 SLOW_SECONDS = 1.5
 FAST_SECONDS = 0.02
@@ -144,6 +144,7 @@ def redelivery_after_crash(url, queue):
 
 def main(url):
     queue = unique("task_queue")
+    delete_at_failure(url, queues=[queue])
     fair_dispatch(url, queue)
     redelivery_after_crash(url, queue)
 

@@ -1,0 +1,759 @@
+//! Channels: content assembly of publishes, routing them into queue logs, publisher
+//! confirms, transactions, consumers with prefetch, delivery tags and acknowledgements.
+//! Delivery tags increase per channel in the order deliveries are written.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::codec::{
+    encode_content_frames, encode_method_frame, reply_code, BasicAck, BasicCancel,
+    BasicCancelOk, BasicConsumeOk, BasicDeliver, BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk,
+    BasicRecoverOk, BasicReturn, ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader,
+    ExchangeBindOk, ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, Frame, Method, QueueBindOk,
+    QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, ShortStr, TxCommitOk, TxRollbackOk, TxSelectOk,
+};
+use super::connection::{Connection, Next, PublishDone};
+use super::reply::Reply;
+use crate::broker::{self, generated_name, Overflow, QueueEntry};
+use crate::log::{now_ms, RecordInput};
+use crate::queue::classic::{ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, Delivery};
+use crate::queue::message::Message;
+
+/// The pseudo-queue of direct reply-to.
+const REPLY_TO: &[u8] = b"amq.rabbitmq.reply-to";
+
+/// A publish whose content is still arriving.
+struct Assembly {
+    method: BasicPublish,
+    header: Option<ContentHeader>,
+    body: BytesMut,
+}
+
+/// A delivery the client has not acknowledged yet.
+struct Unacked {
+    queue: Arc<QueueEntry>,
+    offset: u64,
+    /// Counted against the channel's shared prefetch (consumer deliveries, not gets).
+    counted: bool,
+}
+
+/// A consumer of this channel.
+struct ConsumerEntry {
+    queue: Arc<QueueEntry>,
+}
+
+/// A publish held back by a transaction.
+struct HeldPublish {
+    queues: Vec<Arc<QueueEntry>>,
+    record: RecordInput,
+}
+
+/// One open channel.
+pub struct Channel {
+    id: ChannelId,
+    closing: bool,
+    assembly: Option<Assembly>,
+    confirm: bool,
+    confirm_next: u64,
+    transactional: bool,
+    held_publishes: Vec<HeldPublish>,
+    held_settlements: Vec<(Arc<QueueEntry>, Vec<u64>, Option<bool>)>,
+    next_delivery_tag: u64,
+    unacked: BTreeMap<u64, Unacked>,
+    consumers: HashMap<Bytes, ConsumerEntry>,
+    consumer_prefetch: u16,
+    credit: Arc<ChannelCredit>,
+    touched: HashMap<Bytes, Arc<QueueEntry>>,
+    last_queue: Option<Bytes>,
+    reply_to_queue: Option<Bytes>,
+}
+
+impl Channel {
+    /// A new open channel.
+    pub fn new(id: ChannelId) -> Channel {
+        Channel {
+            id,
+            closing: false,
+            assembly: None,
+            confirm: false,
+            confirm_next: 1,
+            transactional: false,
+            held_publishes: Vec::new(),
+            held_settlements: Vec::new(),
+            next_delivery_tag: 1,
+            unacked: BTreeMap::new(),
+            consumers: HashMap::new(),
+            consumer_prefetch: 0,
+            credit: Arc::new(ChannelCredit::default()),
+            touched: HashMap::new(),
+            last_queue: None,
+            reply_to_queue: None,
+        }
+    }
+
+    fn take_tag(&mut self) -> u64 {
+        let tag = self.next_delivery_tag;
+        self.next_delivery_tag += 1;
+        tag
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn short(bytes: &[u8]) -> ShortStr {
+    ShortStr::from_bytes(Bytes::copy_from_slice(bytes.get(..bytes.len().min(255)).unwrap_or_default())).unwrap_or_default()
+}
+
+impl Connection {
+    fn channel(&mut self, number: u16) -> Option<&mut Channel> {
+        self.channels.get_mut(&number)
+    }
+
+    /// Sends `channel.close` for a channel error and stops serving the channel's methods.
+    fn channel_error(&mut self, number: u16, reply: &Reply, class_id: u16, method_id: u16) -> Next {
+        if reply.connection {
+            return self.close_with(reply, class_id, method_id);
+        }
+        let text = reply.text.get(..reply.text.len().min(255)).unwrap_or_default();
+        let close = ChannelClose {
+            reply_code: reply.code,
+            reply_text: ShortStr::try_from(text).unwrap_or_default(),
+            class_id,
+            method_id,
+        };
+        encode_method_frame(&mut self.out, number, &close.into());
+        if let Some(channel) = self.channel(number) {
+            channel.closing = true;
+            channel.assembly = None;
+        }
+        Next::Continue
+    }
+
+    /// Handles a frame for an open channel.
+    pub(super) async fn channel_frame(&mut self, number: u16, frame: Frame) -> Next {
+        let closing = self.channel(number).is_some_and(|c| c.closing);
+        if closing {
+            match frame {
+                Frame::Method { method: Method::ChannelCloseOk(_), .. } => self.drop_channel(number).await,
+                Frame::Method { method: Method::ChannelClose(_), .. } => {
+                    encode_method_frame(&mut self.out, number, &ChannelCloseOk::default().into());
+                    self.drop_channel(number).await;
+                }
+                _ => {}
+            }
+            return Next::Continue;
+        }
+        let expecting_content = self.channel(number).is_some_and(|c| c.assembly.is_some());
+        match frame {
+            Frame::Method { method, .. } if expecting_content => {
+                let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, format!("expected content header for class 60, got non content header frame instead ({})", method.name()));
+                self.close_with(&reply, method.class_id(), method.method_id())
+            }
+            Frame::Method { method, .. } => self.channel_method(number, method).await,
+            Frame::Header { header, .. } if expecting_content => self.content_header(number, header).await,
+            Frame::Body { payload, .. } if expecting_content => self.content_body(number, payload).await,
+            Frame::Heartbeat => {
+                let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, format!("type 8, heartbeat on channel {number}"));
+                self.close_with(&reply, 0, 0)
+            }
+            _ => {
+                let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, "expected method frame, got non method frame instead");
+                self.close_with(&reply, 0, 0)
+            }
+        }
+    }
+
+    async fn content_header(&mut self, number: u16, header: ContentHeader) -> Next {
+        let frame_max = self.frame_max;
+        let Some(channel) = self.channel(number) else { return Next::Continue };
+        let Some(assembly) = channel.assembly.as_mut() else { return Next::Continue };
+        if assembly.header.is_some() {
+            let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, "expected content body, got non content body frame instead");
+            return self.close_with(&reply, 60, 40);
+        }
+        let size = header.body_size();
+        if size > crate::limits::MESSAGE_BYTES_MAX {
+            let reply = Reply::channel(reply_code::PRECONDITION_FAILED, format!("message size {size} is larger than configured max size {}", crate::limits::MESSAGE_BYTES_MAX));
+            channel.assembly = None;
+            return self.channel_error(number, &reply, 60, 40);
+        }
+        let _ = frame_max;
+        assembly.body.reserve(size as usize);
+        assembly.header = Some(header);
+        if size == 0 {
+            return self.complete_publish(number).await;
+        }
+        Next::Continue
+    }
+
+    async fn content_body(&mut self, number: u16, payload: Bytes) -> Next {
+        let Some(channel) = self.channel(number) else { return Next::Continue };
+        let Some(assembly) = channel.assembly.as_mut() else { return Next::Continue };
+        let Some(header) = &assembly.header else {
+            let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, "expected content header for class 60, got non content header frame instead");
+            return self.close_with(&reply, 60, 40);
+        };
+        let expected = header.body_size();
+        assembly.body.extend_from_slice(&payload);
+        let have = assembly.body.len() as u64;
+        if have > expected {
+            let reply = Reply::connection(reply_code::FRAME_ERROR, format!("content body larger than declared: {have} > {expected}"));
+            return self.close_with(&reply, 60, 40);
+        }
+        if have == expected {
+            return self.complete_publish(number).await;
+        }
+        Next::Continue
+    }
+
+    async fn complete_publish(&mut self, number: u16) -> Next {
+        let Some(channel) = self.channel(number) else { return Next::Continue };
+        let Some(Assembly { method, header: Some(header), body }) = channel.assembly.take() else { return Next::Continue };
+        let body = body.freeze();
+        let properties = match header.properties() {
+            Ok(properties) => properties,
+            Err(error) => {
+                let reply = Reply::connection(error.reply_code(), format!("cannot decode content header: {error}"));
+                return self.close_with(&reply, 60, 40);
+            }
+        };
+        if let Some(user_id) = &properties.user_id {
+            if user_id.as_bytes() != self.user.as_bytes() {
+                let reply = Reply::channel(
+                    reply_code::PRECONDITION_FAILED,
+                    format!("user_id property set to '{}' but authenticated user was '{}'", text(user_id.as_bytes()), self.user),
+                );
+                return self.channel_error(number, &reply, 60, 40);
+            }
+        }
+        let mut header = header;
+        if properties.reply_to.as_ref().is_some_and(|r| r.as_bytes() == REPLY_TO) {
+            let Some(own) = self.channel(number).and_then(|c| c.reply_to_queue.clone()) else {
+                let reply = Reply::channel(reply_code::PRECONDITION_FAILED, "fast reply consumer does not exist");
+                return self.channel_error(number, &reply, 60, 40);
+            };
+            let mut rewritten = properties.clone();
+            rewritten.reply_to = Some(short(&own));
+            header = header.with_properties(&rewritten);
+        }
+        let mut queues = Vec::new();
+        let exchange = method.exchange.as_bytes();
+        if let Err(error) = self.broker.route(exchange, method.routing_key.as_bytes(), properties.headers.as_ref(), &mut queues) {
+            return self.channel_error(number, &Reply::from(&error), 60, 40);
+        }
+        let channel = self.channels.get_mut(&number).expect("channel exists");
+        let confirm_seq = channel.confirm.then(|| {
+            let seq = channel.confirm_next;
+            channel.confirm_next += 1;
+            seq
+        });
+        if queues.is_empty() {
+            if method.mandatory {
+                let returned = BasicReturn {
+                    reply_code: 312,
+                    reply_text: ShortStr::from_static("NO_ROUTE"),
+                    exchange: method.exchange.clone(),
+                    routing_key: method.routing_key.clone(),
+                };
+                encode_content_frames(&mut self.out, number, &returned.into(), &header, &body, self.frame_max);
+            }
+            if let Some(seq) = confirm_seq {
+                self.pending.push(Box::pin(async move { PublishDone { channel: number, confirm_seq: Some(seq), ok: true } }));
+            }
+            return Next::Continue;
+        }
+        let expires_at_ms = properties
+            .expiration
+            .as_ref()
+            .and_then(|e| e.as_str().ok().and_then(|s| s.parse::<i64>().ok()))
+            .map(|ttl| now_ms().saturating_add(ttl.max(0)));
+        let message = Message {
+            persistent: properties.delivery_mode == Some(2),
+            priority: properties.priority.unwrap_or(0),
+            expires_at_ms,
+            exchange: method.exchange.to_bytes(),
+            routing_key: method.routing_key.to_bytes(),
+            content_header: header.into_raw(),
+            body,
+        };
+        let mut rejected = false;
+        queues.retain(|q| {
+            let full = q.args.overflow == Overflow::RejectPublish
+                && q.args.max_length.is_some_and(|max| q.handle.ready_count() >= max);
+            rejected |= full;
+            !full
+        });
+        let record = message.to_record();
+        if channel.transactional {
+            channel.held_publishes.push(HeldPublish { queues, record });
+            return Next::Continue;
+        }
+        let mut receipts = Vec::with_capacity(queues.len());
+        for queue in &queues {
+            match queue.handle.log().submit(vec![record.clone()]).await {
+                Ok(receipt) => receipts.push(receipt),
+                Err(error) => {
+                    tracing::error!(queue = %queue.name_str(), %error, "publish failed");
+                    rejected = true;
+                }
+            }
+        }
+        self.pending.push(Box::pin(async move {
+            let mut ok = !rejected;
+            for receipt in receipts {
+                ok &= receipt.await.is_ok();
+            }
+            PublishDone { channel: number, confirm_seq, ok }
+        }));
+        Next::Continue
+    }
+
+    /// Sends the confirm of a completed publish.
+    pub fn publish_done(&mut self, done: PublishDone) {
+        let Some(seq) = done.confirm_seq else { return };
+        if !self.channels.get(&done.channel).is_some_and(|c| !c.closing) {
+            return;
+        }
+        let method: Method = if done.ok {
+            BasicAck { delivery_tag: seq, multiple: false }.into()
+        } else {
+            BasicNack { delivery_tag: seq, multiple: false, requeue: false }.into()
+        };
+        encode_method_frame(&mut self.out, done.channel, &method);
+    }
+
+    /// Writes a queue's delivery (or consumer cancellation) to the client.
+    pub fn consumer_event(&mut self, event: ConsumerEvent) {
+        match event {
+            ConsumerEvent::Deliver(delivery) => self.deliver(delivery),
+            ConsumerEvent::Cancelled { channel, consumer_tag } => {
+                let number = (channel & 0xFFFF) as u16;
+                let Some(entry) = self.channels.get_mut(&number).filter(|c| c.id == channel && !c.closing) else { return };
+                if entry.consumers.remove(&consumer_tag).is_some() {
+                    let cancel = BasicCancel { consumer_tag: short(&consumer_tag), no_wait: true };
+                    encode_method_frame(&mut self.out, number, &cancel.into());
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, delivery: Delivery) {
+        let number = (delivery.channel & 0xFFFF) as u16;
+        let frame_max = self.frame_max;
+        // Deliveries for a channel that has closed are requeued by the queue itself when it
+        // learns of the close.
+        let Some(channel) = self.channels.get_mut(&number).filter(|c| c.id == delivery.channel && !c.closing) else {
+            return;
+        };
+        let Some(tag) = delivery.consumer_tag.clone() else { return };
+        let Some(consumer) = channel.consumers.get(&tag) else {
+            if let Some(queue) = channel.touched.get(delivery.queue.as_bytes()) {
+                queue.handle.reject(channel.id, vec![delivery.offset], true);
+            }
+            return;
+        };
+        let queue = Arc::clone(&consumer.queue);
+        let Ok(header) = ContentHeader::decode(delivery.message.content_header.clone()) else {
+            tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored content header is damaged");
+            return;
+        };
+        let delivery_tag = channel.take_tag();
+        if delivery.needs_ack {
+            channel.unacked.insert(delivery_tag, Unacked { queue, offset: delivery.offset, counted: true });
+        }
+        let deliver = BasicDeliver {
+            consumer_tag: short(&tag),
+            delivery_tag,
+            redelivered: delivery.redelivered,
+            exchange: short(&delivery.message.exchange),
+            routing_key: short(&delivery.message.routing_key),
+        };
+        encode_content_frames(&mut self.out, number, &deliver.into(), &header, &delivery.message.body, frame_max);
+    }
+
+    async fn drop_channel(&mut self, number: u16) {
+        if let Some(channel) = self.channels.remove(&number) {
+            self.release_channel(channel).await;
+        }
+    }
+
+    /// Requeues a closed channel's unacked deliveries and removes its consumers.
+    pub(super) async fn release_channel(&mut self, channel: Channel) {
+        let mut emptied = Vec::new();
+        for (tag, consumer) in &channel.consumers {
+            if let Ok(true) = consumer.queue.handle.cancel(channel.id, tag.clone()).await {
+                emptied.push(Arc::clone(&consumer.queue));
+            }
+        }
+        for queue in channel.touched.values() {
+            queue.handle.channel_closed(channel.id).await;
+        }
+        for queue in emptied {
+            self.broker.consumers_gone(&queue).await;
+        }
+    }
+
+    async fn channel_method(&mut self, number: u16, method: Method) -> Next {
+        let (class_id, method_id) = (method.class_id(), method.method_id());
+        match self.channel_method_inner(number, method).await {
+            Ok(next) => next,
+            Err(reply) => self.channel_error(number, &reply, class_id, method_id),
+        }
+    }
+
+    async fn channel_method_inner(&mut self, number: u16, method: Method) -> Result<Next, Reply> {
+        let connection = self.id;
+        let broker = Arc::clone(&self.broker);
+        let broker_error = |e: broker::Error| Reply::from(&e);
+        match method {
+            Method::ChannelOpen(_) => {
+                return Err(Reply::connection(reply_code::CHANNEL_ERROR, "second 'channel.open' seen"));
+            }
+            Method::ChannelClose(_) => {
+                encode_method_frame(&mut self.out, number, &ChannelCloseOk::default().into());
+                self.drop_channel(number).await;
+            }
+            Method::ChannelCloseOk(_) => {}
+            Method::ChannelFlow(flow) => {
+                if let Some(channel) = self.channel(number) {
+                    channel.credit.paused.store(!flow.active, Ordering::Release);
+                }
+                self.send(number, &ChannelFlowOk { active: flow.active }.into());
+            }
+            Method::ExchangeDeclare(declare) => {
+                let no_wait = declare.no_wait;
+                broker
+                    .declare_exchange(broker::ExchangeDeclare {
+                        name: declare.exchange.to_bytes(),
+                        kind: declare.kind.to_bytes(),
+                        passive: declare.passive,
+                        durable: declare.durable,
+                        auto_delete: declare.auto_delete,
+                        internal: declare.internal,
+                        arguments: declare.arguments,
+                    })
+                    .await
+                    .map_err(broker_error)?;
+                if !no_wait {
+                    self.send(number, &ExchangeDeclareOk::default().into());
+                }
+            }
+            Method::ExchangeDelete(delete) => {
+                broker.delete_exchange(delete.exchange.as_bytes(), delete.if_unused).await.map_err(broker_error)?;
+                if !delete.no_wait {
+                    self.send(number, &ExchangeDeleteOk::default().into());
+                }
+            }
+            Method::ExchangeBind(bind) => {
+                let (source, destination) = (bind.source.as_bytes(), bind.destination.as_bytes());
+                broker.bind(source, destination, false, bind.routing_key.as_bytes(), bind.arguments, connection).await.map_err(broker_error)?;
+                if !bind.no_wait {
+                    self.send(number, &ExchangeBindOk::default().into());
+                }
+            }
+            Method::ExchangeUnbind(unbind) => {
+                let (source, destination) = (unbind.source.as_bytes(), unbind.destination.as_bytes());
+                broker.unbind(source, destination, false, unbind.routing_key.as_bytes(), &unbind.arguments, connection).await.map_err(broker_error)?;
+                if !unbind.no_wait {
+                    self.send(number, &ExchangeUnbindOk::default().into());
+                }
+            }
+            Method::QueueDeclare(declare) => {
+                let no_wait = declare.no_wait;
+                let (queue, messages, consumers) = broker
+                    .declare_queue(broker::QueueDeclare {
+                        name: declare.queue.to_bytes(),
+                        passive: declare.passive,
+                        durable: declare.durable,
+                        exclusive: declare.exclusive,
+                        auto_delete: declare.auto_delete,
+                        arguments: declare.arguments,
+                        connection,
+                    })
+                    .await
+                    .map_err(broker_error)?;
+                if let Some(channel) = self.channel(number) {
+                    channel.last_queue = Some(queue.name.clone());
+                }
+                if !no_wait {
+                    let ok = QueueDeclareOk { queue: short(&queue.name), message_count: messages, consumer_count: consumers };
+                    self.send(number, &ok.into());
+                }
+            }
+            Method::QueueBind(bind) => {
+                let queue = self.queue_name(number, bind.queue.as_bytes());
+                broker.bind(bind.exchange.as_bytes(), &queue, true, bind.routing_key.as_bytes(), bind.arguments, connection).await.map_err(broker_error)?;
+                if !bind.no_wait {
+                    self.send(number, &QueueBindOk::default().into());
+                }
+            }
+            Method::QueueUnbind(unbind) => {
+                let queue = self.queue_name(number, unbind.queue.as_bytes());
+                broker.unbind(unbind.exchange.as_bytes(), &queue, true, unbind.routing_key.as_bytes(), &unbind.arguments, connection).await.map_err(broker_error)?;
+                self.send(number, &QueueUnbindOk::default().into());
+            }
+            Method::QueuePurge(purge) => {
+                let queue = self.queue_name(number, purge.queue.as_bytes());
+                let count = broker.purge_queue(&queue, connection).await.map_err(broker_error)?;
+                if !purge.no_wait {
+                    self.send(number, &QueuePurgeOk { message_count: count }.into());
+                }
+            }
+            Method::QueueDelete(delete) => {
+                let queue = self.queue_name(number, delete.queue.as_bytes());
+                let count = broker.delete_queue(&queue, delete.if_unused, delete.if_empty, Some(connection)).await.map_err(broker_error)?;
+                if !delete.no_wait {
+                    self.send(number, &QueueDeleteOk { message_count: count }.into());
+                }
+            }
+            Method::BasicQos(qos) => {
+                if qos.prefetch_size != 0 {
+                    return Err(Reply::connection(reply_code::NOT_IMPLEMENTED, format!("prefetch_size!=0 ({})", qos.prefetch_size)));
+                }
+                if let Some(channel) = self.channel(number) {
+                    if qos.global {
+                        channel.credit.limit.store(u32::from(qos.prefetch_count), Ordering::Release);
+                    } else {
+                        channel.consumer_prefetch = qos.prefetch_count;
+                    }
+                }
+                self.send(number, &BasicQosOk::default().into());
+            }
+            Method::BasicConsume(consume) => self.consume(number, consume).await?,
+            Method::BasicCancel(cancel) => {
+                let tag = cancel.consumer_tag.to_bytes();
+                let removed = self.channel(number).and_then(|c| c.consumers.remove(&tag).map(|e| (c.id, e)));
+                if let Some((channel_id, entry)) = removed {
+                    if let Ok(true) = entry.queue.handle.cancel(channel_id, tag).await {
+                        broker.consumers_gone(&entry.queue).await;
+                    }
+                }
+                if !cancel.no_wait {
+                    self.send(number, &BasicCancelOk { consumer_tag: cancel.consumer_tag }.into());
+                }
+            }
+            Method::BasicPublish(publish) => {
+                if let Some(channel) = self.channel(number) {
+                    channel.assembly = Some(Assembly { method: publish, header: None, body: BytesMut::new() });
+                }
+            }
+            Method::BasicGet(get) => self.get(number, get.queue.as_bytes(), get.no_ack).await?,
+            Method::BasicAck(ack) => self.settle(number, ack.delivery_tag, ack.multiple, None)?,
+            Method::BasicReject(reject) => self.settle(number, reject.delivery_tag, false, Some(reject.requeue))?,
+            Method::BasicNack(nack) => self.settle(number, nack.delivery_tag, nack.multiple, Some(nack.requeue))?,
+            Method::BasicRecover(_) | Method::BasicRecoverAsync(_) => {
+                let recover_ok = matches!(method, Method::BasicRecover(_));
+                if let Some(channel) = self.channel(number) {
+                    let unacked = std::mem::take(&mut channel.unacked);
+                    let counted = unacked.values().filter(|u| u.counted).count() as u32;
+                    channel.credit.give_back(counted);
+                    for queue in channel.touched.values() {
+                        queue.handle.recover(channel.id);
+                    }
+                }
+                if recover_ok {
+                    self.send(number, &BasicRecoverOk::default().into());
+                }
+            }
+            Method::ConfirmSelect(select) => {
+                let channel = self.channel(number).expect("open channel");
+                if channel.transactional {
+                    return Err(Reply::channel(reply_code::PRECONDITION_FAILED, "cannot switch from tx to confirm mode"));
+                }
+                channel.confirm = true;
+                if !select.nowait {
+                    self.send(number, &ConfirmSelectOk::default().into());
+                }
+            }
+            Method::TxSelect(_) => {
+                let channel = self.channel(number).expect("open channel");
+                if channel.confirm {
+                    return Err(Reply::channel(reply_code::PRECONDITION_FAILED, "cannot switch from confirm to tx mode"));
+                }
+                channel.transactional = true;
+                self.send(number, &TxSelectOk::default().into());
+            }
+            Method::TxCommit(_) => self.commit(number).await?,
+            Method::TxRollback(_) => {
+                let channel = self.channel(number).expect("open channel");
+                if !channel.transactional {
+                    return Err(Reply::channel(reply_code::PRECONDITION_FAILED, "channel is not transactional"));
+                }
+                channel.held_publishes.clear();
+                channel.held_settlements.clear();
+                self.send(number, &TxRollbackOk::default().into());
+            }
+            other => {
+                return Err(Reply::connection(reply_code::COMMAND_INVALID, format!("unexpected method {} on a channel", other.name())));
+            }
+        }
+        Ok(Next::Continue)
+    }
+
+    /// An empty queue name means the channel's last declared queue.
+    fn queue_name(&mut self, number: u16, name: &[u8]) -> Bytes {
+        if name.is_empty() {
+            if let Some(last) = self.channel(number).and_then(|c| c.last_queue.clone()) {
+                return last;
+            }
+        }
+        Bytes::copy_from_slice(name)
+    }
+
+    async fn consume(&mut self, number: u16, consume: super::codec::BasicConsume) -> Result<(), Reply> {
+        let connection = self.id;
+        let broker = Arc::clone(&self.broker);
+        let mut queue_name = self.queue_name(number, consume.queue.as_bytes());
+        if queue_name == REPLY_TO {
+            queue_name = self.reply_to_queue(number).await?;
+        }
+        let queue = broker.queue_for(&queue_name, connection).map_err(|e| Reply::from(&e))?;
+        let events = self.events.clone();
+        let channel = self.channel(number).expect("open channel");
+        let tag = if consume.consumer_tag.is_empty() {
+            Bytes::from(generated_name("amq.ctag-"))
+        } else {
+            consume.consumer_tag.to_bytes()
+        };
+        if channel.consumers.contains_key(&tag) {
+            return Err(Reply::connection(reply_code::NOT_ALLOWED, format!("attempt to reuse consumer tag '{}'", text(&tag))));
+        }
+        let priority = consume.arguments.get_i64("x-priority").unwrap_or(0).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let spec = ConsumerSpec {
+            channel: channel.id,
+            tag: tag.clone(),
+            sink: events,
+            prefetch: u32::from(channel.consumer_prefetch),
+            channel_credit: Arc::clone(&channel.credit),
+            no_ack: consume.no_ack,
+            exclusive: consume.exclusive,
+            priority,
+        };
+        channel.touched.insert(queue.name.clone(), Arc::clone(&queue));
+        channel.consumers.insert(tag.clone(), ConsumerEntry { queue: Arc::clone(&queue) });
+        queue.touch();
+        // Deliveries reach this connection's event queue, which is served only after this
+        // frame is handled: the consume-ok below still precedes every delivery on the wire.
+        if let Err(error) = queue.handle.consume(spec).await {
+            if let Some(channel) = self.channel(number) {
+                channel.consumers.remove(&tag);
+            }
+            return Err(Reply::from(&error));
+        }
+        if !consume.no_wait {
+            self.send(number, &BasicConsumeOk { consumer_tag: short(&tag) }.into());
+        }
+        Ok(())
+    }
+
+    /// Creates the hidden queue behind this channel's direct reply-to consumer.
+    async fn reply_to_queue(&mut self, number: u16) -> Result<Bytes, Reply> {
+        if let Some(existing) = self.channel(number).and_then(|c| c.reply_to_queue.clone()) {
+            return Ok(existing);
+        }
+        let name = Bytes::from(generated_name("amq.rabbitmq.reply-to."));
+        let request = broker::QueueDeclare { name: name.clone(), exclusive: true, auto_delete: true, connection: self.id, ..Default::default() };
+        self.broker.create_queue(&request, broker::QueueArgs::default()).await.map_err(|e| Reply::from(&e))?;
+        if let Some(channel) = self.channel(number) {
+            channel.reply_to_queue = Some(name.clone());
+        }
+        Ok(name)
+    }
+
+    async fn get(&mut self, number: u16, name: &[u8], no_ack: bool) -> Result<(), Reply> {
+        let queue_name = self.queue_name(number, name);
+        let queue = self.broker.queue_for(&queue_name, self.id).map_err(|e| Reply::from(&e))?;
+        queue.touch();
+        let channel = self.channels.get_mut(&number).expect("open channel");
+        channel.touched.insert(queue.name.clone(), Arc::clone(&queue));
+        let delivery = queue.handle.get(channel.id, no_ack).await.map_err(|e| Reply::from(&e))?;
+        let Some(delivery) = delivery else {
+            self.send(number, &BasicGetEmpty::default().into());
+            return Ok(());
+        };
+        let channel = self.channels.get_mut(&number).expect("open channel");
+        let delivery_tag = channel.take_tag();
+        if !no_ack {
+            channel.unacked.insert(delivery_tag, Unacked { queue, offset: delivery.offset, counted: false });
+        }
+        let Ok(header) = ContentHeader::decode(delivery.message.content_header.clone()) else {
+            return Err(Reply::connection(reply_code::INTERNAL_ERROR, "stored content header is damaged"));
+        };
+        let get_ok = BasicGetOk {
+            delivery_tag,
+            redelivered: delivery.redelivered,
+            exchange: short(&delivery.message.exchange),
+            routing_key: short(&delivery.message.routing_key),
+            message_count: delivery.message_count,
+        };
+        encode_content_frames(&mut self.out, number, &get_ok.into(), &header, &delivery.message.body, self.frame_max);
+        Ok(())
+    }
+
+    /// ack (`requeue` None), reject or nack (`requeue` Some).
+    fn settle(&mut self, number: u16, delivery_tag: u64, multiple: bool, requeue: Option<bool>) -> Result<(), Reply> {
+        let channel = self.channels.get_mut(&number).expect("open channel");
+        let settled: Vec<(u64, Unacked)> = if multiple {
+            let upto = if delivery_tag == 0 { u64::MAX } else { delivery_tag };
+            if delivery_tag != 0 && !channel.unacked.contains_key(&delivery_tag) {
+                return Err(Reply::channel(reply_code::PRECONDITION_FAILED, format!("unknown delivery tag {delivery_tag}")));
+            }
+            let keys: Vec<u64> = channel.unacked.range(..=upto).map(|(k, _)| *k).collect();
+            keys.into_iter().filter_map(|k| channel.unacked.remove(&k).map(|u| (k, u))).collect()
+        } else {
+            match channel.unacked.remove(&delivery_tag) {
+                Some(unacked) => vec![(delivery_tag, unacked)],
+                None => {
+                    return Err(Reply::channel(reply_code::PRECONDITION_FAILED, format!("unknown delivery tag {delivery_tag}")));
+                }
+            }
+        };
+        let counted = settled.iter().filter(|(_, u)| u.counted).count() as u32;
+        channel.credit.give_back(counted);
+        let mut by_queue: HashMap<Bytes, (Arc<QueueEntry>, Vec<u64>)> = HashMap::new();
+        for (_, unacked) in settled {
+            by_queue.entry(unacked.queue.name.clone()).or_insert_with(|| (Arc::clone(&unacked.queue), Vec::new())).1.push(unacked.offset);
+        }
+        for (_, (queue, offsets)) in by_queue {
+            if channel.transactional {
+                channel.held_settlements.push((queue, offsets, requeue));
+                continue;
+            }
+            match requeue {
+                None => queue.handle.ack(channel.id, offsets),
+                Some(requeue) => queue.handle.reject(channel.id, offsets, requeue),
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, number: u16) -> Result<(), Reply> {
+        let channel = self.channels.get_mut(&number).expect("open channel");
+        if !channel.transactional {
+            return Err(Reply::channel(reply_code::PRECONDITION_FAILED, "channel is not transactional"));
+        }
+        let publishes = std::mem::take(&mut channel.held_publishes);
+        let settlements = std::mem::take(&mut channel.held_settlements);
+        let channel_id = channel.id;
+        for held in publishes {
+            for queue in held.queues {
+                if let Err(error) = queue.handle.log().append(vec![held.record.clone()]).await {
+                    return Err(Reply::connection(reply_code::INTERNAL_ERROR, format!("commit failed: {error}")));
+                }
+            }
+        }
+        for (queue, offsets, requeue) in settlements {
+            match requeue {
+                None => queue.handle.ack(channel_id, offsets),
+                Some(requeue) => queue.handle.reject(channel_id, offsets, requeue),
+            }
+        }
+        self.send(number, &TxCommitOk::default().into());
+        Ok(())
+    }
+}

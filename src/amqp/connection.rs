@@ -1,0 +1,357 @@
+//! One AMQP connection: the handshake (start, tune, open), the channel table, and the
+//! dispatch of frames to channels. Frames come in through [`Connection::handle_frame`];
+//! everything to send is appended to [`Connection::out`]. The connection owns no socket and
+//! no timer: `server::amqp_listener` moves bytes and drives heartbeats.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+
+use super::channel::Channel;
+use super::codec::{
+    encode_method_frame, reply_code, ChannelOpenOk, ConnectionClose, ConnectionCloseOk, ConnectionOpenOk,
+    ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, FieldTable, FieldValue, Frame, Method,
+    ShortStr,
+};
+use super::reply::Reply;
+use crate::broker::{Broker, ConnectionId};
+use crate::queue::classic::ConsumerEvent;
+
+/// Largest channel number a client may use (RabbitMQ's default).
+pub const CHANNEL_MAX: u16 = 2047;
+/// Largest frame the server accepts, framing included (RabbitMQ's default).
+pub const FRAME_MAX_BYTES: u32 = 131_072;
+/// Smallest frame_max a client may ask for (the spec's frame-min-size).
+pub const FRAME_MIN_BYTES: u32 = 4096;
+/// Heartbeat interval the server proposes, in seconds.
+pub const HEARTBEAT_S: u16 = 60;
+/// Bound of the queue of deliveries waiting for a connection's attention.
+pub const CONSUMER_EVENTS_MAX: usize = 4096;
+
+/// Where the handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `connection.start` sent.
+    AwaitStartOk,
+    /// `connection.tune` sent.
+    AwaitTuneOk,
+    /// Waiting for `connection.open`.
+    AwaitOpen,
+    /// Serving channels.
+    Open,
+    /// `connection.close` sent; waiting for close-ok.
+    Closing,
+}
+
+/// What the driver must do after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Keep serving.
+    Continue,
+    /// Flush `out`, then close the socket.
+    Close,
+}
+
+/// A publish that completed (or failed) in the queues' logs.
+#[derive(Debug)]
+pub struct PublishDone {
+    /// Channel number.
+    pub channel: u16,
+    /// Publish sequence number in confirm mode.
+    pub confirm_seq: Option<u64>,
+    /// Whether every queue took the message.
+    pub ok: bool,
+}
+
+/// Futures of publishes in flight.
+pub type PendingPublishes = FuturesUnordered<Pin<Box<dyn Future<Output = PublishDone> + Send>>>;
+
+/// One client connection's protocol state.
+pub struct Connection {
+    /// The connection's broker-wide id.
+    pub id: ConnectionId,
+    pub(super) broker: Arc<Broker>,
+    peer_is_loopback: bool,
+    /// Handshake phase.
+    pub phase: Phase,
+    /// Negotiated frame_max.
+    pub frame_max: u32,
+    /// Negotiated channel_max.
+    pub channel_max: u16,
+    /// Negotiated heartbeat, seconds (0 = none).
+    pub heartbeat_s: u16,
+    authentication_failure_close: bool,
+    pub(super) user: String,
+    pub(super) channels: HashMap<u16, Channel>,
+    /// Bytes to send.
+    pub out: BytesMut,
+    /// Where queues deliver to this connection's consumers.
+    pub(super) events: mpsc::Sender<ConsumerEvent>,
+    /// Publishes in flight.
+    pub pending: PendingPublishes,
+}
+
+fn short(text: &str) -> ShortStr {
+    ShortStr::try_from(text.get(..text.len().min(255)).unwrap_or_default()).unwrap_or_default()
+}
+
+fn server_properties() -> FieldTable {
+    let capability = |name: &'static str| (ShortStr::from_static(name), FieldValue::Bool(true));
+    let capabilities: FieldTable = [
+        capability("publisher_confirms"),
+        capability("exchange_exchange_bindings"),
+        capability("basic.nack"),
+        capability("consumer_cancel_notify"),
+        capability("connection.blocked"),
+        capability("consumer_priorities"),
+        capability("authentication_failure_close"),
+        capability("per_consumer_qos"),
+        capability("direct_reply_to"),
+    ]
+    .into_iter()
+    .collect();
+    let text = |s: &'static str| FieldValue::LongStr(Bytes::from_static(s.as_bytes()));
+    [
+        (ShortStr::from_static("capabilities"), FieldValue::Table(capabilities)),
+        (ShortStr::from_static("product"), text("Warren")),
+        (ShortStr::from_static("version"), text(env!("CARGO_PKG_VERSION"))),
+        (ShortStr::from_static("platform"), text("Rust")),
+        (ShortStr::from_static("cluster_name"), text("warren")),
+        (ShortStr::from_static("information"), text("An append-log streaming broker speaking AMQP 0-9-1")),
+    ]
+    .into_iter()
+    .collect()
+}
+
+impl Connection {
+    /// A connection that has received a valid protocol header; `connection.start` is queued
+    /// in `out`. Returns the receiver of its consumers' deliveries.
+    pub fn new(id: ConnectionId, broker: Arc<Broker>, peer_is_loopback: bool) -> (Connection, mpsc::Receiver<ConsumerEvent>) {
+        let (events, receiver) = mpsc::channel(CONSUMER_EVENTS_MAX);
+        let mut connection = Connection {
+            id,
+            broker,
+            peer_is_loopback,
+            phase: Phase::AwaitStartOk,
+            frame_max: FRAME_MAX_BYTES,
+            channel_max: CHANNEL_MAX,
+            heartbeat_s: 0,
+            authentication_failure_close: false,
+            user: String::new(),
+            channels: HashMap::new(),
+            out: BytesMut::with_capacity(64 * 1024),
+            events,
+            pending: FuturesUnordered::new(),
+        };
+        let start = ConnectionStart {
+            version_major: 0,
+            version_minor: 9,
+            server_properties: server_properties(),
+            mechanisms: Bytes::from_static(b"AMQPLAIN PLAIN"),
+            locales: Bytes::from_static(b"en_US"),
+        };
+        connection.send(0, &start.into());
+        (connection, receiver)
+    }
+
+    /// Appends a method frame to `out`.
+    pub fn send(&mut self, channel: u16, method: &Method) {
+        encode_method_frame(&mut self.out, channel, method);
+    }
+
+    /// Queues a `connection.close` and enters [`Phase::Closing`].
+    pub fn close_with(&mut self, reply: &Reply, class_id: u16, method_id: u16) -> Next {
+        let close = ConnectionClose { reply_code: reply.code, reply_text: short(&reply.text), class_id, method_id };
+        self.send(0, &close.into());
+        self.phase = Phase::Closing;
+        Next::Continue
+    }
+
+    /// Handles one frame.
+    pub async fn handle_frame(&mut self, frame: Frame) -> Next {
+        match self.phase {
+            Phase::AwaitStartOk => match frame {
+                Frame::Method { channel: 0, method: Method::ConnectionStartOk(start_ok) } => self.start_ok(start_ok),
+                _ => Next::Close,
+            },
+            Phase::AwaitTuneOk => match frame {
+                Frame::Method { channel: 0, method: Method::ConnectionTuneOk(tune_ok) } => self.tune_ok(tune_ok),
+                _ => Next::Close,
+            },
+            Phase::AwaitOpen => match frame {
+                Frame::Method { channel: 0, method: Method::ConnectionOpen(open) } => {
+                    if open.virtual_host.as_bytes() != b"/" {
+                        let vhost = String::from_utf8_lossy(open.virtual_host.as_bytes()).into_owned();
+                        let reply = Reply::connection(reply_code::NOT_ALLOWED, format!("vhost {vhost} not found"));
+                        return self.close_with(&reply, 10, 40);
+                    }
+                    self.phase = Phase::Open;
+                    self.send(0, &ConnectionOpenOk::default().into());
+                    Next::Continue
+                }
+                Frame::Heartbeat => Next::Continue,
+                _ => Next::Close,
+            },
+            Phase::Closing => match frame {
+                Frame::Method { channel: 0, method: Method::ConnectionCloseOk(_) } => Next::Close,
+                Frame::Method { channel: 0, method: Method::ConnectionClose(_) } => {
+                    self.send(0, &ConnectionCloseOk::default().into());
+                    Next::Close
+                }
+                _ => Next::Continue,
+            },
+            Phase::Open => self.handle_open(frame).await,
+        }
+    }
+
+    fn start_ok(&mut self, start_ok: ConnectionStartOk) -> Next {
+        self.authentication_failure_close = start_ok
+            .client_properties
+            .get_table("capabilities")
+            .and_then(|c| c.get_bool("authentication_failure_close"))
+            .unwrap_or(false);
+        let mechanism = start_ok.mechanism.as_bytes().to_vec();
+        let credentials = match &mechanism[..] {
+            b"PLAIN" => plain_credentials(&start_ok.response),
+            b"AMQPLAIN" => amqplain_credentials(&start_ok.response),
+            _ => None,
+        };
+        let Some((user, password)) = credentials else { return Next::Close };
+        let allowed = user == "guest" && password == "guest" && self.peer_is_loopback;
+        if !allowed {
+            tracing::warn!(connection = self.id, user, "login refused");
+            if !self.authentication_failure_close {
+                return Next::Close;
+            }
+            let mechanism = String::from_utf8_lossy(&mechanism).into_owned();
+            let reply = Reply::connection(
+                reply_code::ACCESS_REFUSED,
+                format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."),
+            );
+            return self.close_with(&reply, 0, 0);
+        }
+        self.user = user;
+        self.phase = Phase::AwaitTuneOk;
+        let tune = ConnectionTune { channel_max: CHANNEL_MAX, frame_max: FRAME_MAX_BYTES, heartbeat: HEARTBEAT_S };
+        self.send(0, &tune.into());
+        Next::Continue
+    }
+
+    fn tune_ok(&mut self, tune_ok: ConnectionTuneOk) -> Next {
+        if tune_ok.channel_max == 0 || tune_ok.channel_max > CHANNEL_MAX {
+            tracing::warn!(connection = self.id, channel_max = tune_ok.channel_max, "negotiated channel_max is higher than the maximum allowed value (2047)");
+            return Next::Close;
+        }
+        let frame_max = if tune_ok.frame_max == 0 { FRAME_MAX_BYTES } else { tune_ok.frame_max };
+        if !(FRAME_MIN_BYTES..=FRAME_MAX_BYTES).contains(&frame_max) {
+            return Next::Close;
+        }
+        self.channel_max = tune_ok.channel_max;
+        self.frame_max = frame_max;
+        self.heartbeat_s = tune_ok.heartbeat;
+        self.phase = Phase::AwaitOpen;
+        Next::Continue
+    }
+
+    async fn handle_open(&mut self, frame: Frame) -> Next {
+        let channel = frame.channel();
+        if channel == 0 {
+            return match frame {
+                Frame::Heartbeat => Next::Continue,
+                Frame::Method { method: Method::ConnectionClose(_), .. } => {
+                    self.send(0, &ConnectionCloseOk::default().into());
+                    Next::Close
+                }
+                Frame::Method { method: Method::ConnectionCloseOk(_), .. } => Next::Close,
+                Frame::Method { method, .. } => {
+                    let reply = Reply::connection(reply_code::COMMAND_INVALID, format!("unexpected {} on channel 0", method.name()));
+                    self.close_with(&reply, method.class_id(), method.method_id())
+                }
+                _ => {
+                    let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, "expected method frame, got non method frame instead");
+                    self.close_with(&reply, 0, 0)
+                }
+            };
+        }
+        if channel > self.channel_max {
+            // RabbitMQ gives no answer at all to a channel above channel_max.
+            return Next::Continue;
+        }
+        if !self.channels.contains_key(&channel) {
+            return match frame {
+                Frame::Method { method: Method::ChannelOpen(_), .. } => {
+                    let channel_id = (self.id << 16) | u64::from(channel);
+                    self.channels.insert(channel, Channel::new(channel_id));
+                    self.send(channel, &ChannelOpenOk::default().into());
+                    Next::Continue
+                }
+                Frame::Method { method, .. } => {
+                    let reply = Reply::connection(reply_code::CHANNEL_ERROR, "expected 'channel.open'");
+                    self.close_with(&reply, method.class_id(), method.method_id())
+                }
+                _ => {
+                    let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, "expected method frame, got non method frame instead");
+                    self.close_with(&reply, 0, 0)
+                }
+            };
+        }
+        self.channel_frame(channel, frame).await
+    }
+
+    /// Closes every channel (requeueing their unacked deliveries) and drops the exclusive
+    /// queues: the connection is gone.
+    pub async fn release(&mut self) {
+        let numbers: Vec<u16> = self.channels.keys().copied().collect();
+        for number in numbers {
+            if let Some(channel) = self.channels.remove(&number) {
+                self.release_channel(channel).await;
+            }
+        }
+        self.broker.connection_closed(self.id).await;
+    }
+}
+
+fn plain_credentials(response: &[u8]) -> Option<(String, String)> {
+    let mut parts = response.split(|b| *b == 0);
+    let _authorization_identity = parts.next()?;
+    let user = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    let password = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    parts.next().is_none().then_some((user, password))
+}
+
+fn amqplain_credentials(response: &[u8]) -> Option<(String, String)> {
+    // AMQPLAIN sends a field table without its length prefix.
+    let mut framed = BytesMut::with_capacity(response.len() + 4);
+    framed.extend_from_slice(&u32::try_from(response.len()).ok()?.to_be_bytes());
+    framed.extend_from_slice(response);
+    let table = FieldTable::decode(&framed.freeze()).ok()?;
+    let field = |key| table.get(key).and_then(FieldValue::as_bytes).and_then(|b| std::str::from_utf8(b).ok()).map(str::to_owned);
+    Some((field("LOGIN")?, field("PASSWORD")?))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials() {
+        assert_eq!(plain_credentials(b"\0guest\0guest"), Some(("guest".into(), "guest".into())));
+        assert_eq!(plain_credentials(b"guest"), None);
+        let mut table = BytesMut::new();
+        let t: FieldTable = [
+            (ShortStr::from_static("LOGIN"), FieldValue::LongStr(Bytes::from_static(b"guest"))),
+            (ShortStr::from_static("PASSWORD"), FieldValue::LongStr(Bytes::from_static(b"pw"))),
+        ]
+        .into_iter()
+        .collect();
+        t.encode(&mut table);
+        assert_eq!(amqplain_credentials(&table[4..]), Some(("guest".into(), "pw".into())));
+    }
+}

@@ -1,0 +1,110 @@
+//! Every error that reaches a client becomes a `channel.close` or `connection.close` here,
+//! in one exhaustive match: a new error cannot ship without a reply code.
+
+use crate::amqp::codec::{reply_code, DecodeError};
+use crate::broker::Error;
+use crate::queue::classic::QueueError;
+
+/// A close to send: the reply code, its text, and whether it closes the whole connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// AMQP reply code.
+    pub code: u16,
+    /// `NAME - details`, as RabbitMQ words it.
+    pub text: String,
+    /// `connection.close` rather than `channel.close`.
+    pub connection: bool,
+}
+
+impl Reply {
+    /// A channel-level close.
+    pub fn channel(code: u16, details: impl std::fmt::Display) -> Reply {
+        Reply { code, text: format!("{} - {details}", name(code)), connection: false }
+    }
+
+    /// A connection-level close.
+    pub fn connection(code: u16, details: impl std::fmt::Display) -> Reply {
+        Reply { code, text: format!("{} - {details}", name(code)), connection: true }
+    }
+}
+
+/// The reply code's name.
+pub fn name(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        311 => "CONTENT_TOO_LARGE",
+        312 => "NO_ROUTE",
+        313 => "NO_CONSUMERS",
+        320 => "CONNECTION_FORCED",
+        402 => "INVALID_PATH",
+        403 => "ACCESS_REFUSED",
+        404 => "NOT_FOUND",
+        405 => "RESOURCE_LOCKED",
+        406 => "PRECONDITION_FAILED",
+        501 => "FRAME_ERROR",
+        502 => "SYNTAX_ERROR",
+        503 => "COMMAND_INVALID",
+        504 => "CHANNEL_ERROR",
+        505 => "UNEXPECTED_FRAME",
+        506 => "RESOURCE_ERROR",
+        530 => "NOT_ALLOWED",
+        540 => "NOT_IMPLEMENTED",
+        _ => "INTERNAL_ERROR",
+    }
+}
+
+impl From<&Error> for Reply {
+    fn from(error: &Error) -> Reply {
+        use reply_code::*;
+        let code = match error {
+            Error::QueueNotFound(_) | Error::ExchangeNotFound(_) => NOT_FOUND,
+            Error::Locked(_) => RESOURCE_LOCKED,
+            Error::ExclusiveUse(_)
+            | Error::ReservedName { .. }
+            | Error::InternalExchange(_)
+            | Error::DefaultExchange
+            | Error::SystemExchange(_) => ACCESS_REFUSED,
+            Error::Inequivalent { .. }
+            | Error::NotEmpty(_)
+            | Error::QueueInUse(_)
+            | Error::ExchangeInUse(_)
+            | Error::InvalidArg { .. }
+            | Error::InvalidProperty { .. }
+            | Error::Overflow(_) => PRECONDITION_FAILED,
+            Error::UnknownExchangeType(_) => return Reply::connection(COMMAND_INVALID, error),
+            Error::Internal(_) => return Reply::connection(INTERNAL_ERROR, error),
+        };
+        Reply::channel(code, error)
+    }
+}
+
+impl From<&QueueError> for Reply {
+    fn from(error: &QueueError) -> Reply {
+        match error {
+            QueueError::ExclusiveUse { .. } => Reply::channel(reply_code::ACCESS_REFUSED, error),
+            QueueError::Deleted { queue } => Reply::channel(reply_code::NOT_FOUND, format!("no queue '{queue}' in vhost '/'")),
+        }
+    }
+}
+
+/// The connection close for a frame that could not be decoded, worded as RabbitMQ does.
+pub fn decode_error(error: &DecodeError, frame_max: u32) -> Reply {
+    use reply_code::*;
+    match error {
+        DecodeError::BadFrameEnd { found } => {
+            Reply::connection(FRAME_ERROR, format!("invalid frame end marker: {{invalid_frame_end_marker,{found}}}"))
+        }
+        DecodeError::FrameTooLarge { size, .. } => {
+            Reply::connection(FRAME_ERROR, format!("{{frame_too_large,{size},{}}}", frame_max.saturating_sub(8)))
+        }
+        DecodeError::UnknownFrameType(kind) => Reply::connection(FRAME_ERROR, format!("unknown_frame type {kind}")),
+        DecodeError::HeartbeatOnChannel(channel) => {
+            Reply::connection(UNEXPECTED_FRAME, format!("type 8, heartbeat on channel {channel}"))
+        }
+        DecodeError::Truncated { .. } => Reply::connection(FRAME_ERROR, "cannot decode <<>>"),
+        DecodeError::UnknownMethod { class_id, method_id } => {
+            Reply::connection(NOT_IMPLEMENTED, format!("unknown method {class_id}.{method_id}"))
+        }
+        other => Reply::connection(other.reply_code(), format!("cannot decode frame: {other}")),
+    }
+}

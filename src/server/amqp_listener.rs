@@ -1,0 +1,208 @@
+//! The AMQP listener: accepts connections and, per connection, moves bytes between the
+//! socket and the protocol state ([`Connection`]): frames in, frames out, deliveries from
+//! queues, publish completions, heartbeats, and backpressure (a connection with too many
+//! publishes in flight is not read until some complete).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::amqp::codec::{check_protocol_header, decode_frame, encode_heartbeat_frame, DecodeError, ProtocolHeader, PROTOCOL_HEADER};
+use crate::amqp::connection::{Connection, Next, Phase, FRAME_MAX_BYTES};
+use crate::amqp::reply::{self, Reply};
+use crate::broker::Broker;
+
+/// Time a client has to send the protocol header and finish the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Publishes in flight per connection before its socket stops being read.
+const PUBLISHES_IN_FLIGHT_MAX: usize = 8192;
+/// Consumer events written per turn before the socket is flushed.
+const EVENTS_PER_TURN_MAX: usize = 512;
+/// How long a `connection.close` waits for its close-ok.
+const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Read buffer size.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// Classes the codec knows; a frame of any other class gets a plain TCP close.
+const KNOWN_CLASSES: [u16; 7] = [10, 20, 40, 50, 60, 85, 90];
+
+/// Accepts connections until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let next_id = AtomicU64::new(1);
+    let mut stop = shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    let broker = Arc::clone(&broker);
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = serve_connection(stream, peer, broker, id, shutdown).await {
+                            tracing::debug!(connection = id, %peer, %error, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn read_protocol_header(stream: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<bool> {
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    loop {
+        match check_protocol_header(buf) {
+            ProtocolHeader::Match => {
+                let _ = buf.split_to(PROTOCOL_HEADER.len());
+                return Ok(true);
+            }
+            ProtocolHeader::Mismatch { .. } => {
+                stream.write_all(&PROTOCOL_HEADER).await?;
+                return Ok(false);
+            }
+            ProtocolHeader::Incomplete => {}
+        }
+        match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
+            Ok(Ok(0)) | Err(_) => return Ok(false),
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(error),
+        }
+    }
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    id: u64,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    if !read_protocol_header(&mut stream, &mut buf).await? {
+        return Ok(());
+    }
+    let (mut connection, mut events) = Connection::new(id, broker, peer.ip().is_loopback());
+    let (mut reader, mut writer) = stream.into_split();
+    writer.write_all(&connection.out).await?;
+    connection.out.clear();
+    let started = Instant::now();
+    let mut last_read = Instant::now();
+    let mut last_write = Instant::now();
+    let mut closing_since: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut outcome = Ok(());
+    'serve: loop {
+        let may_read = connection.pending.len() < PUBLISHES_IN_FLIGHT_MAX;
+        tokio::select! {
+            read = reader.read_buf(&mut buf), if may_read => {
+                match read {
+                    Ok(0) => break 'serve,
+                    Ok(_) => last_read = Instant::now(),
+                    Err(error) => { outcome = Err(error); break 'serve; }
+                }
+                let frame_max = if connection.phase == Phase::Open { connection.frame_max } else { FRAME_MAX_BYTES };
+                loop {
+                    match decode_frame(&mut buf, frame_max) {
+                        Ok(Some(frame)) => {
+                            if connection.handle_frame(frame).await == Next::Close {
+                                let _ = writer.write_all(&connection.out).await;
+                                break 'serve;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(DecodeError::UnknownMethod { class_id, .. }) if !KNOWN_CLASSES.contains(&class_id) => {
+                            break 'serve;
+                        }
+                        Err(error) => {
+                            let reply = reply::decode_error(&error, frame_max);
+                            connection.close_with(&reply, 0, 0);
+                            buf.clear();
+                            break;
+                        }
+                    }
+                }
+            }
+            Some(event) = events.recv() => {
+                connection.consumer_event(event);
+                for _ in 1..EVENTS_PER_TURN_MAX {
+                    match events.try_recv() {
+                        Ok(event) => connection.consumer_event(event),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Some(done) = connection.pending.next(), if !connection.pending.is_empty() => {
+                connection.publish_done(done);
+                while let Some(Some(done)) = connection.pending.next().now_or_never_ready() {
+                    connection.publish_done(done);
+                }
+            }
+            _ = tick.tick() => {
+                if connection.phase != Phase::Open && connection.phase != Phase::Closing && started.elapsed() > HANDSHAKE_TIMEOUT {
+                    break 'serve;
+                }
+                let heartbeat = Duration::from_secs(u64::from(connection.heartbeat_s));
+                if connection.phase == Phase::Open && !heartbeat.is_zero() {
+                    if last_read.elapsed() > heartbeat * 2 {
+                        tracing::info!(connection = id, %peer, "missed heartbeats from client, closing");
+                        break 'serve;
+                    }
+                    if last_write.elapsed() >= heartbeat / 2 {
+                        encode_heartbeat_frame(&mut connection.out);
+                    }
+                }
+            }
+            _ = shutdown.changed() => {
+                if connection.phase == Phase::Open {
+                    connection.close_with(&Reply::connection(320, "broker shutdown"), 0, 0);
+                } else {
+                    break 'serve;
+                }
+            }
+        }
+        if connection.phase == Phase::Closing {
+            let since = *closing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > CLOSE_OK_TIMEOUT {
+                break 'serve;
+            }
+        }
+        if !connection.out.is_empty() {
+            if let Err(error) = writer.write_all(&connection.out).await {
+                outcome = Err(error);
+                break 'serve;
+            }
+            connection.out.clear();
+            if connection.out.capacity() > 4 * READ_BUFFER_BYTES {
+                connection.out = BytesMut::with_capacity(READ_BUFFER_BYTES);
+            }
+            last_write = Instant::now();
+        }
+    }
+    connection.release().await;
+    outcome
+}
+
+/// Polls a stream once without waiting.
+trait NowOrNever {
+    type Item;
+    fn now_or_never_ready(self) -> Option<Self::Item>;
+}
+
+impl<F: std::future::Future> NowOrNever for F {
+    type Item = F::Output;
+    fn now_or_never_ready(self) -> Option<F::Output> {
+        futures::FutureExt::now_or_never(self)
+    }
+}
