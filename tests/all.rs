@@ -2,6 +2,8 @@
 
 mod harness;
 
+/// Debian's amqp-tools command-line programs against the broker.
+mod amqp_tools;
 /// The log core's behaviour on every storage backend: appends, reads, rolls, retention,
 /// tail waits, timestamps, consumer offsets.
 mod log_core;
@@ -11,5 +13,9 @@ mod log_crash;
 mod log_model;
 /// Recovery from torn and corrupt files, damaged indexes, and sealed-segment damage.
 mod log_recovery;
+/// Node.js amqplib against the broker.
+mod node_clients;
+/// Python clients (pika, kombu) against the broker: the RabbitMQ tutorials and more.
+mod python_clients;
 /// The `warren` binary: starts on its defaults, stops cleanly on SIGTERM.
 mod serve;

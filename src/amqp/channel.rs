@@ -9,11 +9,12 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::codec::{
-    encode_content_frames, encode_method_frame, reply_code, BasicAck, BasicCancel,
-    BasicCancelOk, BasicConsumeOk, BasicDeliver, BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk,
+    encode_content_frames, encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk,
+    BasicConsumeOk, BasicDeliver, BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk,
     BasicRecoverOk, BasicReturn, ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader,
     ExchangeBindOk, ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, Frame, Method, QueueBindOk,
-    QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, ShortStr, TxCommitOk, TxRollbackOk, TxSelectOk,
+    QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, ShortStr, TxCommitOk, TxRollbackOk,
+    TxSelectOk,
 };
 use super::connection::{Connection, Next, PublishDone};
 use super::reply::Reply;
@@ -106,7 +107,8 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn short(bytes: &[u8]) -> ShortStr {
-    ShortStr::from_bytes(Bytes::copy_from_slice(bytes.get(..bytes.len().min(255)).unwrap_or_default())).unwrap_or_default()
+    ShortStr::from_bytes(Bytes::copy_from_slice(bytes.get(..bytes.len().min(255)).unwrap_or_default()))
+        .unwrap_or_default()
 }
 
 impl Connection {
@@ -151,18 +153,30 @@ impl Connection {
         let expecting_content = self.channel(number).is_some_and(|c| c.assembly.is_some());
         match frame {
             Frame::Method { method, .. } if expecting_content => {
-                let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, format!("expected content header for class 60, got non content header frame instead ({})", method.name()));
+                let reply = Reply::connection(
+                    reply_code::UNEXPECTED_FRAME,
+                    format!(
+                        "expected content header for class 60, got non content header frame instead ({})",
+                        method.name()
+                    ),
+                );
                 self.close_with(&reply, method.class_id(), method.method_id())
             }
             Frame::Method { method, .. } => self.channel_method(number, method).await,
             Frame::Header { header, .. } if expecting_content => self.content_header(number, header).await,
             Frame::Body { payload, .. } if expecting_content => self.content_body(number, payload).await,
             Frame::Heartbeat => {
-                let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, format!("type 8, heartbeat on channel {number}"));
+                let reply = Reply::connection(
+                    reply_code::UNEXPECTED_FRAME,
+                    format!("type 8, heartbeat on channel {number}"),
+                );
                 self.close_with(&reply, 0, 0)
             }
             _ => {
-                let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, "expected method frame, got non method frame instead");
+                let reply = Reply::connection(
+                    reply_code::UNEXPECTED_FRAME,
+                    "expected method frame, got non method frame instead",
+                );
                 self.close_with(&reply, 0, 0)
             }
         }
@@ -173,12 +187,21 @@ impl Connection {
         let Some(channel) = self.channel(number) else { return Next::Continue };
         let Some(assembly) = channel.assembly.as_mut() else { return Next::Continue };
         if assembly.header.is_some() {
-            let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, "expected content body, got non content body frame instead");
+            let reply = Reply::connection(
+                reply_code::UNEXPECTED_FRAME,
+                "expected content body, got non content body frame instead",
+            );
             return self.close_with(&reply, 60, 40);
         }
         let size = header.body_size();
         if size > crate::limits::MESSAGE_BYTES_MAX {
-            let reply = Reply::channel(reply_code::PRECONDITION_FAILED, format!("message size {size} is larger than configured max size {}", crate::limits::MESSAGE_BYTES_MAX));
+            let reply = Reply::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!(
+                    "message size {size} is larger than configured max size {}",
+                    crate::limits::MESSAGE_BYTES_MAX
+                ),
+            );
             channel.assembly = None;
             return self.channel_error(number, &reply, 60, 40);
         }
@@ -195,14 +218,20 @@ impl Connection {
         let Some(channel) = self.channel(number) else { return Next::Continue };
         let Some(assembly) = channel.assembly.as_mut() else { return Next::Continue };
         let Some(header) = &assembly.header else {
-            let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, "expected content header for class 60, got non content header frame instead");
+            let reply = Reply::connection(
+                reply_code::UNEXPECTED_FRAME,
+                "expected content header for class 60, got non content header frame instead",
+            );
             return self.close_with(&reply, 60, 40);
         };
         let expected = header.body_size();
         assembly.body.extend_from_slice(&payload);
         let have = assembly.body.len() as u64;
         if have > expected {
-            let reply = Reply::connection(reply_code::FRAME_ERROR, format!("content body larger than declared: {have} > {expected}"));
+            let reply = Reply::connection(
+                reply_code::FRAME_ERROR,
+                format!("content body larger than declared: {have} > {expected}"),
+            );
             return self.close_with(&reply, 60, 40);
         }
         if have == expected {
@@ -213,12 +242,15 @@ impl Connection {
 
     async fn complete_publish(&mut self, number: u16) -> Next {
         let Some(channel) = self.channel(number) else { return Next::Continue };
-        let Some(Assembly { method, header: Some(header), body }) = channel.assembly.take() else { return Next::Continue };
+        let Some(Assembly { method, header: Some(header), body }) = channel.assembly.take() else {
+            return Next::Continue;
+        };
         let body = body.freeze();
         let properties = match header.properties() {
             Ok(properties) => properties,
             Err(error) => {
-                let reply = Reply::connection(error.reply_code(), format!("cannot decode content header: {error}"));
+                let reply =
+                    Reply::connection(error.reply_code(), format!("cannot decode content header: {error}"));
                 return self.close_with(&reply, 60, 40);
             }
         };
@@ -226,7 +258,11 @@ impl Connection {
             if user_id.as_bytes() != self.user.as_bytes() {
                 let reply = Reply::channel(
                     reply_code::PRECONDITION_FAILED,
-                    format!("user_id property set to '{}' but authenticated user was '{}'", text(user_id.as_bytes()), self.user),
+                    format!(
+                        "user_id property set to '{}' but authenticated user was '{}'",
+                        text(user_id.as_bytes()),
+                        self.user
+                    ),
                 );
                 return self.channel_error(number, &reply, 60, 40);
             }
@@ -234,7 +270,8 @@ impl Connection {
         let mut header = header;
         if properties.reply_to.as_ref().is_some_and(|r| r.as_bytes() == REPLY_TO) {
             let Some(own) = self.channel(number).and_then(|c| c.reply_to_queue.clone()) else {
-                let reply = Reply::channel(reply_code::PRECONDITION_FAILED, "fast reply consumer does not exist");
+                let reply =
+                    Reply::channel(reply_code::PRECONDITION_FAILED, "fast reply consumer does not exist");
                 return self.channel_error(number, &reply, 60, 40);
             };
             let mut rewritten = properties.clone();
@@ -243,7 +280,12 @@ impl Connection {
         }
         let mut queues = Vec::new();
         let exchange = method.exchange.as_bytes();
-        if let Err(error) = self.broker.route(exchange, method.routing_key.as_bytes(), properties.headers.as_ref(), &mut queues) {
+        if let Err(error) = self.broker.route(
+            exchange,
+            method.routing_key.as_bytes(),
+            properties.headers.as_ref(),
+            &mut queues,
+        ) {
             return self.channel_error(number, &Reply::from(&error), 60, 40);
         }
         let channel = self.channels.get_mut(&number).expect("channel exists");
@@ -260,10 +302,19 @@ impl Connection {
                     exchange: method.exchange.clone(),
                     routing_key: method.routing_key.clone(),
                 };
-                encode_content_frames(&mut self.out, number, &returned.into(), &header, &body, self.frame_max);
+                encode_content_frames(
+                    &mut self.out,
+                    number,
+                    &returned.into(),
+                    &header,
+                    &body,
+                    self.frame_max,
+                );
             }
             if let Some(seq) = confirm_seq {
-                self.pending.push(Box::pin(async move { PublishDone { channel: number, confirm_seq: Some(seq), ok: true } }));
+                self.pending.push(Box::pin(async move {
+                    PublishDone { channel: number, confirm_seq: Some(seq), ok: true }
+                }));
             }
             return Next::Continue;
         }
@@ -333,7 +384,10 @@ impl Connection {
             ConsumerEvent::Deliver(delivery) => self.deliver(delivery),
             ConsumerEvent::Cancelled { channel, consumer_tag } => {
                 let number = (channel & 0xFFFF) as u16;
-                let Some(entry) = self.channels.get_mut(&number).filter(|c| c.id == channel && !c.closing) else { return };
+                let Some(entry) = self.channels.get_mut(&number).filter(|c| c.id == channel && !c.closing)
+                else {
+                    return;
+                };
                 if entry.consumers.remove(&consumer_tag).is_some() {
                     let cancel = BasicCancel { consumer_tag: short(&consumer_tag), no_wait: true };
                     encode_method_frame(&mut self.out, number, &cancel.into());
@@ -347,7 +401,8 @@ impl Connection {
         let frame_max = self.frame_max;
         // Deliveries for a channel that has closed are requeued by the queue itself when it
         // learns of the close.
-        let Some(channel) = self.channels.get_mut(&number).filter(|c| c.id == delivery.channel && !c.closing) else {
+        let Some(channel) = self.channels.get_mut(&number).filter(|c| c.id == delivery.channel && !c.closing)
+        else {
             return;
         };
         let Some(tag) = delivery.consumer_tag.clone() else { return };
@@ -373,7 +428,14 @@ impl Connection {
             exchange: short(&delivery.message.exchange),
             routing_key: short(&delivery.message.routing_key),
         };
-        encode_content_frames(&mut self.out, number, &deliver.into(), &header, &delivery.message.body, frame_max);
+        encode_content_frames(
+            &mut self.out,
+            number,
+            &deliver.into(),
+            &header,
+            &delivery.message.body,
+            frame_max,
+        );
     }
 
     async fn drop_channel(&mut self, number: u16) {
@@ -444,21 +506,37 @@ impl Connection {
                 }
             }
             Method::ExchangeDelete(delete) => {
-                broker.delete_exchange(delete.exchange.as_bytes(), delete.if_unused).await.map_err(broker_error)?;
+                broker
+                    .delete_exchange(delete.exchange.as_bytes(), delete.if_unused)
+                    .await
+                    .map_err(broker_error)?;
                 if !delete.no_wait {
                     self.send(number, &ExchangeDeleteOk::default().into());
                 }
             }
             Method::ExchangeBind(bind) => {
                 let (source, destination) = (bind.source.as_bytes(), bind.destination.as_bytes());
-                broker.bind(source, destination, false, bind.routing_key.as_bytes(), bind.arguments, connection).await.map_err(broker_error)?;
+                broker
+                    .bind(source, destination, false, bind.routing_key.as_bytes(), bind.arguments, connection)
+                    .await
+                    .map_err(broker_error)?;
                 if !bind.no_wait {
                     self.send(number, &ExchangeBindOk::default().into());
                 }
             }
             Method::ExchangeUnbind(unbind) => {
                 let (source, destination) = (unbind.source.as_bytes(), unbind.destination.as_bytes());
-                broker.unbind(source, destination, false, unbind.routing_key.as_bytes(), &unbind.arguments, connection).await.map_err(broker_error)?;
+                broker
+                    .unbind(
+                        source,
+                        destination,
+                        false,
+                        unbind.routing_key.as_bytes(),
+                        &unbind.arguments,
+                        connection,
+                    )
+                    .await
+                    .map_err(broker_error)?;
                 if !unbind.no_wait {
                     self.send(number, &ExchangeUnbindOk::default().into());
                 }
@@ -481,20 +559,44 @@ impl Connection {
                     channel.last_queue = Some(queue.name.clone());
                 }
                 if !no_wait {
-                    let ok = QueueDeclareOk { queue: short(&queue.name), message_count: messages, consumer_count: consumers };
+                    let ok = QueueDeclareOk {
+                        queue: short(&queue.name),
+                        message_count: messages,
+                        consumer_count: consumers,
+                    };
                     self.send(number, &ok.into());
                 }
             }
             Method::QueueBind(bind) => {
                 let queue = self.queue_name(number, bind.queue.as_bytes());
-                broker.bind(bind.exchange.as_bytes(), &queue, true, bind.routing_key.as_bytes(), bind.arguments, connection).await.map_err(broker_error)?;
+                broker
+                    .bind(
+                        bind.exchange.as_bytes(),
+                        &queue,
+                        true,
+                        bind.routing_key.as_bytes(),
+                        bind.arguments,
+                        connection,
+                    )
+                    .await
+                    .map_err(broker_error)?;
                 if !bind.no_wait {
                     self.send(number, &QueueBindOk::default().into());
                 }
             }
             Method::QueueUnbind(unbind) => {
                 let queue = self.queue_name(number, unbind.queue.as_bytes());
-                broker.unbind(unbind.exchange.as_bytes(), &queue, true, unbind.routing_key.as_bytes(), &unbind.arguments, connection).await.map_err(broker_error)?;
+                broker
+                    .unbind(
+                        unbind.exchange.as_bytes(),
+                        &queue,
+                        true,
+                        unbind.routing_key.as_bytes(),
+                        &unbind.arguments,
+                        connection,
+                    )
+                    .await
+                    .map_err(broker_error)?;
                 self.send(number, &QueueUnbindOk::default().into());
             }
             Method::QueuePurge(purge) => {
@@ -506,14 +608,20 @@ impl Connection {
             }
             Method::QueueDelete(delete) => {
                 let queue = self.queue_name(number, delete.queue.as_bytes());
-                let count = broker.delete_queue(&queue, delete.if_unused, delete.if_empty, Some(connection)).await.map_err(broker_error)?;
+                let count = broker
+                    .delete_queue(&queue, delete.if_unused, delete.if_empty, Some(connection))
+                    .await
+                    .map_err(broker_error)?;
                 if !delete.no_wait {
                     self.send(number, &QueueDeleteOk { message_count: count }.into());
                 }
             }
             Method::BasicQos(qos) => {
                 if qos.prefetch_size != 0 {
-                    return Err(Reply::connection(reply_code::NOT_IMPLEMENTED, format!("prefetch_size!=0 ({})", qos.prefetch_size)));
+                    return Err(Reply::connection(
+                        reply_code::NOT_IMPLEMENTED,
+                        format!("prefetch_size!=0 ({})", qos.prefetch_size),
+                    ));
                 }
                 if let Some(channel) = self.channel(number) {
                     if qos.global {
@@ -539,13 +647,18 @@ impl Connection {
             }
             Method::BasicPublish(publish) => {
                 if let Some(channel) = self.channel(number) {
-                    channel.assembly = Some(Assembly { method: publish, header: None, body: BytesMut::new() });
+                    channel.assembly =
+                        Some(Assembly { method: publish, header: None, body: BytesMut::new() });
                 }
             }
             Method::BasicGet(get) => self.get(number, get.queue.as_bytes(), get.no_ack).await?,
             Method::BasicAck(ack) => self.settle(number, ack.delivery_tag, ack.multiple, None)?,
-            Method::BasicReject(reject) => self.settle(number, reject.delivery_tag, false, Some(reject.requeue))?,
-            Method::BasicNack(nack) => self.settle(number, nack.delivery_tag, nack.multiple, Some(nack.requeue))?,
+            Method::BasicReject(reject) => {
+                self.settle(number, reject.delivery_tag, false, Some(reject.requeue))?
+            }
+            Method::BasicNack(nack) => {
+                self.settle(number, nack.delivery_tag, nack.multiple, Some(nack.requeue))?
+            }
             Method::BasicRecover(_) | Method::BasicRecoverAsync(_) => {
                 let recover_ok = matches!(method, Method::BasicRecover(_));
                 if let Some(channel) = self.channel(number) {
@@ -563,7 +676,10 @@ impl Connection {
             Method::ConfirmSelect(select) => {
                 let channel = self.channel(number).expect("open channel");
                 if channel.transactional {
-                    return Err(Reply::channel(reply_code::PRECONDITION_FAILED, "cannot switch from tx to confirm mode"));
+                    return Err(Reply::channel(
+                        reply_code::PRECONDITION_FAILED,
+                        "cannot switch from tx to confirm mode",
+                    ));
                 }
                 channel.confirm = true;
                 if !select.nowait {
@@ -573,7 +689,10 @@ impl Connection {
             Method::TxSelect(_) => {
                 let channel = self.channel(number).expect("open channel");
                 if channel.confirm {
-                    return Err(Reply::channel(reply_code::PRECONDITION_FAILED, "cannot switch from confirm to tx mode"));
+                    return Err(Reply::channel(
+                        reply_code::PRECONDITION_FAILED,
+                        "cannot switch from confirm to tx mode",
+                    ));
                 }
                 channel.transactional = true;
                 self.send(number, &TxSelectOk::default().into());
@@ -582,14 +701,20 @@ impl Connection {
             Method::TxRollback(_) => {
                 let channel = self.channel(number).expect("open channel");
                 if !channel.transactional {
-                    return Err(Reply::channel(reply_code::PRECONDITION_FAILED, "channel is not transactional"));
+                    return Err(Reply::channel(
+                        reply_code::PRECONDITION_FAILED,
+                        "channel is not transactional",
+                    ));
                 }
                 channel.held_publishes.clear();
                 channel.held_settlements.clear();
                 self.send(number, &TxRollbackOk::default().into());
             }
             other => {
-                return Err(Reply::connection(reply_code::COMMAND_INVALID, format!("unexpected method {} on a channel", other.name())));
+                return Err(Reply::connection(
+                    reply_code::COMMAND_INVALID,
+                    format!("unexpected method {} on a channel", other.name()),
+                ));
             }
         }
         Ok(Next::Continue)
@@ -621,9 +746,16 @@ impl Connection {
             consume.consumer_tag.to_bytes()
         };
         if channel.consumers.contains_key(&tag) {
-            return Err(Reply::connection(reply_code::NOT_ALLOWED, format!("attempt to reuse consumer tag '{}'", text(&tag))));
+            return Err(Reply::connection(
+                reply_code::NOT_ALLOWED,
+                format!("attempt to reuse consumer tag '{}'", text(&tag)),
+            ));
         }
-        let priority = consume.arguments.get_i64("x-priority").unwrap_or(0).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let priority = consume
+            .arguments
+            .get_i64("x-priority")
+            .unwrap_or(0)
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         let spec = ConsumerSpec {
             channel: channel.id,
             tag: tag.clone(),
@@ -657,8 +789,17 @@ impl Connection {
             return Ok(existing);
         }
         let name = Bytes::from(generated_name("amq.rabbitmq.reply-to."));
-        let request = broker::QueueDeclare { name: name.clone(), exclusive: true, auto_delete: true, connection: self.id, ..Default::default() };
-        self.broker.create_queue(&request, broker::QueueArgs::default()).await.map_err(|e| Reply::from(&e))?;
+        let request = broker::QueueDeclare {
+            name: name.clone(),
+            exclusive: true,
+            auto_delete: true,
+            connection: self.id,
+            ..Default::default()
+        };
+        self.broker
+            .create_queue(&request, broker::QueueArgs::default())
+            .await
+            .map_err(|e| Reply::from(&e))?;
         if let Some(channel) = self.channel(number) {
             channel.reply_to_queue = Some(name.clone());
         }
@@ -691,17 +832,33 @@ impl Connection {
             routing_key: short(&delivery.message.routing_key),
             message_count: delivery.message_count,
         };
-        encode_content_frames(&mut self.out, number, &get_ok.into(), &header, &delivery.message.body, self.frame_max);
+        encode_content_frames(
+            &mut self.out,
+            number,
+            &get_ok.into(),
+            &header,
+            &delivery.message.body,
+            self.frame_max,
+        );
         Ok(())
     }
 
     /// ack (`requeue` None), reject or nack (`requeue` Some).
-    fn settle(&mut self, number: u16, delivery_tag: u64, multiple: bool, requeue: Option<bool>) -> Result<(), Reply> {
+    fn settle(
+        &mut self,
+        number: u16,
+        delivery_tag: u64,
+        multiple: bool,
+        requeue: Option<bool>,
+    ) -> Result<(), Reply> {
         let channel = self.channels.get_mut(&number).expect("open channel");
         let settled: Vec<(u64, Unacked)> = if multiple {
             let upto = if delivery_tag == 0 { u64::MAX } else { delivery_tag };
             if delivery_tag != 0 && !channel.unacked.contains_key(&delivery_tag) {
-                return Err(Reply::channel(reply_code::PRECONDITION_FAILED, format!("unknown delivery tag {delivery_tag}")));
+                return Err(Reply::channel(
+                    reply_code::PRECONDITION_FAILED,
+                    format!("unknown delivery tag {delivery_tag}"),
+                ));
             }
             let keys: Vec<u64> = channel.unacked.range(..=upto).map(|(k, _)| *k).collect();
             keys.into_iter().filter_map(|k| channel.unacked.remove(&k).map(|u| (k, u))).collect()
@@ -709,7 +866,10 @@ impl Connection {
             match channel.unacked.remove(&delivery_tag) {
                 Some(unacked) => vec![(delivery_tag, unacked)],
                 None => {
-                    return Err(Reply::channel(reply_code::PRECONDITION_FAILED, format!("unknown delivery tag {delivery_tag}")));
+                    return Err(Reply::channel(
+                        reply_code::PRECONDITION_FAILED,
+                        format!("unknown delivery tag {delivery_tag}"),
+                    ));
                 }
             }
         };
@@ -717,7 +877,11 @@ impl Connection {
         channel.credit.give_back(counted);
         let mut by_queue: HashMap<Bytes, (Arc<QueueEntry>, Vec<u64>)> = HashMap::new();
         for (_, unacked) in settled {
-            by_queue.entry(unacked.queue.name.clone()).or_insert_with(|| (Arc::clone(&unacked.queue), Vec::new())).1.push(unacked.offset);
+            by_queue
+                .entry(unacked.queue.name.clone())
+                .or_insert_with(|| (Arc::clone(&unacked.queue), Vec::new()))
+                .1
+                .push(unacked.offset);
         }
         for (_, (queue, offsets)) in by_queue {
             if channel.transactional {
@@ -743,7 +907,10 @@ impl Connection {
         for held in publishes {
             for queue in held.queues {
                 if let Err(error) = queue.handle.log().append(vec![held.record.clone()]).await {
-                    return Err(Reply::connection(reply_code::INTERNAL_ERROR, format!("commit failed: {error}")));
+                    return Err(Reply::connection(
+                        reply_code::INTERNAL_ERROR,
+                        format!("commit failed: {error}"),
+                    ));
                 }
             }
         }

@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use super::channel::Channel;
 use super::codec::{
     encode_method_frame, reply_code, ChannelOpenOk, ConnectionClose, ConnectionCloseOk, ConnectionOpenOk,
-    ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, FieldTable, FieldValue, Frame, Method,
-    ShortStr,
+    ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, FieldTable, FieldValue, Frame,
+    Method, ShortStr,
 };
 use super::reply::Reply;
 use crate::broker::{Broker, ConnectionId};
@@ -132,7 +132,11 @@ fn server_properties() -> FieldTable {
 impl Connection {
     /// A connection that has received a valid protocol header; `connection.start` is queued
     /// in `out`. Returns the receiver of its consumers' deliveries.
-    pub fn new(id: ConnectionId, broker: Arc<Broker>, peer_is_loopback: bool) -> (Connection, mpsc::Receiver<ConsumerEvent>) {
+    pub fn new(
+        id: ConnectionId,
+        broker: Arc<Broker>,
+        peer_is_loopback: bool,
+    ) -> (Connection, mpsc::Receiver<ConsumerEvent>) {
         let (events, receiver) = mpsc::channel(CONSUMER_EVENTS_MAX);
         let mut connection = Connection {
             id,
@@ -167,7 +171,8 @@ impl Connection {
 
     /// Queues a `connection.close` and enters [`Phase::Closing`].
     pub fn close_with(&mut self, reply: &Reply, class_id: u16, method_id: u16) -> Next {
-        let close = ConnectionClose { reply_code: reply.code, reply_text: short(&reply.text), class_id, method_id };
+        let close =
+            ConnectionClose { reply_code: reply.code, reply_text: short(&reply.text), class_id, method_id };
         self.send(0, &close.into());
         self.phase = Phase::Closing;
         Next::Continue
@@ -177,18 +182,23 @@ impl Connection {
     pub async fn handle_frame(&mut self, frame: Frame) -> Next {
         match self.phase {
             Phase::AwaitStartOk => match frame {
-                Frame::Method { channel: 0, method: Method::ConnectionStartOk(start_ok) } => self.start_ok(start_ok),
+                Frame::Method { channel: 0, method: Method::ConnectionStartOk(start_ok) } => {
+                    self.start_ok(start_ok)
+                }
                 _ => Next::Close,
             },
             Phase::AwaitTuneOk => match frame {
-                Frame::Method { channel: 0, method: Method::ConnectionTuneOk(tune_ok) } => self.tune_ok(tune_ok),
+                Frame::Method { channel: 0, method: Method::ConnectionTuneOk(tune_ok) } => {
+                    self.tune_ok(tune_ok)
+                }
                 _ => Next::Close,
             },
             Phase::AwaitOpen => match frame {
                 Frame::Method { channel: 0, method: Method::ConnectionOpen(open) } => {
                     if open.virtual_host.as_bytes() != b"/" {
                         let vhost = String::from_utf8_lossy(open.virtual_host.as_bytes()).into_owned();
-                        let reply = Reply::connection(reply_code::NOT_ALLOWED, format!("vhost {vhost} not found"));
+                        let reply =
+                            Reply::connection(reply_code::NOT_ALLOWED, format!("vhost {vhost} not found"));
                         return self.close_with(&reply, 10, 40);
                     }
                     self.phase = Phase::Open;
@@ -238,14 +248,19 @@ impl Connection {
         }
         self.user = user;
         self.phase = Phase::AwaitTuneOk;
-        let tune = ConnectionTune { channel_max: CHANNEL_MAX, frame_max: FRAME_MAX_BYTES, heartbeat: HEARTBEAT_S };
+        let tune =
+            ConnectionTune { channel_max: CHANNEL_MAX, frame_max: FRAME_MAX_BYTES, heartbeat: HEARTBEAT_S };
         self.send(0, &tune.into());
         Next::Continue
     }
 
     fn tune_ok(&mut self, tune_ok: ConnectionTuneOk) -> Next {
         if tune_ok.channel_max == 0 || tune_ok.channel_max > CHANNEL_MAX {
-            tracing::warn!(connection = self.id, channel_max = tune_ok.channel_max, "negotiated channel_max is higher than the maximum allowed value (2047)");
+            tracing::warn!(
+                connection = self.id,
+                channel_max = tune_ok.channel_max,
+                "negotiated channel_max is higher than the maximum allowed value (2047)"
+            );
             return Next::Close;
         }
         let frame_max = if tune_ok.frame_max == 0 { FRAME_MAX_BYTES } else { tune_ok.frame_max };
@@ -270,11 +285,17 @@ impl Connection {
                 }
                 Frame::Method { method: Method::ConnectionCloseOk(_), .. } => Next::Close,
                 Frame::Method { method, .. } => {
-                    let reply = Reply::connection(reply_code::COMMAND_INVALID, format!("unexpected {} on channel 0", method.name()));
+                    let reply = Reply::connection(
+                        reply_code::COMMAND_INVALID,
+                        format!("unexpected {} on channel 0", method.name()),
+                    );
                     self.close_with(&reply, method.class_id(), method.method_id())
                 }
                 _ => {
-                    let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, "expected method frame, got non method frame instead");
+                    let reply = Reply::connection(
+                        reply_code::UNEXPECTED_FRAME,
+                        "expected method frame, got non method frame instead",
+                    );
                     self.close_with(&reply, 0, 0)
                 }
             };
@@ -296,7 +317,10 @@ impl Connection {
                     self.close_with(&reply, method.class_id(), method.method_id())
                 }
                 _ => {
-                    let reply = Reply::connection(reply_code::UNEXPECTED_FRAME, "expected method frame, got non method frame instead");
+                    let reply = Reply::connection(
+                        reply_code::UNEXPECTED_FRAME,
+                        "expected method frame, got non method frame instead",
+                    );
                     self.close_with(&reply, 0, 0)
                 }
             };
@@ -331,7 +355,13 @@ fn amqplain_credentials(response: &[u8]) -> Option<(String, String)> {
     framed.extend_from_slice(&u32::try_from(response.len()).ok()?.to_be_bytes());
     framed.extend_from_slice(response);
     let table = FieldTable::decode(&framed.freeze()).ok()?;
-    let field = |key| table.get(key).and_then(FieldValue::as_bytes).and_then(|b| std::str::from_utf8(b).ok()).map(str::to_owned);
+    let field = |key| {
+        table
+            .get(key)
+            .and_then(FieldValue::as_bytes)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .map(str::to_owned)
+    };
     Some((field("LOGIN")?, field("PASSWORD")?))
 }
 

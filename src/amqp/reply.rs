@@ -82,7 +82,9 @@ impl From<&QueueError> for Reply {
     fn from(error: &QueueError) -> Reply {
         match error {
             QueueError::ExclusiveUse { .. } => Reply::channel(reply_code::ACCESS_REFUSED, error),
-            QueueError::Deleted { queue } => Reply::channel(reply_code::NOT_FOUND, format!("no queue '{queue}' in vhost '/'")),
+            QueueError::Deleted { queue } => {
+                Reply::channel(reply_code::NOT_FOUND, format!("no queue '{queue}' in vhost '/'"))
+            }
         }
     }
 }
@@ -91,13 +93,17 @@ impl From<&QueueError> for Reply {
 pub fn decode_error(error: &DecodeError, frame_max: u32) -> Reply {
     use reply_code::*;
     match error {
-        DecodeError::BadFrameEnd { found } => {
-            Reply::connection(FRAME_ERROR, format!("invalid frame end marker: {{invalid_frame_end_marker,{found}}}"))
+        DecodeError::BadFrameEnd { found } => Reply::connection(
+            FRAME_ERROR,
+            format!("invalid frame end marker: {{invalid_frame_end_marker,{found}}}"),
+        ),
+        DecodeError::FrameTooLarge { size, .. } => Reply::connection(
+            FRAME_ERROR,
+            format!("{{frame_too_large,{size},{}}}", frame_max.saturating_sub(8)),
+        ),
+        DecodeError::UnknownFrameType(kind) => {
+            Reply::connection(FRAME_ERROR, format!("unknown_frame type {kind}"))
         }
-        DecodeError::FrameTooLarge { size, .. } => {
-            Reply::connection(FRAME_ERROR, format!("{{frame_too_large,{size},{}}}", frame_max.saturating_sub(8)))
-        }
-        DecodeError::UnknownFrameType(kind) => Reply::connection(FRAME_ERROR, format!("unknown_frame type {kind}")),
         DecodeError::HeartbeatOnChannel(channel) => {
             Reply::connection(UNEXPECTED_FRAME, format!("type 8, heartbeat on channel {channel}"))
         }

@@ -89,7 +89,9 @@ pub fn type_name(value: &FieldValue) -> &'static str {
 /// A value as RabbitMQ prints it inside quotes.
 pub fn display_value(value: &FieldValue) -> String {
     match value {
-        FieldValue::LongStr(bytes) | FieldValue::ByteArray(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        FieldValue::LongStr(bytes) | FieldValue::ByteArray(bytes) => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
         FieldValue::Bool(b) => b.to_string(),
         FieldValue::F32(f) => f.to_string(),
         FieldValue::F64(f) => f.to_string(),
@@ -197,7 +199,13 @@ pub fn check_queue_equivalence(name: &str, current: &FieldTable, received: &Fiel
                 (Some(n), Some(o)) => (format!("'{}'", display_value(n)), format!("'{}'", display_value(o))),
                 _ => (describe(new), describe(old)),
             };
-            return Err(Error::Inequivalent { kind: "queue", name: name.to_owned(), arg: arg.to_owned(), received, current });
+            return Err(Error::Inequivalent {
+                kind: "queue",
+                name: name.to_owned(),
+                arg: arg.to_owned(),
+                received,
+                current,
+            });
         }
     }
     Ok(())

@@ -33,10 +33,19 @@ fn key(name: &'static str) -> ShortStr {
 
 /// Adds (or counts up) the `x-death` entry for `queue` and `reason`, most recent first,
 /// and sets the `x-first-death-*` headers once.
-pub fn add_death(headers: &mut FieldTable, queue: &str, reason: DeathReason, exchange: &[u8], routing_key: &[u8]) {
-    let mut deaths: Vec<FieldValue> = headers.get("x-death").and_then(|v| v.as_array()).map(<[_]>::to_vec).unwrap_or_default();
+pub fn add_death(
+    headers: &mut FieldTable,
+    queue: &str,
+    reason: DeathReason,
+    exchange: &[u8],
+    routing_key: &[u8],
+) {
+    let mut deaths: Vec<FieldValue> =
+        headers.get("x-death").and_then(|v| v.as_array()).map(<[_]>::to_vec).unwrap_or_default();
     let same = |entry: &FieldValue| {
-        entry.as_table().is_some_and(|t| t.get_str("queue") == Some(queue) && t.get_str("reason") == Some(reason.as_str()))
+        entry.as_table().is_some_and(|t| {
+            t.get_str("queue") == Some(queue) && t.get_str("reason") == Some(reason.as_str())
+        })
     };
     let now_s = (now_ms() / 1000) as u64;
     let entry = match deaths.iter().position(same) {

@@ -26,7 +26,8 @@ pub fn save(broker: &Broker) -> Result<(), Error> {
     let Some(dir) = broker.data_dir() else { return Ok(()) };
     let mut exchanges = Vec::new();
     let mut bindings = Vec::new();
-    let queues: Vec<_> = broker.queues().into_iter().filter(|q| q.durable && q.exclusive_owner.is_none()).collect();
+    let queues: Vec<_> =
+        broker.queues().into_iter().filter(|q| q.durable && q.exclusive_owner.is_none()).collect();
     let all_exchanges = broker.exchanges();
     let name_of_exchange = |id: u64| all_exchanges.iter().find(|e| e.id == id).map(|e| e.name.clone());
     for exchange in all_exchanges.iter().filter(|e| e.durable) {
@@ -100,15 +101,19 @@ pub async fn restore(broker: &Broker) -> Result<(), Error> {
         Err(e) => return Err(Error::Internal(e.to_string())),
     };
     let damaged = || Error::Internal("definitions file is damaged".into());
-    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4).ok_or_else(damaged)?).ok_or_else(damaged)?;
+    let (body, crc) =
+        bytes.split_at_checked(bytes.len().checked_sub(4).ok_or_else(damaged)?).ok_or_else(damaged)?;
     if crc32fast::hash(body).to_le_bytes().as_slice() != crc {
         return Err(damaged());
     }
     let document = FieldTable::decode(&Bytes::copy_from_slice(body)).map_err(|_| damaged())?;
-    let list = |key: &str| document.get(key).and_then(FieldValue::as_array).map(<[_]>::to_vec).unwrap_or_default();
+    let list =
+        |key: &str| document.get(key).and_then(FieldValue::as_array).map(<[_]>::to_vec).unwrap_or_default();
     for value in list("exchanges") {
         let Some(table) = value.as_table() else { continue };
-        let Some(kind) = ExchangeKind::parse(&String::from_utf8_lossy(field(table, "type"))) else { continue };
+        let Some(kind) = ExchangeKind::parse(&String::from_utf8_lossy(field(table, "type"))) else {
+            continue;
+        };
         broker.insert_exchange(
             Bytes::copy_from_slice(field(table, "name")),
             kind,
@@ -141,7 +146,11 @@ pub async fn restore(broker: &Broker) -> Result<(), Error> {
         };
         let Some(target) = target else { continue };
         let arguments = table.get_table("arguments").cloned().unwrap_or_default();
-        source.bindings.write().expect("bindings lock poisoned").bind(field(table, "routing_key"), arguments.0, target);
+        source.bindings.write().expect("bindings lock poisoned").bind(
+            field(table, "routing_key"),
+            arguments.0,
+            target,
+        );
     }
     Ok(())
 }

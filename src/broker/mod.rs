@@ -199,7 +199,14 @@ impl Broker {
             myself: myself.clone(),
         });
         for (name, kind) in BUILTIN_EXCHANGES {
-            broker.insert_exchange(Bytes::from_static(name.as_bytes()), kind, true, false, false, FieldTable::default());
+            broker.insert_exchange(
+                Bytes::from_static(name.as_bytes()),
+                kind,
+                true,
+                false,
+                false,
+                FieldTable::default(),
+            );
         }
         definitions::restore(&broker).await?;
         let sweeper = Arc::downgrade(&broker);
@@ -232,7 +239,8 @@ impl Broker {
         internal: bool,
         arguments: FieldTable,
     ) -> Arc<ExchangeEntry> {
-        let alternate = arguments.get("alternate-exchange").and_then(|v| v.as_bytes()).map(Bytes::copy_from_slice);
+        let alternate =
+            arguments.get("alternate-exchange").and_then(|v| v.as_bytes()).map(Bytes::copy_from_slice);
         let entry = Arc::new(ExchangeEntry {
             id: self.id(),
             name: name.clone(),
@@ -291,7 +299,8 @@ impl Broker {
         let mut request = request;
         if request.name.is_empty() && !request.passive {
             request.name = Bytes::from(generated_name("amq.gen-"));
-        } else if request.name.starts_with(b"amq.") && !request.passive && self.queue(&request.name).is_none() {
+        } else if request.name.starts_with(b"amq.") && !request.passive && self.queue(&request.name).is_none()
+        {
             return Err(Error::ReservedName { kind: "queue", name: text(&request.name) });
         }
         if let Some(existing) = self.queue(&request.name) {
@@ -313,7 +322,11 @@ impl Broker {
     }
 
     /// Opens the queue's log and starts it (also used when restoring definitions).
-    pub(crate) async fn create_queue(&self, request: &QueueDeclare, args: QueueArgs) -> Result<Arc<QueueEntry>, Error> {
+    pub(crate) async fn create_queue(
+        &self,
+        request: &QueueDeclare,
+        args: QueueArgs,
+    ) -> Result<Arc<QueueEntry>, Error> {
         let storage = match (&self.options.storage, request.durable) {
             (Storage::Disk { dir, fsync, io }, true) => Storage::Disk {
                 dir: dir.join("queues").join(hex(&request.name)),
@@ -399,7 +412,10 @@ impl Broker {
             let mut doomed = Vec::new();
             for exchange in model.exchanges.values() {
                 let mut bindings = exchange.bindings.write().expect("bindings lock poisoned");
-                if bindings.unbind_destination(Destination::Queue(queue.id)) > 0 && exchange.auto_delete && bindings.is_empty() {
+                if bindings.unbind_destination(Destination::Queue(queue.id)) > 0
+                    && exchange.auto_delete
+                    && bindings.is_empty()
+                {
                     doomed.push(exchange.name.clone());
                 }
             }
@@ -490,7 +506,8 @@ impl Broker {
             if request.name.starts_with(b"amq.") || request.name.is_empty() {
                 return Err(Error::ReservedName { kind: "exchange", name: text(&request.name) });
             }
-            let kind = ExchangeKind::parse(&kind_text).ok_or(Error::UnknownExchangeType(kind_text.clone()))?;
+            let kind =
+                ExchangeKind::parse(&kind_text).ok_or(Error::UnknownExchangeType(kind_text.clone()))?;
             let inequivalent = |arg: &str, received: String, current: String| Error::Inequivalent {
                 kind: "exchange",
                 name: text(&request.name),
@@ -502,14 +519,22 @@ impl Broker {
                 return Err(inequivalent("type", kind_text, existing.kind.as_str().to_owned()));
             }
             if request.durable != existing.durable {
-                return Err(inequivalent("durable", request.durable.to_string(), existing.durable.to_string()));
+                return Err(inequivalent(
+                    "durable",
+                    request.durable.to_string(),
+                    existing.durable.to_string(),
+                ));
             }
             if request.auto_delete != existing.auto_delete {
                 let (received, current) = (request.auto_delete.to_string(), existing.auto_delete.to_string());
                 return Err(inequivalent("auto_delete", received, current));
             }
             if request.internal != existing.internal {
-                return Err(inequivalent("internal", request.internal.to_string(), existing.internal.to_string()));
+                return Err(inequivalent(
+                    "internal",
+                    request.internal.to_string(),
+                    existing.internal.to_string(),
+                ));
             }
             return Ok(());
         }
@@ -521,7 +546,14 @@ impl Broker {
             return Err(Error::ReservedName { kind: "exchange", name: text(&request.name) });
         }
         let durable = request.durable;
-        self.insert_exchange(request.name, kind, durable, request.auto_delete, request.internal, request.arguments);
+        self.insert_exchange(
+            request.name,
+            kind,
+            durable,
+            request.auto_delete,
+            request.internal,
+            request.arguments,
+        );
         if durable {
             definitions::save(self)?;
         }
@@ -556,12 +588,21 @@ impl Broker {
         if let Some(exchange) = model.exchanges.remove(name) {
             model.exchange_names.remove(&exchange.id);
             for other in model.exchanges.values() {
-                other.bindings.write().expect("bindings lock poisoned").unbind_destination(Destination::Exchange(exchange.id));
+                other
+                    .bindings
+                    .write()
+                    .expect("bindings lock poisoned")
+                    .unbind_destination(Destination::Exchange(exchange.id));
             }
         }
     }
 
-    fn destination(&self, name: &[u8], is_queue: bool, connection: ConnectionId) -> Result<(Destination, bool), Error> {
+    fn destination(
+        &self,
+        name: &[u8],
+        is_queue: bool,
+        connection: ConnectionId,
+    ) -> Result<(Destination, bool), Error> {
         if is_queue {
             let queue = self.queue_for(name, connection)?;
             Ok((Destination::Queue(queue.id), queue.durable))
@@ -596,7 +637,8 @@ impl Broker {
             arg: "x-match".into(),
             reason: e.to_string(),
         })?;
-        let added = exchange.bindings.write().expect("bindings lock poisoned").bind(routing_key, arguments.0, target);
+        let added =
+            exchange.bindings.write().expect("bindings lock poisoned").bind(routing_key, arguments.0, target);
         if added && exchange.durable && target_durable {
             definitions::save(self)?;
         }
@@ -669,19 +711,25 @@ impl Broker {
                 continue;
             }
             destinations.clear();
-            current.bindings.read().expect("bindings lock poisoned").route(routing_key, headers, &mut destinations);
+            current.bindings.read().expect("bindings lock poisoned").route(
+                routing_key,
+                headers,
+                &mut destinations,
+            );
             let before = queue_ids.len();
             for destination in &destinations {
                 match destination {
                     Destination::Queue(id) => queue_ids.push(*id),
                     Destination::Exchange(id) => {
-                        if let Some(next) = model.exchange_names.get(id).and_then(|n| model.exchanges.get(n)) {
+                        if let Some(next) = model.exchange_names.get(id).and_then(|n| model.exchanges.get(n))
+                        {
                             pending.push(Arc::clone(next));
                         }
                     }
                 }
             }
-            let matched_any = queue_ids.len() > before || destinations.iter().any(|d| matches!(d, Destination::Exchange(_)));
+            let matched_any = queue_ids.len() > before
+                || destinations.iter().any(|d| matches!(d, Destination::Exchange(_)));
             if !matched_any {
                 if let Some(alternate) = current.alternate.as_ref().and_then(|n| model.exchanges.get(n)) {
                     pending.push(Arc::clone(alternate));
@@ -750,7 +798,9 @@ fn rand_seed() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+    );
     hasher.finish() | 1
 }
 

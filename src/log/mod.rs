@@ -262,7 +262,10 @@ pub struct AppendReceipt {
 impl std::future::Future for AppendReceipt {
     type Output = Result<AppendAck, Error>;
 
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
         std::pin::Pin::new(&mut self.answer).poll(cx).map(|r| r.unwrap_or(Err(Error::Closed)))
     }
 }

@@ -761,7 +761,8 @@ impl Actor {
 
     fn shut_down(&mut self) {
         for consumer in self.consumers.drain(..) {
-            let event = ConsumerEvent::Cancelled { channel: consumer.spec.channel, consumer_tag: consumer.spec.tag };
+            let event =
+                ConsumerEvent::Cancelled { channel: consumer.spec.channel, consumer_tag: consumer.spec.tag };
             let _ = consumer.spec.sink.try_send(event);
         }
         self.persist_floor();

@@ -14,7 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::amqp::codec::{check_protocol_header, decode_frame, encode_heartbeat_frame, DecodeError, ProtocolHeader, PROTOCOL_HEADER};
+use crate::amqp::codec::{
+    check_protocol_header, decode_frame, encode_heartbeat_frame, DecodeError, ProtocolHeader, PROTOCOL_HEADER,
+};
 use crate::amqp::connection::{Connection, Next, Phase, FRAME_MAX_BYTES};
 use crate::amqp::reply::{self, Reply};
 use crate::broker::Broker;

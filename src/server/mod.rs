@@ -58,7 +58,11 @@ impl Server {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         let storage = match &self.io {
             None => Storage::Memory,
-            Some(io) => Storage::Disk { dir: self.config.data_dir.clone(), fsync: self.config.fsync, io: Arc::clone(io) },
+            Some(io) => Storage::Disk {
+                dir: self.config.data_dir.clone(),
+                fsync: self.config.fsync,
+                io: Arc::clone(io),
+            },
         };
         let broker = Broker::open(BrokerOptions { storage, segment_bytes: self.config.segment_bytes })
             .await
@@ -68,7 +72,8 @@ impl Server {
             .with_context(|| format!("binding the AMQP listener on {}", self.config.amqp_listen))?;
         let amqp_addr = amqp.local_addr()?;
         if let Some(path) = &self.config.ports_file {
-            write_ports_file(path, &[("amqp", amqp_addr)]).with_context(|| format!("writing {}", path.display()))?;
+            write_ports_file(path, &[("amqp", amqp_addr)])
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         tracing::info!(storage = ?self.config.storage, amqp = %amqp_addr, "warren is running");
         let (stop, stopped) = watch::channel(false);

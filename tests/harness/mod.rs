@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod clients;
 
 use std::future::Future;
 use std::path::Path;
