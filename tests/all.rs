@@ -4,6 +4,8 @@ mod harness;
 
 /// Debian's amqp-tools command-line programs against the broker.
 mod amqp_tools;
+/// Malformed and hostile input on the AMQP port, answered as RabbitMQ does, beside a bystander.
+mod bad_input;
 /// The log core's behaviour on every storage backend: appends, reads, rolls, retention,
 /// tail waits, timestamps, consumer offsets.
 mod log_core;

@@ -357,6 +357,8 @@ impl Broker {
             persist_floor: on_disk,
             message_ttl: args.message_ttl,
             max_length: if args.overflow == Overflow::DropHead { args.max_length } else { None },
+            max_length_bytes: if args.overflow == Overflow::DropHead { args.max_length_bytes } else { None },
+            max_priority: args.max_priority,
             dead_letter,
         });
         let entry = Arc::new(QueueEntry {

@@ -1,7 +1,7 @@
 //! Reads: batches handed out as `Bytes` that borrow the segment's memory map or in-memory
 //! chunk, never past a segment's committed end. This file holds the log's only `unsafe`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
@@ -9,22 +9,30 @@ use super::batch::{Batch, Record};
 use super::segment::{DiskData, Segment};
 use super::Error;
 
+/// Owns one memory map on behalf of the `Bytes` handed out from it.
+struct MapOwner(Arc<memmap2::Mmap>);
+
+impl AsRef<[u8]> for MapOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// A map of `disk`'s file covering at least `committed` bytes, made or grown on demand.
-/// Earlier maps stay alive as long as `Bytes` taken from them do.
+/// The segment keeps only a weak reference: a map lives exactly as long as some `Bytes`
+/// taken from it, so pages of segments nobody reads are not kept mapped (nor counted in
+/// the broker's resident memory).
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be mapped.
 pub fn map_of(disk: &DiskData, committed: u64) -> Result<Bytes, Error> {
-    if let Some(map) = disk.map.read().expect("map lock poisoned").as_ref() {
-        if map.len() as u64 >= committed {
-            return Ok(map.clone());
-        }
+    let current = |slot: &Weak<memmap2::Mmap>| slot.upgrade().filter(|map| map.len() as u64 >= committed);
+    if let Some(map) = current(&disk.map.read().expect("map lock poisoned")) {
+        return Ok(Bytes::from_owner(MapOwner(map)));
     }
     let mut slot = disk.map.write().expect("map lock poisoned");
-    if let Some(map) = slot.as_ref() {
-        if map.len() as u64 >= committed {
-            return Ok(map.clone());
-        }
+    if let Some(map) = current(&slot) {
+        return Ok(Bytes::from_owner(MapOwner(map)));
     }
     let length = usize::try_from(committed).expect("segment lengths fit in usize");
     let file =
@@ -37,9 +45,9 @@ pub fn map_of(disk: &DiskData, committed: u64) -> Result<Bytes, Error> {
     let map = unsafe { memmap2::MmapOptions::new().len(length).map(&file) }
         .map_err(|source| Error::io("mapping segment", &disk.path, source))?;
     let _ = map.advise(memmap2::Advice::Sequential);
-    let bytes = Bytes::from_owner(map);
-    *slot = Some(bytes.clone());
-    Ok(bytes)
+    let map = Arc::new(map);
+    *slot = Arc::downgrade(&map);
+    Ok(Bytes::from_owner(MapOwner(map)))
 }
 
 /// The batches holding `offset` and after, across segments, up to about `max_bytes` (at

@@ -47,8 +47,8 @@ pub enum SegmentData {
 pub struct DiskData {
     /// The data file's path.
     pub path: PathBuf,
-    /// The newest map of the file, made on first read and grown as the segment grows.
-    pub map: RwLock<Option<Bytes>>,
+    /// The newest map of the file while some reader holds bytes of it.
+    pub map: RwLock<std::sync::Weak<memmap2::Mmap>>,
 }
 
 /// What readers may see of a segment. Updated by the writer when bytes are committed.

@@ -11,6 +11,7 @@
 //! its prefetch and its channel's shared prefetch. Deliveries go to the consumer's bounded
 //! sink; a full sink (a slow socket) makes the queue skip that consumer until it drains.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -167,10 +168,11 @@ pub enum QueueError {
 pub struct QueueStats {
     /// Consumers attached.
     pub consumers: AtomicU32,
-    /// Offset of the first message not yet handed out.
-    pub read_position: AtomicU64,
-    /// Messages returned to the queue, waiting for redelivery.
-    pub requeued: AtomicU64,
+    /// Offset of the next record the queue task will read from its log.
+    pub cursor: AtomicU64,
+    /// Ready messages the task has read but not handed out (read ahead, requeued, or
+    /// ordered by priority).
+    pub held: AtomicU64,
     /// Delivered, not yet acknowledged.
     pub unacked: AtomicU64,
 }
@@ -203,6 +205,10 @@ pub struct QueueOptions {
     pub message_ttl: Option<Duration>,
     /// `x-max-length` with drop-head.
     pub max_length: Option<u64>,
+    /// `x-max-length-bytes` (bodies) with drop-head.
+    pub max_length_bytes: Option<u64>,
+    /// `x-max-priority`: serve the highest priority first, FIFO within a priority.
+    pub max_priority: Option<u8>,
     /// Dead-letter sink, when `x-dead-letter-exchange` is set.
     pub dead_letter: Option<Arc<dyn DeadLetter>>,
 }
@@ -259,8 +265,8 @@ impl QueueHandle {
     /// Ready messages, counting those appended but not yet seen by the queue task (it may
     /// also count expired or non-persistent messages not yet skipped).
     pub fn ready_count(&self) -> u64 {
-        let read_position = self.stats.read_position.load(Ordering::Acquire);
-        self.log.next_offset().saturating_sub(read_position) + self.stats.requeued.load(Ordering::Acquire)
+        let cursor = self.stats.cursor.load(Ordering::Acquire);
+        self.log.next_offset().saturating_sub(cursor) + self.stats.held.load(Ordering::Acquire)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, QueueError> {
@@ -359,6 +365,9 @@ struct Actor {
     /// Offset of the next record to read from the log (past `buffered`).
     cursor: u64,
     buffered: VecDeque<Record>,
+    /// Priority queues: every ready message read so far, highest priority first, then by
+    /// offset; with whether it was delivered before.
+    prioritized: BTreeMap<(Reverse<u8>, u64), (Record, bool)>,
     requeued: BTreeSet<u64>,
     unacked: BTreeMap<u64, Unacked>,
     consumers: Vec<ConsumerState>,
@@ -374,6 +383,7 @@ impl Actor {
             stats,
             cursor,
             buffered: VecDeque::new(),
+            prioritized: BTreeMap::new(),
             requeued: BTreeSet::new(),
             unacked: BTreeMap::new(),
             consumers: Vec::new(),
@@ -390,8 +400,10 @@ impl Actor {
             self.dispatch();
             self.publish_stats();
             let log = self.options.log.clone();
-            let read_position = self.read_position();
-            let wants_data = self.buffered.is_empty() && self.has_room();
+            // Wait at the log's tail only when nothing read is left to hand out; otherwise
+            // dispatch has already done all it can and a command or the tick comes next.
+            let cursor = self.cursor;
+            let wants_data = self.held() == 0 && self.has_room();
             tokio::select! {
                 command = commands.recv() => match command {
                     None => return,
@@ -403,7 +415,7 @@ impl Actor {
                     }
                     Some(command) => self.handle(command),
                 },
-                outcome = log.wait_for(read_position), if wants_data => {
+                outcome = log.wait_for(cursor), if wants_data => {
                     if outcome.is_err() {
                         return;
                     }
@@ -455,6 +467,7 @@ impl Actor {
             Command::Purge(done) => {
                 let ready = self.ready_count();
                 self.buffered.clear();
+                self.prioritized.clear();
                 self.requeued.clear();
                 self.cursor = self.options.log.next_offset();
                 let _ = done.send(ready);
@@ -505,18 +518,26 @@ impl Actor {
         }
     }
 
+    /// The lowest offset not yet handed out.
     fn read_position(&self) -> u64 {
-        self.buffered.front().map_or(self.cursor, |r| r.offset)
+        let mut position = self.buffered.front().map_or(self.cursor, |r| r.offset);
+        if let Some(lowest) = self.prioritized.keys().map(|(_, offset)| *offset).min() {
+            position = position.min(lowest);
+        }
+        position
+    }
+
+    fn held(&self) -> u64 {
+        (self.buffered.len() + self.prioritized.len() + self.requeued.len()) as u64
     }
 
     fn ready_count(&self) -> u64 {
-        let in_log = self.options.log.next_offset().saturating_sub(self.read_position());
-        in_log + self.requeued.len() as u64
+        self.options.log.next_offset().saturating_sub(self.cursor) + self.held()
     }
 
     fn publish_stats(&self) {
-        self.stats.read_position.store(self.read_position(), Ordering::Release);
-        self.stats.requeued.store(self.requeued.len() as u64, Ordering::Release);
+        self.stats.cursor.store(self.cursor, Ordering::Release);
+        self.stats.held.store(self.held(), Ordering::Release);
         self.stats.unacked.store(self.unacked.len() as u64, Ordering::Release);
         self.stats.consumers.store(self.consumers.len() as u32, Ordering::Release);
     }
@@ -542,6 +563,9 @@ impl Actor {
     /// The next ready record: requeued ones first (redelivered), then the log in order.
     /// Skips records that did not survive a restart and expired ones.
     fn next_ready(&mut self) -> Option<(Record, bool)> {
+        if self.options.max_priority.is_some() {
+            return self.next_by_priority();
+        }
         loop {
             if let Some(offset) = self.requeued.pop_first() {
                 match self.options.log.read_records(offset, 1) {
@@ -575,7 +599,61 @@ impl Actor {
         }
     }
 
+    /// Reads one requeued message back from the log.
+    fn read_one(&self, offset: u64) -> Option<Record> {
+        match self.options.log.read_records(offset, 1) {
+            Ok(records) => records.into_iter().next().filter(|r| r.offset == offset),
+            Err(error) => {
+                tracing::error!(queue = %self.options.name, offset, %error, "requeued message unreadable");
+                None
+            }
+        }
+    }
+
+    /// Whether a record from before a restart was transient (and so did not survive it).
+    fn lost_in_restart(&self, record: &Record) -> bool {
+        record.offset < self.options.restart_offset
+            && !Message::from_record(record).is_some_and(|m| m.persistent)
+    }
+
+    /// Moves everything ready (the log up to its end, and requeued messages) into the
+    /// priority order.
+    fn fill_prioritized(&mut self) {
+        let max = self.options.max_priority.unwrap_or(0);
+        let priority = |record: &Record| Message::from_record(record).map_or(0, |m| m.priority.min(max));
+        while let Some(offset) = self.requeued.pop_first() {
+            if let Some(record) = self.read_one(offset) {
+                self.prioritized.insert((Reverse(priority(&record)), offset), (record, true));
+            }
+        }
+        loop {
+            if self.buffered.is_empty() {
+                self.refill();
+            }
+            let Some(record) = self.buffered.pop_front() else { break };
+            if !self.lost_in_restart(&record) {
+                self.prioritized.insert((Reverse(priority(&record)), record.offset), (record, false));
+            }
+        }
+    }
+
+    fn next_by_priority(&mut self) -> Option<(Record, bool)> {
+        self.fill_prioritized();
+        while let Some((_, (record, redelivered))) = self.prioritized.pop_first() {
+            if self.expired(&record) {
+                self.kill_record(&record, DeathReason::Expired);
+                continue;
+            }
+            return Some((record, redelivered));
+        }
+        None
+    }
+
     fn pop_buffered(&mut self) -> Option<Record> {
+        if self.options.max_priority.is_some() {
+            self.fill_prioritized();
+            return self.prioritized.pop_first().map(|(_, (record, _))| record);
+        }
         if self.buffered.is_empty() {
             self.refill();
         }
@@ -648,6 +726,27 @@ impl Actor {
         if let Some(max) = self.options.max_length {
             while self.ready_count() > max {
                 let Some(record) = self.pop_buffered() else { break };
+                self.kill_record(&record, DeathReason::MaxLength);
+            }
+        }
+        if let Some(max) = self.options.max_length_bytes {
+            // Byte limits need the size of every ready message: read them all.
+            if self.options.max_priority.is_some() {
+                self.fill_prioritized();
+            } else {
+                while self.cursor < self.options.log.next_offset() {
+                    let before = self.cursor;
+                    self.refill();
+                    if self.cursor == before {
+                        break;
+                    }
+                }
+            }
+            let mut total: u64 = self.buffered.iter().map(|r| r.body.len() as u64).sum::<u64>()
+                + self.prioritized.values().map(|(r, _)| r.body.len() as u64).sum::<u64>();
+            while total > max {
+                let Some(record) = self.pop_buffered() else { break };
+                total = total.saturating_sub(record.body.len() as u64);
                 self.kill_record(&record, DeathReason::MaxLength);
             }
         }

@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod clients;
+pub mod raw_client;
 
 use std::future::Future;
 use std::path::Path;
