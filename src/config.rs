@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// Write the bound addresses, as `name=address` lines, to this file once listening.
     #[arg(long, env = "WARREN_PORTS_FILE")]
     pub ports_file: Option<PathBuf>,
+    /// Block publishers above this much broker memory, in bytes [default: 40% of RAM].
+    #[arg(long, env = "WARREN_MEMORY_LIMIT")]
+    pub memory_limit: Option<u64>,
+    /// Block publishers below this much free disc space, in bytes [default: 50000000].
+    #[arg(long, env = "WARREN_DISK_FREE_LIMIT")]
+    pub disk_free_limit: Option<u64>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -83,6 +89,8 @@ pub struct FileConfig {
     amqp_listen: Option<SocketAddr>,
     http_listen: Option<SocketAddr>,
     ports_file: Option<PathBuf>,
+    memory_limit: Option<u64>,
+    disk_free_limit: Option<u64>,
 }
 
 /// The validated configuration of a broker.
@@ -104,6 +112,10 @@ pub struct Config {
     pub http_listen: SocketAddr,
     /// Where to write the bound addresses.
     pub ports_file: Option<PathBuf>,
+    /// Memory alarm threshold (`None`: 40% of RAM).
+    pub memory_limit_bytes: Option<u64>,
+    /// Free-disk alarm threshold.
+    pub disk_free_limit_bytes: u64,
 }
 
 /// A setting that does not parse or is out of range.
@@ -173,6 +185,8 @@ impl Config {
             amqp_listen: args.amqp_listen.or(file.amqp_listen).unwrap_or(([127, 0, 0, 1], 5672).into()),
             http_listen: args.http_listen.or(file.http_listen).unwrap_or(([127, 0, 0, 1], 15672).into()),
             ports_file: args.ports_file.clone().or(file.ports_file),
+            memory_limit_bytes: args.memory_limit.or(file.memory_limit),
+            disk_free_limit_bytes: args.disk_free_limit.or(file.disk_free_limit).unwrap_or(50_000_000),
         })
     }
 }

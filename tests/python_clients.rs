@@ -63,3 +63,18 @@ fn pika_publisher_confirms_and_unroutable_mandatory() {
 fn kombu_json_round_trip() {
     run_python(&amqp_url(), "kombu_round_trip.py");
 }
+
+/// Memory alarm: above `--memory-limit` a publishing connection gets connection.blocked
+/// (and is no longer read); once memory is freed it gets connection.unblocked.
+#[test]
+fn pika_connection_blocked_and_unblocked_by_memory_alarm() {
+    let broker = crate::harness::clients::warren_with(&[
+        "--storage",
+        "memory",
+        "--segment-bytes",
+        "1048576",
+        "--memory-limit",
+        "150000000",
+    ]);
+    run_python(&broker, "alarm_memory.py");
+}

@@ -241,6 +241,7 @@ impl Connection {
     }
 
     async fn complete_publish(&mut self, number: u16) -> Next {
+        self.has_published = true;
         let Some(channel) = self.channel(number) else { return Next::Continue };
         let Some(Assembly { method, header: Some(header), body }) = channel.assembly.take() else {
             return Next::Continue;

@@ -87,6 +87,10 @@ pub struct Connection {
     /// Negotiated heartbeat, seconds (0 = none).
     pub heartbeat_s: u16,
     authentication_failure_close: bool,
+    /// The client understands `connection.blocked`.
+    pub blocked_capable: bool,
+    /// The connection has published: a resource alarm blocks it.
+    pub has_published: bool,
     pub(super) user: String,
     pub(super) channels: HashMap<u16, Channel>,
     /// Bytes to send.
@@ -147,6 +151,8 @@ impl Connection {
             channel_max: CHANNEL_MAX,
             heartbeat_s: 0,
             authentication_failure_close: false,
+            blocked_capable: false,
+            has_published: false,
             user: String::new(),
             channels: HashMap::new(),
             out: BytesMut::with_capacity(64 * 1024),
@@ -162,6 +168,20 @@ impl Connection {
         };
         connection.send(0, &start.into());
         (connection, receiver)
+    }
+
+    /// The broker this connection serves.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Sends `connection.blocked` with `reason`, or `connection.unblocked` for `None`.
+    pub fn set_blocked(&mut self, reason: Option<&str>) {
+        let method: Method = match reason {
+            Some(reason) => super::codec::ConnectionBlocked { reason: short(reason) }.into(),
+            None => super::codec::ConnectionUnblocked::default().into(),
+        };
+        self.send(0, &method);
     }
 
     /// Appends a method frame to `out`.
@@ -221,11 +241,15 @@ impl Connection {
     }
 
     fn start_ok(&mut self, start_ok: ConnectionStartOk) -> Next {
-        self.authentication_failure_close = start_ok
-            .client_properties
-            .get_table("capabilities")
-            .and_then(|c| c.get_bool("authentication_failure_close"))
-            .unwrap_or(false);
+        let capability = |name| {
+            start_ok
+                .client_properties
+                .get_table("capabilities")
+                .and_then(|c| c.get_bool(name))
+                .unwrap_or(false)
+        };
+        self.authentication_failure_close = capability("authentication_failure_close");
+        self.blocked_capable = capability("connection.blocked");
         let mechanism = start_ok.mechanism.as_bytes().to_vec();
         let credentials = match &mechanism[..] {
             b"PLAIN" => plain_credentials(&start_ok.response),

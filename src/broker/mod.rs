@@ -163,6 +163,7 @@ pub struct Broker {
     changes: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
     myself: std::sync::Weak<Broker>,
+    alarm: tokio::sync::watch::Sender<Option<&'static str>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -197,6 +198,7 @@ impl Broker {
             changes: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
             myself: myself.clone(),
+            alarm: tokio::sync::watch::channel(None).0,
         });
         for (name, kind) in BUILTIN_EXCHANGES {
             broker.insert_exchange(
@@ -219,6 +221,20 @@ impl Broker {
             }
         });
         Ok(broker)
+    }
+
+    /// Raises (`Some(reason)`) or clears (`None`) the resource alarm that blocks publishers.
+    pub fn set_alarm(&self, reason: Option<&'static str>) {
+        self.alarm.send_if_modified(|current| {
+            let changed = *current != reason;
+            *current = reason;
+            changed
+        });
+    }
+
+    /// Follows the resource alarm: `Some(reason)` while publishers must be blocked.
+    pub fn alarm(&self) -> tokio::sync::watch::Receiver<Option<&'static str>> {
+        self.alarm.subscribe()
     }
 
     /// Where durable definitions live, when on disc.

@@ -449,7 +449,20 @@ impl Log {
     /// records all lie below it are deleted at the next retention pass (on roll, on the
     /// retention timer, or [`Log::enforce_retention`]). The floor never moves back.
     pub fn release_before(&self, offset: u64) {
-        self.shared.release_floor.fetch_max(offset, Ordering::AcqRel);
+        let previous = self.shared.release_floor.fetch_max(offset, Ordering::AcqRel);
+        if offset <= previous {
+            return;
+        }
+        let oldest_released = {
+            let segments = self.shared.segments.read().expect("segments lock poisoned");
+            segments.len() > 1 && segments.first().is_some_and(|s| s.extent().1 <= offset)
+        };
+        if oldest_released {
+            // Free the space now rather than at the next retention tick; if the writer's
+            // queue is full, the tick will do it.
+            let (done, _) = oneshot::channel();
+            let _ = self.commands.try_send(writer::Command::Retention(done));
+        }
     }
 
     /// Bytes held in all segments.

@@ -103,10 +103,19 @@ async fn serve_connection(
     let mut last_read = Instant::now();
     let mut last_write = Instant::now();
     let mut closing_since: Option<Instant> = None;
+    let mut alarm = connection.broker().alarm();
+    let mut blocked_sent = false;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut outcome = Ok(());
     'serve: loop {
-        let may_read = connection.pending.len() < PUBLISHES_IN_FLIGHT_MAX;
+        // A resource alarm stops reading from connections that publish, as RabbitMQ does.
+        let alarmed = alarm.borrow().is_some() && connection.has_published;
+        let may_read = connection.pending.len() < PUBLISHES_IN_FLIGHT_MAX && !alarmed;
+        if alarmed != blocked_sent && connection.blocked_capable && connection.phase == Phase::Open {
+            let reason = alarm.borrow().unwrap_or_default();
+            connection.set_blocked(alarmed.then_some(reason));
+            blocked_sent = alarmed;
+        }
         tokio::select! {
             read = reader.read_buf(&mut buf), if may_read => {
                 match read {
@@ -164,6 +173,11 @@ async fn serve_connection(
                     if last_write.elapsed() >= heartbeat / 2 {
                         encode_heartbeat_frame(&mut connection.out);
                     }
+                }
+            }
+            changed = alarm.changed() => {
+                if changed.is_err() {
+                    break 'serve;
                 }
             }
             _ = shutdown.changed() => {

@@ -1,6 +1,7 @@
 //! SERVER: the only place that wires I/O together: the disc backend, the data directory,
 //! signals and clean shutdown.
 
+pub mod alarms;
 pub mod amqp_listener;
 pub mod shutdown;
 
@@ -67,6 +68,19 @@ impl Server {
         let broker = Broker::open(BrokerOptions { storage, segment_bytes: self.config.segment_bytes })
             .await
             .context("opening the broker's stored state")?;
+        alarms::start(
+            &broker,
+            alarms::AlarmLimits {
+                memory_bytes_max: self
+                    .config
+                    .memory_limit_bytes
+                    .unwrap_or_else(|| alarms::total_memory_bytes() / 10 * 4),
+                disk_free_bytes_min: self
+                    .io
+                    .as_ref()
+                    .map(|_| (self.config.data_dir.clone(), self.config.disk_free_limit_bytes)),
+            },
+        );
         let amqp = TcpListener::bind(self.config.amqp_listen)
             .await
             .with_context(|| format!("binding the AMQP listener on {}", self.config.amqp_listen))?;

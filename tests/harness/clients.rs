@@ -59,6 +59,13 @@ pub fn amqp_url() -> AmqpBroker {
     }
 }
 
+/// A fresh Warren started with `flags` (always Warren: the flags are Warren's own).
+pub fn warren_with(flags: &[&str]) -> AmqpBroker {
+    let broker = Broker::start(flags);
+    let url = format!("amqp://guest:guest@{}/%2F", broker.addr("amqp"));
+    AmqpBroker { url, warren: Some(broker) }
+}
+
 /// The repository root.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,0 +1,46 @@
+"""Resource alarm, seen by pika: a publisher fills a queue until the broker's memory alarm
+(set low by the test) sends connection.blocked; deleting the queue frees the memory and
+the broker sends connection.unblocked; publishing works again afterwards."""
+
+import time
+
+import pika
+
+from common import check, run, unique
+from pika_util import connect
+
+MESSAGE = b"m" * 65536
+PUBLISH_LIMIT_BYTES = 512 * 1024 * 1024
+
+
+def main(url):
+    queue = unique("alarm")
+    publisher = connect(url)
+    events = []
+    publisher.add_on_connection_blocked_callback(lambda conn, frame: events.append("blocked"))
+    publisher.add_on_connection_unblocked_callback(lambda conn, frame: events.append("unblocked"))
+    channel = publisher.channel()
+    channel.queue_declare(queue=queue)
+    published = 0
+    while "blocked" not in events:
+        check(published < PUBLISH_LIMIT_BYTES, "no connection.blocked after 512 MiB")
+        channel.basic_publish(exchange="", routing_key=queue, body=MESSAGE)
+        published += len(MESSAGE)
+        publisher.process_data_events(time_limit=0)
+    # Another connection that does not publish is not blocked: it deletes the queue.
+    other = connect(url)
+    other.channel().queue_delete(queue=queue)
+    other.close()
+    deadline = time.monotonic() + 10
+    while "unblocked" not in events:
+        check(time.monotonic() < deadline, "no connection.unblocked within 10 s of freeing the memory")
+        publisher.process_data_events(time_limit=0.2)
+    channel.confirm_delivery()
+    channel.queue_declare(queue=queue)
+    channel.basic_publish(exchange="", routing_key=queue, body=b"after", mandatory=True)
+    channel.queue_delete(queue=queue)
+    publisher.close()
+
+
+if __name__ == "__main__":
+    run("alarm_memory", main)
