@@ -9,12 +9,11 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::codec::{
-    encode_content_frames, encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk,
-    BasicConsumeOk, BasicDeliver, BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk,
-    BasicRecoverOk, BasicReturn, ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader,
-    ExchangeBindOk, ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, Frame, Method, QueueBindOk,
-    QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, ShortStr, TxCommitOk, TxRollbackOk,
-    TxSelectOk,
+    encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk, BasicConsumeOk, BasicDeliver,
+    BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk, BasicRecoverOk, BasicReturn,
+    ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader, ExchangeBindOk,
+    ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, Frame, Method, QueueBindOk, QueueDeclareOk,
+    QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, ShortStr, TxCommitOk, TxRollbackOk, TxSelectOk,
 };
 use super::connection::{Connection, Next, PublishDone};
 use super::reply::Reply;
@@ -30,7 +29,9 @@ const REPLY_TO: &[u8] = b"amq.rabbitmq.reply-to";
 struct Assembly {
     method: BasicPublish,
     header: Option<ContentHeader>,
-    body: BytesMut,
+    /// Body frames' payloads as received: slices of the read buffer, not copies.
+    body: Vec<Bytes>,
+    body_bytes: u64,
 }
 
 /// A delivery the client has not acknowledged yet.
@@ -206,7 +207,6 @@ impl Connection {
             return self.channel_error(number, &reply, 60, 40);
         }
         let _ = frame_max;
-        assembly.body.reserve(size as usize);
         assembly.header = Some(header);
         if size == 0 {
             return self.complete_publish(number).await;
@@ -225,8 +225,11 @@ impl Connection {
             return self.close_with(&reply, 60, 40);
         };
         let expected = header.body_size();
-        assembly.body.extend_from_slice(&payload);
-        let have = assembly.body.len() as u64;
+        assembly.body_bytes += payload.len() as u64;
+        if !payload.is_empty() {
+            assembly.body.push(payload);
+        }
+        let have = assembly.body_bytes;
         if have > expected {
             let reply = Reply::connection(
                 reply_code::FRAME_ERROR,
@@ -243,10 +246,22 @@ impl Connection {
     async fn complete_publish(&mut self, number: u16) -> Next {
         self.has_published = true;
         let Some(channel) = self.channel(number) else { return Next::Continue };
-        let Some(Assembly { method, header: Some(header), body }) = channel.assembly.take() else {
+        let Some(Assembly { method, header: Some(header), body, .. }) = channel.assembly.take() else {
             return Next::Continue;
         };
-        let body = body.freeze();
+        // A body that arrived in one frame is kept as the slice of the read buffer it is;
+        // only a body split across frames is joined (once).
+        let body = match body.len() {
+            0 => Bytes::new(),
+            1 => body.into_iter().next().unwrap_or_default(),
+            _ => {
+                let mut joined = BytesMut::with_capacity(body.iter().map(Bytes::len).sum());
+                for piece in &body {
+                    joined.extend_from_slice(piece);
+                }
+                joined.freeze()
+            }
+        };
         let properties = match header.properties() {
             Ok(properties) => properties,
             Err(error) => {
@@ -303,14 +318,7 @@ impl Connection {
                     exchange: method.exchange.clone(),
                     routing_key: method.routing_key.clone(),
                 };
-                encode_content_frames(
-                    &mut self.out,
-                    number,
-                    &returned.into(),
-                    &header,
-                    &body,
-                    self.frame_max,
-                );
+                self.send_content(number, &returned.into(), &header, &body, self.frame_max);
             }
             if let Some(seq) = confirm_seq {
                 self.pending.push(Box::pin(async move {
@@ -429,14 +437,7 @@ impl Connection {
             exchange: short(&delivery.message.exchange),
             routing_key: short(&delivery.message.routing_key),
         };
-        encode_content_frames(
-            &mut self.out,
-            number,
-            &deliver.into(),
-            &header,
-            &delivery.message.body,
-            frame_max,
-        );
+        self.send_content(number, &deliver.into(), &header, &delivery.message.body, frame_max);
     }
 
     async fn drop_channel(&mut self, number: u16) {
@@ -649,7 +650,7 @@ impl Connection {
             Method::BasicPublish(publish) => {
                 if let Some(channel) = self.channel(number) {
                     channel.assembly =
-                        Some(Assembly { method: publish, header: None, body: BytesMut::new() });
+                        Some(Assembly { method: publish, header: None, body: Vec::new(), body_bytes: 0 });
                 }
             }
             Method::BasicGet(get) => self.get(number, get.queue.as_bytes(), get.no_ack).await?,
@@ -833,14 +834,7 @@ impl Connection {
             routing_key: short(&delivery.message.routing_key),
             message_count: delivery.message_count,
         };
-        encode_content_frames(
-            &mut self.out,
-            number,
-            &get_ok.into(),
-            &header,
-            &delivery.message.body,
-            self.frame_max,
-        );
+        self.send_content(number, &get_ok.into(), &header, &delivery.message.body, self.frame_max);
         Ok(())
     }
 

@@ -9,15 +9,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
 use super::channel::Channel;
 use super::codec::{
-    encode_method_frame, reply_code, ChannelOpenOk, ConnectionClose, ConnectionCloseOk, ConnectionOpenOk,
-    ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, FieldTable, FieldValue, Frame,
-    Method, ShortStr,
+    encode_body_frames, encode_header_frame, encode_method_frame, reply_code, ChannelOpenOk, ConnectionClose,
+    ConnectionCloseOk, ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune,
+    ConnectionTuneOk, ContentHeader, FieldTable, FieldValue, Frame, Method, ShortStr,
 };
 use super::reply::Reply;
 use crate::broker::{Broker, ConnectionId};
@@ -31,6 +31,9 @@ pub const FRAME_MAX_BYTES: u32 = 131_072;
 pub const FRAME_MIN_BYTES: u32 = 4096;
 /// Heartbeat interval the server proposes, in seconds.
 pub const HEARTBEAT_S: u16 = 60;
+/// Bodies shorter than this are copied into the output buffer (one copy beats one more
+/// iovec); longer ones are written from where they are stored.
+pub const COPY_BODY_BELOW_BYTES: usize = 16 * 1024;
 /// Bound of the queue of deliveries waiting for a connection's attention.
 pub const CONSUMER_EVENTS_MAX: usize = 4096;
 
@@ -93,8 +96,11 @@ pub struct Connection {
     pub has_published: bool,
     pub(super) user: String,
     pub(super) channels: HashMap<u16, Channel>,
-    /// Bytes to send.
+    /// Bytes to send, after [`Connection::out_chunks`].
     pub out: BytesMut,
+    /// Chunks to send before `out`: frames already cut off `out`, interleaved with large
+    /// message bodies that are written from where they are stored (vectored, no copy).
+    pub out_chunks: Vec<Bytes>,
     /// Where queues deliver to this connection's consumers.
     pub(super) events: mpsc::Sender<ConsumerEvent>,
     /// Publishes in flight.
@@ -156,6 +162,7 @@ impl Connection {
             user: String::new(),
             channels: HashMap::new(),
             out: BytesMut::with_capacity(64 * 1024),
+            out_chunks: Vec::new(),
             events,
             pending: FuturesUnordered::new(),
         };
@@ -182,6 +189,50 @@ impl Connection {
             None => super::codec::ConnectionUnblocked::default().into(),
         };
         self.send(0, &method);
+    }
+
+    /// Queues a method with content: the method and header frames are encoded; body frames
+    /// of large bodies point at the body's own bytes instead of copying them.
+    pub fn send_content(
+        &mut self,
+        channel: u16,
+        method: &Method,
+        header: &ContentHeader,
+        body: &Bytes,
+        frame_max: u32,
+    ) {
+        encode_method_frame(&mut self.out, channel, method);
+        encode_header_frame(&mut self.out, channel, header);
+        let piece_max = (frame_max as usize).saturating_sub(8).max(1);
+        if body.len() < COPY_BODY_BELOW_BYTES {
+            encode_body_frames(&mut self.out, channel, body, frame_max);
+            return;
+        }
+        let mut at = 0;
+        while at < body.len() {
+            let end = (at + piece_max).min(body.len());
+            self.out.put_u8(3);
+            self.out.put_u16(channel);
+            self.out.put_u32((end - at) as u32);
+            self.out_chunks.push(self.out.split().freeze());
+            self.out_chunks.push(body.slice(at..end));
+            self.out.put_u8(0xCE);
+            at = end;
+        }
+    }
+
+    /// Takes everything queued for sending, in order.
+    pub fn take_output(&mut self) -> Vec<Bytes> {
+        let mut chunks = std::mem::take(&mut self.out_chunks);
+        if !self.out.is_empty() {
+            chunks.push(self.out.split().freeze());
+        }
+        chunks
+    }
+
+    /// Whether anything waits to be sent.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty() || !self.out_chunks.is_empty()
     }
 
     /// Appends a method frame to `out`.

@@ -89,20 +89,37 @@ impl From<&QueueError> for Reply {
     }
 }
 
+/// `type T, all octets = <<...>>` as RabbitMQ prints the frame it could not take: the
+/// frame's type and its payload octets (only those already received).
+fn frame_octets(unread: &[u8], with_payload: bool) -> String {
+    let kind = unread.first().copied().unwrap_or(0);
+    let size = unread.get(3..7).and_then(|b| b.try_into().ok()).map_or(0, u32::from_be_bytes) as usize;
+    let payload = if with_payload { unread.get(7..7 + size).unwrap_or_default() } else { &[] };
+    let octets: Vec<String> = payload.iter().map(u8::to_string).collect();
+    format!("type {kind}, all octets = <<{}>>", octets.join(","))
+}
+
 /// The connection close for a frame that could not be decoded, worded as RabbitMQ does.
-pub fn decode_error(error: &DecodeError, frame_max: u32) -> Reply {
+/// `unread` is the read buffer, which still starts with the offending frame for framing
+/// errors.
+pub fn decode_error(error: &DecodeError, unread: &[u8], frame_max: u32) -> Reply {
     use reply_code::*;
     match error {
         DecodeError::BadFrameEnd { found } => Reply::connection(
             FRAME_ERROR,
-            format!("invalid frame end marker: {{invalid_frame_end_marker,{found}}}"),
+            format!("{}: {{invalid_frame_end_marker,{found}}}", frame_octets(unread, true)),
         ),
         DecodeError::FrameTooLarge { size, .. } => Reply::connection(
             FRAME_ERROR,
-            format!("{{frame_too_large,{size},{}}}", frame_max.saturating_sub(8)),
+            format!(
+                "{}: {{frame_too_large,{},{}}}",
+                frame_octets(unread, false),
+                size.saturating_sub(8),
+                frame_max.saturating_sub(8)
+            ),
         ),
-        DecodeError::UnknownFrameType(kind) => {
-            Reply::connection(FRAME_ERROR, format!("unknown_frame type {kind}"))
+        DecodeError::UnknownFrameType(_) => {
+            Reply::connection(FRAME_ERROR, format!("{}: unknown_frame", frame_octets(unread, false)))
         }
         DecodeError::HeartbeatOnChannel(channel) => {
             Reply::connection(UNEXPECTED_FRAME, format!("type 8, heartbeat on channel {channel}"))

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -97,12 +97,14 @@ async fn serve_connection(
     }
     let (mut connection, mut events) = Connection::new(id, broker, peer.ip().is_loopback());
     let (mut reader, mut writer) = stream.into_split();
-    writer.write_all(&connection.out).await?;
-    connection.out.clear();
+    write_chunks(&mut writer, connection.take_output()).await?;
     let started = Instant::now();
     let mut last_read = Instant::now();
     let mut last_write = Instant::now();
     let mut closing_since: Option<Instant> = None;
+    // After a frame error nothing more the peer sends can be framed: input is discarded
+    // until the close times out, as RabbitMQ does.
+    let mut poisoned = false;
     let mut alarm = connection.broker().alarm();
     let mut blocked_sent = false;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -123,12 +125,15 @@ async fn serve_connection(
                     Ok(_) => last_read = Instant::now(),
                     Err(error) => { outcome = Err(error); break 'serve; }
                 }
+                if poisoned {
+                    buf.clear();
+                }
                 let frame_max = if connection.phase == Phase::Open { connection.frame_max } else { FRAME_MAX_BYTES };
                 loop {
                     match decode_frame(&mut buf, frame_max) {
                         Ok(Some(frame)) => {
                             if connection.handle_frame(frame).await == Next::Close {
-                                let _ = writer.write_all(&connection.out).await;
+                                let _ = write_chunks(&mut writer, connection.take_output()).await;
                                 break 'serve;
                             }
                         }
@@ -137,9 +142,10 @@ async fn serve_connection(
                             break 'serve;
                         }
                         Err(error) => {
-                            let reply = reply::decode_error(&error, frame_max);
+                            let reply = reply::decode_error(&error, &buf, frame_max);
                             connection.close_with(&reply, 0, 0);
                             buf.clear();
+                            poisoned = true;
                             break;
                         }
                     }
@@ -194,20 +200,47 @@ async fn serve_connection(
                 break 'serve;
             }
         }
-        if !connection.out.is_empty() {
-            if let Err(error) = writer.write_all(&connection.out).await {
+        if connection.has_output() {
+            if let Err(error) = write_chunks(&mut writer, connection.take_output()).await {
                 outcome = Err(error);
                 break 'serve;
             }
-            connection.out.clear();
-            if connection.out.capacity() > 4 * READ_BUFFER_BYTES {
-                connection.out = BytesMut::with_capacity(READ_BUFFER_BYTES);
+            if connection.out.capacity() < 4096 {
+                connection.out.reserve(READ_BUFFER_BYTES);
             }
             last_write = Instant::now();
         }
     }
     connection.release().await;
     outcome
+}
+
+/// Writes `chunks` in order with vectored writes, resuming after partial writes.
+async fn write_chunks(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    mut chunks: Vec<Bytes>,
+) -> std::io::Result<()> {
+    const IOVECS_MAX: usize = 64;
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<std::io::IoSlice<'_>> =
+            chunks[first..].iter().take(IOVECS_MAX).map(|c| std::io::IoSlice::new(c)).collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let length = chunks[first].len();
+            if written >= length {
+                written -= length;
+                first += 1;
+            } else {
+                chunks[first].advance(written);
+                written = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Polls a stream once without waiting.
