@@ -12,7 +12,7 @@ use super::codec::{
     encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk, BasicConsumeOk, BasicDeliver,
     BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk, BasicRecoverOk, BasicReturn,
     ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader, ExchangeBindOk,
-    ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, Frame, Method, QueueBindOk, QueueDeclareOk,
+    ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, FieldValue, Frame, Method, QueueBindOk, QueueDeclareOk,
     QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, ShortStr, TxCommitOk, TxRollbackOk, TxSelectOk,
 };
 use super::connection::{Connection, Next, PublishDone};
@@ -21,6 +21,7 @@ use crate::broker::{self, generated_name, Overflow, QueueEntry};
 use crate::log::{now_ms, RecordInput};
 use crate::queue::classic::{ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, Delivery};
 use crate::queue::message::Message;
+use crate::queue::stream::{StreamAttach, StreamOffset};
 
 /// The pseudo-queue of direct reply-to.
 const REPLY_TO: &[u8] = b"amq.rabbitmq.reply-to";
@@ -422,10 +423,18 @@ impl Connection {
             return;
         };
         let queue = Arc::clone(&consumer.queue);
-        let Ok(header) = ContentHeader::decode(delivery.message.content_header.clone()) else {
+        let Ok(mut header) = ContentHeader::decode(delivery.message.content_header.clone()) else {
             tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored content header is damaged");
             return;
         };
+        if delivery.stream {
+            // Stream deliveries carry their offset; the only header that is re-encoded.
+            let Ok(mut properties) = header.properties() else { return };
+            let mut headers = properties.headers.take().unwrap_or_default();
+            headers.insert(ShortStr::from_static("x-stream-offset"), FieldValue::I64(delivery.offset as i64));
+            properties.headers = Some(headers);
+            header = header.with_properties(&properties);
+        }
         let delivery_tag = channel.take_tag();
         if delivery.needs_ack {
             channel.unacked.insert(delivery_tag, Unacked { queue, offset: delivery.offset, counted: true });
@@ -603,6 +612,12 @@ impl Connection {
             }
             Method::QueuePurge(purge) => {
                 let queue = self.queue_name(number, purge.queue.as_bytes());
+                if broker.queue(&queue).is_some_and(|q| q.is_stream()) {
+                    return Err(Reply::connection(
+                        reply_code::NOT_IMPLEMENTED,
+                        format!("queue.purge not supported by stream queues queue '{}' in vhost '/'", text(&queue)),
+                    ));
+                }
                 let count = broker.purge_queue(&queue, connection).await.map_err(broker_error)?;
                 if !purge.no_wait {
                     self.send(number, &QueuePurgeOk { message_count: count }.into());
@@ -740,6 +755,7 @@ impl Connection {
             queue_name = self.reply_to_queue(number).await?;
         }
         let queue = broker.queue_for(&queue_name, connection).map_err(|e| Reply::from(&e))?;
+        let stream = if queue.is_stream() { Some(self.stream_attach(number, &queue, &consume)?) } else { None };
         let events = self.events.clone();
         let channel = self.channel(number).expect("open channel");
         let tag = if consume.consumer_tag.is_empty() {
@@ -767,6 +783,7 @@ impl Connection {
             no_ack: consume.no_ack,
             exclusive: consume.exclusive,
             priority,
+            stream,
         };
         channel.touched.insert(queue.name.clone(), Arc::clone(&queue));
         channel.consumers.insert(tag.clone(), ConsumerEntry { queue: Arc::clone(&queue) });
@@ -783,6 +800,41 @@ impl Connection {
             self.send(number, &BasicConsumeOk { consumer_tag: short(&tag) }.into());
         }
         Ok(())
+    }
+
+    /// Checks a consume on a stream as RabbitMQ does and reads its offset specification.
+    fn stream_attach(
+        &mut self,
+        number: u16,
+        queue: &QueueEntry,
+        consume: &super::codec::BasicConsume,
+    ) -> Result<StreamAttach, Reply> {
+        let described = format!("queue '{}' in vhost '/'", queue.name_str());
+        if consume.no_ack {
+            return Err(Reply::connection(
+                reply_code::NOT_IMPLEMENTED,
+                format!("automatic acknowledgement not supported by stream queues {described}"),
+            ));
+        }
+        let channel = self.channel(number).expect("open channel");
+        if channel.consumer_prefetch == 0 && channel.credit.limit.load(Ordering::Acquire) == 0 {
+            return Err(Reply::channel(
+                reply_code::PRECONDITION_FAILED,
+                format!("consumer prefetch count is not set for '{described}'"),
+            ));
+        }
+        let offset = match consume.arguments.get("x-stream-offset") {
+            None => None,
+            Some(value) => Some(stream_offset(value).ok_or_else(|| {
+                Reply::channel(reply_code::PRECONDITION_FAILED, format!("invalid x-stream-offset for {described}"))
+            })?),
+        };
+        let name = consume
+            .arguments
+            .get_str("x-stream-consumer-name")
+            .map(str::to_owned)
+            .or_else(|| (!consume.consumer_tag.is_empty()).then(|| text(consume.consumer_tag.as_bytes())));
+        Ok(StreamAttach { offset, name })
     }
 
     /// Creates the hidden queue behind this channel's direct reply-to consumer.
@@ -811,6 +863,12 @@ impl Connection {
     async fn get(&mut self, number: u16, name: &[u8], no_ack: bool) -> Result<(), Reply> {
         let queue_name = self.queue_name(number, name);
         let queue = self.broker.queue_for(&queue_name, self.id).map_err(|e| Reply::from(&e))?;
+        if queue.is_stream() {
+            return Err(Reply::connection(
+                reply_code::NOT_IMPLEMENTED,
+                format!("basic.get not supported by stream queues queue '{}' in vhost '/'", queue.name_str()),
+            ));
+        }
         queue.touch();
         let channel = self.channels.get_mut(&number).expect("open channel");
         channel.touched.insert(queue.name.clone(), Arc::clone(&queue));
@@ -917,5 +975,27 @@ impl Connection {
         }
         self.send(number, &TxCommitOk::default().into());
         Ok(())
+    }
+}
+
+/// Reads `x-stream-offset`: `first`, `last`, `next`, an offset (negative: that many before
+/// the end), an AMQP timestamp (seconds), or an interval such as `1h` or `30m` (that long
+/// ago).
+fn stream_offset(value: &FieldValue) -> Option<StreamOffset> {
+    match value {
+        FieldValue::Timestamp(seconds) => Some(StreamOffset::TimestampMs(i64::try_from(*seconds).ok()?.saturating_mul(1000))),
+        FieldValue::LongStr(text) => match &text[..] {
+            b"first" => Some(StreamOffset::First),
+            b"last" => Some(StreamOffset::Last),
+            b"next" => Some(StreamOffset::Next),
+            other => {
+                let interval = crate::broker::arguments::parse_max_age(std::str::from_utf8(other).ok()?)?;
+                Some(StreamOffset::TimestampMs(now_ms().saturating_sub(interval.as_millis() as i64)))
+            }
+        },
+        other => {
+            let number = other.as_i64()?;
+            Some(if number < 0 { StreamOffset::FromEnd(number.unsigned_abs()) } else { StreamOffset::Offset(number as u64) })
+        }
     }
 }

@@ -25,6 +25,8 @@ pub enum QueueType {
     /// A classic queue: log plus ack tracker.
     #[default]
     Classic,
+    /// A stream: a log read at consumers' own offsets.
+    Stream,
 }
 
 /// A queue's settings from its arguments.
@@ -48,6 +50,12 @@ pub struct QueueArgs {
     pub max_priority: Option<u8>,
     /// `x-queue-type`.
     pub queue_type: QueueType,
+    /// `x-max-age` (streams): segments older than this are removed.
+    pub max_age: Option<Duration>,
+    /// `x-stream-max-segment-size-bytes` (streams).
+    pub stream_segment_bytes: Option<u64>,
+    /// `x-warren-compression: zstd` (streams): store batches compressed.
+    pub compress: bool,
 }
 
 /// The arguments compared when a queue is declared again.
@@ -163,9 +171,25 @@ pub fn parse_queue_args(name: &str, args: &FieldTable) -> Result<QueueArgs, Erro
             "x-queue-type" => {
                 out.queue_type = match &string(name, key, value)?[..] {
                     b"classic" => QueueType::Classic,
+                    b"stream" => QueueType::Stream,
                     other => {
                         let text = String::from_utf8_lossy(other);
                         return Err(invalid(name, key, format!("unsupported queue type '{text}'")));
+                    }
+                }
+            }
+            "x-max-age" => {
+                let text = String::from_utf8_lossy(&string(name, key, value)?).into_owned();
+                out.max_age = Some(parse_max_age(&text).ok_or_else(|| invalid(name, key, format!("invalid max age '{text}'")))?);
+            }
+            "x-stream-max-segment-size-bytes" => out.stream_segment_bytes = Some(non_negative(name, key, value)?),
+            "x-warren-compression" => {
+                out.compress = match &string(name, key, value)?[..] {
+                    b"zstd" => true,
+                    b"none" => false,
+                    other => {
+                        let text = String::from_utf8_lossy(other);
+                        return Err(invalid(name, key, format!("unsupported compression '{text}' (zstd or none)")));
                     }
                 }
             }
@@ -176,6 +200,23 @@ pub fn parse_queue_args(name: &str, args: &FieldTable) -> Result<QueueArgs, Erro
         return Err(invalid(name, "x-dead-letter-routing-key", "Key x-dead-letter-exchange not set".into()));
     }
     Ok(out)
+}
+
+/// Parses `x-max-age`: a number and a unit, `Y`, `M` (30 days), `D`, `h`, `m` or `s`.
+pub fn parse_max_age(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "Y" => 365 * 86_400,
+        "M" => 30 * 86_400,
+        "D" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return None,
+    };
+    Some(Duration::from_secs(number.checked_mul(seconds)?))
 }
 
 /// Checks a redeclare's arguments against the queue's, as RabbitMQ does.

@@ -95,6 +95,11 @@ impl QueueEntry {
         String::from_utf8_lossy(&self.name).into_owned()
     }
 
+    /// Whether this is a stream queue.
+    pub fn is_stream(&self) -> bool {
+        self.args.queue_type == arguments::QueueType::Stream
+    }
+
     /// Marks the queue as used now (renews its `x-expires` lease).
     pub fn touch(&self) {
         *self.last_used.lock().expect("queue lease lock poisoned") = Instant::now();
@@ -330,6 +335,20 @@ impl Broker {
             return Err(Error::QueueNotFound(text(&request.name)));
         }
         let args = arguments::parse_queue_args(&text(&request.name), &request.arguments)?;
+        if args.queue_type == arguments::QueueType::Stream {
+            let property = if !request.durable {
+                Some("non-durable")
+            } else if request.exclusive {
+                Some("exclusive-owner")
+            } else if request.auto_delete {
+                Some("auto-delete")
+            } else {
+                None
+            };
+            if let Some(property) = property {
+                return Err(Error::InvalidProperty { name: text(&request.name), property });
+            }
+        }
         let entry = self.create_queue(&request, args).await?;
         if entry.durable {
             definitions::save(self)?;
@@ -343,6 +362,7 @@ impl Broker {
         request: &QueueDeclare,
         args: QueueArgs,
     ) -> Result<Arc<QueueEntry>, Error> {
+        let stream = args.queue_type == arguments::QueueType::Stream;
         let storage = match (&self.options.storage, request.durable) {
             (Storage::Disk { dir, fsync, io }, true) => Storage::Disk {
                 dir: dir.join("queues").join(hex(&request.name)),
@@ -354,6 +374,19 @@ impl Broker {
         let on_disk = matches!(storage, Storage::Disk { .. });
         let mut log_options = LogOptions::new(storage);
         log_options.segment_bytes_max = self.options.segment_bytes;
+        if stream {
+            if let Some(bytes) = args.stream_segment_bytes {
+                log_options.segment_bytes_max = bytes.clamp(crate::limits::SEGMENT_BYTES_MIN, crate::limits::SEGMENT_BYTES_MAX);
+            }
+            log_options.retention_bytes_max = args.max_length_bytes;
+            log_options.retention_age_max = args.max_age;
+            if args.max_age.is_some() {
+                log_options.retention_check_interval = Duration::from_secs(1);
+            }
+            if args.compress {
+                log_options.compression = crate::log::Compression::Zstd;
+            }
+        }
         let log = Log::open(log_options).await.map_err(|e| Error::Internal(e.to_string()))?;
         let restart_offset = log.next_offset();
         let start_offset = log.offsets().get(FLOOR_KEY).unwrap_or(0);
@@ -376,6 +409,7 @@ impl Broker {
             max_length_bytes: if args.overflow == Overflow::DropHead { args.max_length_bytes } else { None },
             max_priority: args.max_priority,
             dead_letter,
+            stream,
         });
         let entry = Arc::new(QueueEntry {
             id: self.id(),

@@ -445,6 +445,50 @@ impl Log {
         Ok(self.next_offset())
     }
 
+    /// The base offset of the last committed batch (RabbitMQ's `last` for streams), or
+    /// [`Log::next_offset`] for an empty log.
+    pub fn last_batch_offset(&self) -> u64 {
+        let segments: Vec<Arc<Segment>> = self.shared.segments.read().expect("segments lock poisoned").clone();
+        for segment in segments.iter().rev() {
+            let (committed, start) =
+                segment.with_state(|s| (s.committed_bytes, s.index.entries().last().map_or(0, |e| u64::from(e.position))));
+            let (mut position, mut last) = (start, None);
+            while position < committed {
+                match segment.batch_at(position) {
+                    Ok(Some(batch)) => {
+                        last = Some(batch.header().base_offset);
+                        position += batch.header().total_bytes();
+                    }
+                    _ => break,
+                }
+            }
+            if let Some(last) = last {
+                return last;
+            }
+        }
+        self.next_offset()
+    }
+
+    /// About how many stored bytes lie at and after `offset` (exact to a sparse index
+    /// interval).
+    pub fn bytes_after(&self, offset: u64) -> u64 {
+        let segments = self.shared.segments.read().expect("segments lock poisoned");
+        let mut total = 0;
+        for segment in segments.iter() {
+            let (committed, next) = segment.extent();
+            if next <= offset {
+                continue;
+            }
+            let relative = u32::try_from(offset.saturating_sub(segment.base_offset)).unwrap_or(u32::MAX);
+            let from = segment
+                .with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)))
+                .filter(|_| offset > segment.base_offset)
+                .unwrap_or(0);
+            total += committed.saturating_sub(from);
+        }
+        total
+    }
+
     /// Declares that no reader needs records below `offset` any more: sealed segments whose
     /// records all lie below it are deleted at the next retention pass (on roll, on the
     /// retention timer, or [`Log::enforce_retention`]). The floor never moves back.

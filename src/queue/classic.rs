@@ -84,6 +84,11 @@ impl ChannelCredit {
             .is_ok()
     }
 
+    /// Takes one delivery's credit if the limit allows it (used by stream consumers).
+    pub fn try_take_public(&self) -> bool {
+        self.try_take()
+    }
+
     /// Returns `n` deliveries' credit (on ack, reject or requeue).
     pub fn give_back(&self, n: u32) {
         let _ = self.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(n)));
@@ -105,6 +110,8 @@ pub struct Delivery {
     pub redelivered: bool,
     /// Whether the receiver must acknowledge it.
     pub needs_ack: bool,
+    /// A stream delivery: `offset` is the stream offset to show in `x-stream-offset`.
+    pub stream: bool,
     /// The message.
     pub message: Message,
     /// Ready messages left in the queue (for `basic.get-ok`).
@@ -144,6 +151,8 @@ pub struct ConsumerSpec {
     pub exclusive: bool,
     /// Higher priorities are served first (`x-priority`).
     pub priority: i32,
+    /// Where a stream consumer starts and under which name its offset is kept.
+    pub stream: Option<super::stream::StreamAttach>,
 }
 
 /// Errors a queue answers with.
@@ -177,7 +186,7 @@ pub struct QueueStats {
     pub unacked: AtomicU64,
 }
 
-enum Command {
+pub(super) enum Command {
     Consume(ConsumerSpec, oneshot::Sender<Result<(), QueueError>>),
     Cancel { channel: ChannelId, tag: Bytes, done: oneshot::Sender<bool> },
     Ack { channel: ChannelId, offsets: Vec<u64> },
@@ -186,6 +195,7 @@ enum Command {
     Purge(oneshot::Sender<u64>),
     ChannelClosed { channel: ChannelId, done: Option<oneshot::Sender<()>> },
     Delete(oneshot::Sender<u64>),
+    Lag(oneshot::Sender<Vec<super::stream::ConsumerLag>>),
 }
 
 /// How a queue behaves.
@@ -211,6 +221,9 @@ pub struct QueueOptions {
     pub max_priority: Option<u8>,
     /// Dead-letter sink, when `x-dead-letter-exchange` is set.
     pub dead_letter: Option<Arc<dyn DeadLetter>>,
+    /// A stream: consumers read at their own offsets; acks return credit, nothing is
+    /// removed or requeued.
+    pub stream: bool,
 }
 
 /// Name under which a durable queue's floor is kept in its log's offset store.
@@ -241,9 +254,13 @@ impl QueueHandle {
             commands,
             stats: Arc::clone(&stats),
         });
-        let actor = Actor::new(options, stats);
-        actor.publish_stats();
-        tokio::spawn(actor.run(receiver));
+        if options.stream {
+            tokio::spawn(super::stream::StreamActor::new(options, stats).run(receiver));
+        } else {
+            let actor = Actor::new(options, stats);
+            actor.publish_stats();
+            tokio::spawn(actor.run(receiver));
+        }
         handle
     }
 
@@ -338,6 +355,14 @@ impl QueueHandle {
     pub fn recover(&self, channel: ChannelId) {
         // Same as a close for the deliveries; consumers stay (see Actor::requeue_channel).
         self.send_nowait(Command::Reject { channel, offsets: Vec::new(), requeue: true });
+    }
+
+    /// Stream queues: every consumer's position and lag.
+    ///
+    /// # Errors
+    /// [`QueueError::Deleted`].
+    pub async fn lag(&self) -> Result<Vec<super::stream::ConsumerLag>, QueueError> {
+        self.ask(Command::Lag).await
     }
 
     /// Stops the queue, cancelling its consumers; answers the ready count it had.
@@ -478,6 +503,9 @@ impl Actor {
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
+            }
+            Command::Lag(done) => {
+                let _ = done.send(Vec::new());
             }
             Command::Delete(_) => unreachable!("handled in run"),
         }
@@ -826,6 +854,7 @@ impl Actor {
             offset,
             redelivered,
             needs_ack,
+            stream: false,
             message,
             message_count,
         })
