@@ -2,6 +2,13 @@
 
 mod harness;
 
+/// lapin against Warren on disc across SIGKILL and clean restarts.
+mod amqp_durability;
+/// lapin: RabbitMQ's exact reply codes and texts for channel and connection errors.
+mod amqp_errors;
+/// lapin: AMQP methods one behaviour at a time.
+mod amqp_methods;
+
 /// Debian's amqp-tools command-line programs against the broker.
 mod amqp_tools;
 /// Malformed and hostile input on the AMQP port, answered as RabbitMQ does, beside a bystander.
@@ -21,3 +28,5 @@ mod node_clients;
 mod python_clients;
 /// The `warren` binary: starts on its defaults, stops cleanly on SIGTERM.
 mod serve;
+/// Stream queues: offsets, named consumers, retention, compression, fan-out.
+mod streams;

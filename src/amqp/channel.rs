@@ -12,8 +12,9 @@ use super::codec::{
     encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk, BasicConsumeOk, BasicDeliver,
     BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk, BasicRecoverOk, BasicReturn,
     ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader, ExchangeBindOk,
-    ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, FieldValue, Frame, Method, QueueBindOk, QueueDeclareOk,
-    QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, ShortStr, TxCommitOk, TxRollbackOk, TxSelectOk,
+    ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, FieldValue, Frame, Method, QueueBindOk,
+    QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, ShortStr, TxCommitOk, TxRollbackOk,
+    TxSelectOk,
 };
 use super::connection::{Connection, Next, PublishDone};
 use super::reply::Reply;
@@ -377,7 +378,7 @@ impl Connection {
     /// Sends the confirm of a completed publish.
     pub fn publish_done(&mut self, done: PublishDone) {
         let Some(seq) = done.confirm_seq else { return };
-        if !self.channels.get(&done.channel).is_some_and(|c| !c.closing) {
+        if self.channels.get(&done.channel).is_none_or(|c| c.closing) {
             return;
         }
         let method: Method = if done.ok {
@@ -493,10 +494,11 @@ impl Connection {
             }
             Method::ChannelCloseOk(_) => {}
             Method::ChannelFlow(flow) => {
-                if let Some(channel) = self.channel(number) {
-                    channel.credit.paused.store(!flow.active, Ordering::Release);
+                // RabbitMQ 3.x does not stop deliveries on request: active=false is refused.
+                if !flow.active {
+                    return Err(Reply::connection(reply_code::NOT_IMPLEMENTED, "active=false"));
                 }
-                self.send(number, &ChannelFlowOk { active: flow.active }.into());
+                self.send(number, &ChannelFlowOk { active: true }.into());
             }
             Method::ExchangeDeclare(declare) => {
                 let no_wait = declare.no_wait;
@@ -615,7 +617,10 @@ impl Connection {
                 if broker.queue(&queue).is_some_and(|q| q.is_stream()) {
                     return Err(Reply::connection(
                         reply_code::NOT_IMPLEMENTED,
-                        format!("queue.purge not supported by stream queues queue '{}' in vhost '/'", text(&queue)),
+                        format!(
+                            "queue.purge not supported by stream queues queue '{}' in vhost '/'",
+                            text(&queue)
+                        ),
                     ));
                 }
                 let count = broker.purge_queue(&queue, connection).await.map_err(broker_error)?;
@@ -755,7 +760,8 @@ impl Connection {
             queue_name = self.reply_to_queue(number).await?;
         }
         let queue = broker.queue_for(&queue_name, connection).map_err(|e| Reply::from(&e))?;
-        let stream = if queue.is_stream() { Some(self.stream_attach(number, &queue, &consume)?) } else { None };
+        let stream =
+            if queue.is_stream() { Some(self.stream_attach(number, &queue, &consume)?) } else { None };
         let events = self.events.clone();
         let channel = self.channel(number).expect("open channel");
         let tag = if consume.consumer_tag.is_empty() {
@@ -826,14 +832,16 @@ impl Connection {
         let offset = match consume.arguments.get("x-stream-offset") {
             None => None,
             Some(value) => Some(stream_offset(value).ok_or_else(|| {
-                Reply::channel(reply_code::PRECONDITION_FAILED, format!("invalid x-stream-offset for {described}"))
+                Reply::channel(
+                    reply_code::PRECONDITION_FAILED,
+                    format!("invalid x-stream-offset for {described}"),
+                )
             })?),
         };
-        let name = consume
-            .arguments
-            .get_str("x-stream-consumer-name")
-            .map(str::to_owned)
-            .or_else(|| (!consume.consumer_tag.is_empty()).then(|| text(consume.consumer_tag.as_bytes())));
+        let name =
+            consume.arguments.get_str("x-stream-consumer-name").map(str::to_owned).or_else(|| {
+                (!consume.consumer_tag.is_empty()).then(|| text(consume.consumer_tag.as_bytes()))
+            });
         Ok(StreamAttach { offset, name })
     }
 
@@ -983,7 +991,9 @@ impl Connection {
 /// ago).
 fn stream_offset(value: &FieldValue) -> Option<StreamOffset> {
     match value {
-        FieldValue::Timestamp(seconds) => Some(StreamOffset::TimestampMs(i64::try_from(*seconds).ok()?.saturating_mul(1000))),
+        FieldValue::Timestamp(seconds) => {
+            Some(StreamOffset::TimestampMs(i64::try_from(*seconds).ok()?.saturating_mul(1000)))
+        }
         FieldValue::LongStr(text) => match &text[..] {
             b"first" => Some(StreamOffset::First),
             b"last" => Some(StreamOffset::Last),
@@ -995,7 +1005,11 @@ fn stream_offset(value: &FieldValue) -> Option<StreamOffset> {
         },
         other => {
             let number = other.as_i64()?;
-            Some(if number < 0 { StreamOffset::FromEnd(number.unsigned_abs()) } else { StreamOffset::Offset(number as u64) })
+            Some(if number < 0 {
+                StreamOffset::FromEnd(number.unsigned_abs())
+            } else {
+                StreamOffset::Offset(number as u64)
+            })
         }
     }
 }

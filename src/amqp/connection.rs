@@ -59,6 +59,9 @@ pub enum Next {
     Continue,
     /// Flush `out`, then close the socket.
     Close,
+    /// Flush `out` (a close-ok to the client's close), then let the client close the
+    /// socket first, as RabbitMQ does, so it reads the close-ok before the end of stream.
+    CloseAfterPeer,
 }
 
 /// A publish that completed (or failed) in the queues' logs.
@@ -356,7 +359,7 @@ impl Connection {
                 Frame::Heartbeat => Next::Continue,
                 Frame::Method { method: Method::ConnectionClose(_), .. } => {
                     self.send(0, &ConnectionCloseOk::default().into());
-                    Next::Close
+                    Next::CloseAfterPeer
                 }
                 Frame::Method { method: Method::ConnectionCloseOk(_), .. } => Next::Close,
                 Frame::Method { method, .. } => {
@@ -441,7 +444,7 @@ fn amqplain_credentials(response: &[u8]) -> Option<(String, String)> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -153,6 +153,13 @@ pub fn parse_queue_args(name: &str, args: &FieldTable) -> Result<QueueArgs, Erro
             "x-max-length" => out.max_length = Some(non_negative(name, key, value)?),
             "x-max-length-bytes" => out.max_length_bytes = Some(non_negative(name, key, value)?),
             "x-max-priority" => {
+                if value.as_i64().is_none() {
+                    return Err(invalid(
+                        name,
+                        key,
+                        format!("\"expected integer, got {}\"", type_name(value)),
+                    ));
+                }
                 let priority = non_negative(name, key, value)?;
                 out.max_priority = Some(priority.min(255) as u8);
             }
@@ -174,22 +181,31 @@ pub fn parse_queue_args(name: &str, args: &FieldTable) -> Result<QueueArgs, Erro
                     b"stream" => QueueType::Stream,
                     other => {
                         let text = String::from_utf8_lossy(other);
-                        return Err(invalid(name, key, format!("unsupported queue type '{text}'")));
+                        return Err(invalid(name, key, format!("\"unsupported queue type '{text}'\"")));
                     }
                 }
             }
             "x-max-age" => {
                 let text = String::from_utf8_lossy(&string(name, key, value)?).into_owned();
-                out.max_age = Some(parse_max_age(&text).ok_or_else(|| invalid(name, key, format!("invalid max age '{text}'")))?);
+                out.max_age = Some(
+                    parse_max_age(&text)
+                        .ok_or_else(|| invalid(name, key, format!("invalid max age '{text}'")))?,
+                );
             }
-            "x-stream-max-segment-size-bytes" => out.stream_segment_bytes = Some(non_negative(name, key, value)?),
+            "x-stream-max-segment-size-bytes" => {
+                out.stream_segment_bytes = Some(non_negative(name, key, value)?)
+            }
             "x-warren-compression" => {
                 out.compress = match &string(name, key, value)?[..] {
                     b"zstd" => true,
                     b"none" => false,
                     other => {
                         let text = String::from_utf8_lossy(other);
-                        return Err(invalid(name, key, format!("unsupported compression '{text}' (zstd or none)")));
+                        return Err(invalid(
+                            name,
+                            key,
+                            format!("unsupported compression '{text}' (zstd or none)"),
+                        ));
                     }
                 }
             }

@@ -39,6 +39,7 @@ pub fn add_death(
     reason: DeathReason,
     exchange: &[u8],
     routing_key: &[u8],
+    original_expiration: Option<&[u8]>,
 ) {
     let mut deaths: Vec<FieldValue> =
         headers.get("x-death").and_then(|v| v.as_array()).map(<[_]>::to_vec).unwrap_or_default();
@@ -56,16 +57,22 @@ pub fn add_death(
             table.insert(key("time"), FieldValue::Timestamp(now_s));
             table
         }
-        None => [
-            (key("count"), FieldValue::I64(1)),
-            (key("reason"), longstr(reason.as_str().as_bytes())),
-            (key("queue"), longstr(queue.as_bytes())),
-            (key("time"), FieldValue::Timestamp(now_s)),
-            (key("exchange"), longstr(exchange)),
-            (key("routing-keys"), FieldValue::Array(vec![longstr(routing_key)])),
-        ]
-        .into_iter()
-        .collect(),
+        None => {
+            let mut table: FieldTable = [
+                (key("count"), FieldValue::I64(1)),
+                (key("reason"), longstr(reason.as_str().as_bytes())),
+                (key("queue"), longstr(queue.as_bytes())),
+                (key("time"), FieldValue::Timestamp(now_s)),
+                (key("exchange"), longstr(exchange)),
+                (key("routing-keys"), FieldValue::Array(vec![longstr(routing_key)])),
+            ]
+            .into_iter()
+            .collect();
+            if let Some(expiration) = original_expiration {
+                table.insert(key("original-expiration"), longstr(expiration));
+            }
+            table
+        }
     };
     deaths.insert(0, FieldValue::Table(entry));
     headers.insert(key("x-death"), FieldValue::Array(deaths));
@@ -82,7 +89,15 @@ impl DeadLetter for DeadLetterSink {
         let Ok(header) = ContentHeader::decode(message.content_header.clone()) else { return };
         let Ok(mut properties) = header.properties() else { return };
         let mut headers = properties.headers.take().unwrap_or_default();
-        add_death(&mut headers, queue, reason, &message.exchange, &message.routing_key);
+        let expiration = properties.expiration.as_ref().map(|e| e.as_bytes().to_vec());
+        add_death(
+            &mut headers,
+            queue,
+            reason,
+            &message.exchange,
+            &message.routing_key,
+            expiration.as_deref(),
+        );
         properties.headers = Some(headers);
         properties.expiration = None;
         let header = header.with_properties(&properties);

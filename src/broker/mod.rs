@@ -376,7 +376,8 @@ impl Broker {
         log_options.segment_bytes_max = self.options.segment_bytes;
         if stream {
             if let Some(bytes) = args.stream_segment_bytes {
-                log_options.segment_bytes_max = bytes.clamp(crate::limits::SEGMENT_BYTES_MIN, crate::limits::SEGMENT_BYTES_MAX);
+                log_options.segment_bytes_max =
+                    bytes.clamp(crate::limits::SEGMENT_BYTES_MIN, crate::limits::SEGMENT_BYTES_MAX);
             }
             log_options.retention_bytes_max = args.max_length_bytes;
             log_options.retention_age_max = args.max_age;
@@ -555,8 +556,9 @@ impl Broker {
             if request.passive {
                 return Ok(());
             }
-            if request.name.starts_with(b"amq.") || request.name.is_empty() {
-                return Err(Error::ReservedName { kind: "exchange", name: text(&request.name) });
+            // Built-in `amq.*` exchanges may be redeclared when equivalent, as in RabbitMQ.
+            if request.name.is_empty() {
+                return Err(Error::DefaultExchange);
             }
             let kind =
                 ExchangeKind::parse(&kind_text).ok_or(Error::UnknownExchangeType(kind_text.clone()))?;
@@ -861,19 +863,6 @@ pub fn hex(name: &[u8]) -> String {
     name.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_names_look_like_rabbitmq() {
-        let a = generated_name("amq.gen-");
-        let b = generated_name("amq.gen-");
-        assert_eq!(a.len(), "amq.gen-".len() + 22);
-        assert_ne!(a, b);
-    }
-}
-
 /// Headers-exchange matching on AMQP field values: integers of any width compare by value.
 impl exchange::HeaderValue for FieldValue {
     fn is_void(&self) -> bool {
@@ -892,5 +881,18 @@ impl exchange::HeaderValue for FieldValue {
             FieldValue::LongStr(bytes) => Some(bytes),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_names_look_like_rabbitmq() {
+        let a = generated_name("amq.gen-");
+        let b = generated_name("amq.gen-");
+        assert_eq!(a.len(), "amq.gen-".len() + 22);
+        assert_ne!(a, b);
     }
 }

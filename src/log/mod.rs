@@ -448,10 +448,12 @@ impl Log {
     /// The base offset of the last committed batch (RabbitMQ's `last` for streams), or
     /// [`Log::next_offset`] for an empty log.
     pub fn last_batch_offset(&self) -> u64 {
-        let segments: Vec<Arc<Segment>> = self.shared.segments.read().expect("segments lock poisoned").clone();
+        let segments: Vec<Arc<Segment>> =
+            self.shared.segments.read().expect("segments lock poisoned").clone();
         for segment in segments.iter().rev() {
-            let (committed, start) =
-                segment.with_state(|s| (s.committed_bytes, s.index.entries().last().map_or(0, |e| u64::from(e.position))));
+            let (committed, start) = segment.with_state(|s| {
+                (s.committed_bytes, s.index.entries().last().map_or(0, |e| u64::from(e.position)))
+            });
             let (mut position, mut last) = (start, None);
             while position < committed {
                 match segment.batch_at(position) {

@@ -102,6 +102,33 @@ impl OffsetStore {
         Ok(())
     }
 
+    /// Stores several offsets with one durable write.
+    ///
+    /// # Errors
+    /// As [`OffsetStore::commit`].
+    pub fn commit_many(&self, entries: &[(&str, u64)]) -> Result<(), Error> {
+        let mut offsets = self.offsets.lock().expect("offset store lock poisoned");
+        if entries.iter().all(|(name, offset)| offsets.get(*name) == Some(offset)) {
+            return Ok(());
+        }
+        if entries.iter().any(|(name, _)| name.len() > CONSUMER_NAME_BYTES_MAX) {
+            return Err(Error::Config {
+                reason: format!("consumer name over {CONSUMER_NAME_BYTES_MAX} bytes"),
+            });
+        }
+        let before = offsets.clone();
+        for (name, offset) in entries {
+            offsets.insert((*name).to_owned(), *offset);
+        }
+        if let Some(path) = &self.path {
+            if let Err(error) = write_atomically(path, &encode(&offsets)) {
+                *offsets = before;
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets `name`.
     ///
     /// # Errors

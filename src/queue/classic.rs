@@ -182,6 +182,9 @@ pub struct QueueStats {
     /// Ready messages the task has read but not handed out (read ahead, requeued, or
     /// ordered by priority).
     pub held: AtomicU64,
+    /// Records in the log from before a restart that did not survive it (transient) and
+    /// are not skipped yet: not ready.
+    pub lost: AtomicU64,
     /// Delivered, not yet acknowledged.
     pub unacked: AtomicU64,
 }
@@ -228,6 +231,9 @@ pub struct QueueOptions {
 
 /// Name under which a durable queue's floor is kept in its log's offset store.
 pub const FLOOR_KEY: &str = "__queue_floor";
+/// Name under which a durable queue keeps the offset below which everything has been
+/// delivered at least once: after a restart those messages come with `redelivered=true`.
+pub const DELIVERED_KEY: &str = "__queue_delivered";
 
 /// A handle on a running queue. Publishing goes to [`QueueHandle::log`] directly.
 pub struct QueueHandle {
@@ -283,7 +289,8 @@ impl QueueHandle {
     /// also count expired or non-persistent messages not yet skipped).
     pub fn ready_count(&self) -> u64 {
         let cursor = self.stats.cursor.load(Ordering::Acquire);
-        self.log.next_offset().saturating_sub(cursor) + self.stats.held.load(Ordering::Acquire)
+        (self.log.next_offset().saturating_sub(cursor) + self.stats.held.load(Ordering::Acquire))
+            .saturating_sub(self.stats.lost.load(Ordering::Acquire))
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, QueueError> {
@@ -398,11 +405,20 @@ struct Actor {
     consumers: Vec<ConsumerState>,
     round_robin: usize,
     persisted_floor: u64,
+    /// Everything below this offset was delivered before (kept across restarts).
+    delivered_below: u64,
+    persisted_delivered: u64,
+    /// Records from before a restart not yet skipped that did not survive it (transient):
+    /// not counted as ready.
+    transient_pending: u64,
 }
 
 impl Actor {
     fn new(options: QueueOptions, stats: Arc<QueueStats>) -> Actor {
         let cursor = options.start_offset.max(options.log.first_offset());
+        let delivered_below =
+            options.log.offsets().get(DELIVERED_KEY).unwrap_or(0).min(options.restart_offset);
+        let transient_pending = count_transient(&options.log, cursor, options.restart_offset);
         Actor {
             options,
             stats,
@@ -414,6 +430,9 @@ impl Actor {
             consumers: Vec::new(),
             round_robin: 0,
             persisted_floor: cursor,
+            delivered_below,
+            persisted_delivered: delivered_below,
+            transient_pending,
         }
     }
 
@@ -428,7 +447,15 @@ impl Actor {
             // Wait at the log's tail only when nothing read is left to hand out; otherwise
             // dispatch has already done all it can and a command or the tick comes next.
             let cursor = self.cursor;
-            let wants_data = self.held() == 0 && self.has_room();
+            // Queues with length limits also wake on every append, to drop the head at once.
+            let limited = self.options.max_length.is_some() || self.options.max_length_bytes.is_some();
+            let wait_at = if self.held() == 0 && self.has_room() {
+                Some(cursor)
+            } else if limited {
+                Some(log.next_offset())
+            } else {
+                None
+            };
             tokio::select! {
                 command = commands.recv() => match command {
                     None => return,
@@ -440,7 +467,7 @@ impl Actor {
                     }
                     Some(command) => self.handle(command),
                 },
-                outcome = log.wait_for(cursor), if wants_data => {
+                outcome = log.wait_for(wait_at.unwrap_or(u64::MAX)), if wait_at.is_some() => {
                     if outcome.is_err() {
                         return;
                     }
@@ -560,12 +587,14 @@ impl Actor {
     }
 
     fn ready_count(&self) -> u64 {
-        self.options.log.next_offset().saturating_sub(self.cursor) + self.held()
+        (self.options.log.next_offset().saturating_sub(self.cursor) + self.held())
+            .saturating_sub(self.transient_pending)
     }
 
     fn publish_stats(&self) {
         self.stats.cursor.store(self.cursor, Ordering::Release);
         self.stats.held.store(self.held(), Ordering::Release);
+        self.stats.lost.store(self.transient_pending, Ordering::Release);
         self.stats.unacked.store(self.unacked.len() as u64, Ordering::Release);
         self.stats.consumers.store(self.consumers.len() as u32, Ordering::Release);
     }
@@ -614,16 +643,16 @@ impl Actor {
                 }
             }
             let record = self.pop_buffered()?;
-            if record.offset < self.options.restart_offset
-                && !Message::from_record(&record).is_some_and(|m| m.persistent)
-            {
+            if self.lost_in_restart(&record) {
+                self.transient_pending = self.transient_pending.saturating_sub(1);
                 continue;
             }
             if self.expired(&record) {
                 self.kill_record(&record, DeathReason::Expired);
                 continue;
             }
-            return Some((record, false));
+            let redelivered = record.offset < self.delivered_below;
+            return Some((record, redelivered));
         }
     }
 
@@ -659,8 +688,11 @@ impl Actor {
                 self.refill();
             }
             let Some(record) = self.buffered.pop_front() else { break };
-            if !self.lost_in_restart(&record) {
-                self.prioritized.insert((Reverse(priority(&record)), record.offset), (record, false));
+            if self.lost_in_restart(&record) {
+                self.transient_pending = self.transient_pending.saturating_sub(1);
+            } else {
+                let redelivered = record.offset < self.delivered_below;
+                self.prioritized.insert((Reverse(priority(&record)), record.offset), (record, redelivered));
             }
         }
     }
@@ -874,17 +906,21 @@ impl Actor {
 
     fn persist_floor(&mut self) {
         let floor = self.floor();
-        if floor == self.persisted_floor {
+        // Everything below the read position has been handed out (or dropped) at least once.
+        let delivered = self.read_position().max(self.delivered_below);
+        if floor == self.persisted_floor && delivered == self.persisted_delivered {
             return;
         }
         self.options.log.release_before(floor);
         if self.options.persist_floor {
-            if let Err(error) = self.options.log.offsets().commit(FLOOR_KEY, floor) {
+            let entries = [(FLOOR_KEY, floor), (DELIVERED_KEY, delivered)];
+            if let Err(error) = self.options.log.offsets().commit_many(&entries) {
                 tracing::error!(queue = %self.options.name, %error, "cannot persist the queue's position");
                 return;
             }
         }
         self.persisted_floor = floor;
+        self.persisted_delivered = delivered;
     }
 
     fn shut_down(&mut self) {
@@ -895,4 +931,21 @@ impl Actor {
         }
         self.persist_floor();
     }
+}
+
+/// Counts the records in `[from, to)` that are not persistent: after a restart they are
+/// skipped, so they must not be counted as ready meanwhile.
+fn count_transient(log: &Log, from: u64, to: u64) -> u64 {
+    let mut count = 0;
+    let mut next = from.max(log.first_offset());
+    while next < to {
+        let Ok(records) = log.read_records(next, 4 * 1024 * 1024) else { break };
+        let Some(last) = records.last().map(|r| r.offset) else { break };
+        count += records
+            .iter()
+            .filter(|r| r.offset < to && !Message::from_record(r).is_some_and(|m| m.persistent))
+            .count() as u64;
+        next = last + 1;
+    }
+    count
 }

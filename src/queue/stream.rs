@@ -71,7 +71,11 @@ struct StreamConsumer {
     /// Next offset to read from the log (past `buffered`).
     cursor: u64,
     buffered: VecDeque<Record>,
+    /// Delivered, not yet acknowledged: holds credit.
     in_flight: BTreeSet<u64>,
+    /// Nacked or rejected: the credit is back, but the offset is not acknowledged, so the
+    /// stored offset stays at or below it.
+    rejected: BTreeSet<u64>,
     stored: Option<u64>,
 }
 
@@ -79,7 +83,11 @@ impl StreamConsumer {
     /// The lowest offset not yet acknowledged.
     fn committed(&self) -> u64 {
         let next = self.buffered.front().map_or(self.cursor, |r| r.offset);
-        self.in_flight.first().map_or(next, |first| (*first).min(next))
+        let lowest_open = match (self.in_flight.first(), self.rejected.first()) {
+            (Some(a), Some(b)) => Some(*a.min(b)),
+            (a, b) => a.or(b).copied(),
+        };
+        lowest_open.map_or(next, |open| open.min(next))
     }
 
     fn label(&self) -> String {
@@ -118,7 +126,12 @@ impl StreamActor {
             self.dispatch();
             self.publish_stats();
             let log = self.options.log.clone();
-            let waiting_at = self.consumers.iter().filter(|c| c.buffered.is_empty() && c.has_room()).map(|c| c.cursor).min();
+            let waiting_at = self
+                .consumers
+                .iter()
+                .filter(|c| c.buffered.is_empty() && c.has_room())
+                .map(|c| c.cursor)
+                .min();
             tokio::select! {
                 command = commands.recv() => match command {
                     None => return,
@@ -159,17 +172,36 @@ impl StreamActor {
                 let name = spec.stream.as_ref().and_then(|s| s.name.clone());
                 let stored = name.as_deref().and_then(|n| self.options.log.offsets().get(n));
                 tracing::debug!(stream = %self.options.name, consumer = ?name, start, "stream consumer attached");
-                self.consumers.push(StreamConsumer { spec, name, cursor: start, buffered: VecDeque::new(), in_flight: BTreeSet::new(), stored });
+                self.consumers.push(StreamConsumer {
+                    spec,
+                    name,
+                    cursor: start,
+                    buffered: VecDeque::new(),
+                    in_flight: BTreeSet::new(),
+                    rejected: BTreeSet::new(),
+                    stored,
+                });
                 let _ = done.send(Ok(()));
             }
             Command::Cancel { channel, tag, done } => {
                 self.remove(|c| c.spec.channel == channel && c.spec.tag == tag);
                 let _ = done.send(self.consumers.is_empty());
             }
-            Command::Ack { channel, offsets } | Command::Reject { channel, offsets, .. } => {
+            Command::Ack { channel, offsets } => {
                 for consumer in self.consumers.iter_mut().filter(|c| c.spec.channel == channel) {
                     for offset in &offsets {
                         consumer.in_flight.remove(offset);
+                        consumer.rejected.remove(offset);
+                    }
+                }
+            }
+            Command::Reject { channel, offsets, .. } => {
+                // Credit comes back; nothing is requeued or removed.
+                for consumer in self.consumers.iter_mut().filter(|c| c.spec.channel == channel) {
+                    for offset in &offsets {
+                        if consumer.in_flight.remove(offset) {
+                            consumer.rejected.insert(*offset);
+                        }
                     }
                 }
             }
@@ -287,7 +319,9 @@ impl StreamActor {
             if consumer.stored != Some(committed) {
                 match offsets.commit(name, committed) {
                     Ok(()) => consumer.stored = Some(committed),
-                    Err(error) => tracing::error!(stream = %self.options.name, consumer = %name, %error, "cannot store offset"),
+                    Err(error) => {
+                        tracing::error!(stream = %self.options.name, consumer = %name, %error, "cannot store offset")
+                    }
                 }
             }
         }

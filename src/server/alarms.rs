@@ -44,7 +44,10 @@ pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so it initialised `stats`.
     let stats = unsafe { stats.assume_init() };
-    Some(u64::from(stats.f_bavail) * u64::from(stats.f_frsize))
+    // The field types differ between targets; on this one they are already u64.
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(stats.f_bavail) * u64::from(stats.f_frsize);
+    Some(free)
 }
 
 /// Total RAM of the machine in bytes.

@@ -132,9 +132,22 @@ async fn serve_connection(
                 loop {
                     match decode_frame(&mut buf, frame_max) {
                         Ok(Some(frame)) => {
-                            if connection.handle_frame(frame).await == Next::Close {
-                                let _ = write_chunks(&mut writer, connection.take_output()).await;
-                                break 'serve;
+                            match connection.handle_frame(frame).await {
+                                Next::Continue => {}
+                                Next::Close => {
+                                    let _ = write_chunks(&mut writer, connection.take_output()).await;
+                                    break 'serve;
+                                }
+                                Next::CloseAfterPeer => {
+                                    let _ = write_chunks(&mut writer, connection.take_output()).await;
+                                    connection.release().await;
+                                    let mut rest = [0u8; 512];
+                                    let wait = tokio::time::timeout(CLOSE_OK_TIMEOUT, async {
+                                        while matches!(reader.read(&mut rest).await, Ok(n) if n > 0) {}
+                                    });
+                                    let _ = wait.await;
+                                    return Ok(());
+                                }
                             }
                         }
                         Ok(None) => break,

@@ -66,6 +66,23 @@ pub fn warren_with(flags: &[&str]) -> AmqpBroker {
     AmqpBroker { url, warren: Some(broker) }
 }
 
+/// Warren started on an existing data directory with `flags` (for restarts).
+pub fn warren_in(data_dir: &Path, flags: &[&str]) -> AmqpBroker {
+    let broker = Broker::start_in(data_dir, flags);
+    let url = format!("amqp://guest:guest@{}/%2F", broker.addr("amqp"));
+    AmqpBroker { url, warren: Some(broker) }
+}
+
+impl AmqpBroker {
+    /// Stops the Warren behind this guard with SIGTERM and checks it exits cleanly.
+    pub fn stop(self) {
+        if let Some(broker) = self.warren {
+            let status = broker.terminate();
+            assert!(status.success(), "warren exited with {status}");
+        }
+    }
+}
+
 /// The repository root.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -159,12 +176,21 @@ pub fn assert_success(broker: &AmqpBroker, what: &str, output: &ClientOutput) {
 /// Runs `tools/clients/python/<script>` with the venv's interpreter and the broker's URL;
 /// panics unless it exits 0. Returns its output.
 pub fn run_python(broker: &AmqpBroker, script: &str) -> ClientOutput {
+    run_python_with(broker, script, &[])
+}
+
+/// Like [`run_python`], with extra environment variables for the script.
+pub fn run_python_with(broker: &AmqpBroker, script: &str, env: &[(&str, &str)]) -> ClientOutput {
     let python = root().join(".venv").join("bin").join("python");
     require(&python, "the client venv");
     let path = clients_dir().join("python").join(script);
     require(&path, "the script");
     let output = run_client(
-        Command::new(&python).arg(&path).arg(broker.url()).env("PYTHONDONTWRITEBYTECODE", "1"),
+        Command::new(&python)
+            .arg(&path)
+            .arg(broker.url())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .envs(env.iter().copied()),
         b"",
         CLIENT_DEADLINE,
     );

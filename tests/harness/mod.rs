@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod clients;
+pub mod lapin_client;
 pub mod raw_client;
 
 use std::future::Future;
