@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// Write the bound addresses, as `name=address` lines, to this file once listening.
     #[arg(long, env = "WARREN_PORTS_FILE")]
     pub ports_file: Option<PathBuf>,
+    /// Period of the status log line (totals and stream consumer lag) [default: 30s].
+    #[arg(long, env = "WARREN_STATUS_INTERVAL")]
+    pub status_interval: Option<String>,
     /// Block publishers above this much broker memory, in bytes [default: 40% of RAM].
     #[arg(long, env = "WARREN_MEMORY_LIMIT")]
     pub memory_limit: Option<u64>,
@@ -91,6 +94,7 @@ pub struct FileConfig {
     ports_file: Option<PathBuf>,
     memory_limit: Option<u64>,
     disk_free_limit: Option<u64>,
+    status_interval: Option<String>,
 }
 
 /// The validated configuration of a broker.
@@ -116,6 +120,8 @@ pub struct Config {
     pub memory_limit_bytes: Option<u64>,
     /// Free-disk alarm threshold.
     pub disk_free_limit_bytes: u64,
+    /// Period of the status log line.
+    pub status_interval: Duration,
 }
 
 /// A setting that does not parse or is out of range.
@@ -165,6 +171,10 @@ impl Config {
                 setting: "fsync-interval",
                 reason: format!("'{interval_text}' is not a period like 200ms or 1s"),
             })?;
+        let status_text = args.status_interval.clone().or(file.status_interval).unwrap_or_else(|| "30s".into());
+        let status_interval = parse_duration(&status_text).filter(|d| !d.is_zero()).ok_or_else(|| {
+            ConfigError::Invalid { setting: "status-interval", reason: format!("'{status_text}' is not a period like 30s") }
+        })?;
         let segment_bytes = args.segment_bytes.or(file.segment_bytes).unwrap_or(SEGMENT_BYTES_DEFAULT);
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&segment_bytes) {
             return Err(ConfigError::Invalid {
@@ -187,6 +197,7 @@ impl Config {
             ports_file: args.ports_file.clone().or(file.ports_file),
             memory_limit_bytes: args.memory_limit.or(file.memory_limit),
             disk_free_limit_bytes: args.disk_free_limit.or(file.disk_free_limit).unwrap_or(50_000_000),
+            status_interval,
         })
     }
 }

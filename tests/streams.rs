@@ -3,7 +3,7 @@
 //! offsets, server-kept offsets, zstd, retention by size and age), named offsets across a
 //! broker restart, and a 100-consumer fan-out.
 
-use crate::harness::clients::{run_python, run_python_with, warren_in, warren_with};
+use crate::harness::clients::{run_python, run_python_with, warren_in, warren_with, AmqpBroker};
 
 const DISK: [&str; 4] = ["--storage", "disk", "--fsync", "always"];
 
@@ -38,4 +38,20 @@ fn stream_named_offset_survives_a_broker_restart() {
 #[test]
 fn stream_fan_out_to_100_consumers() {
     run_python(&warren_with(&DISK), "streams_fanout.py");
+}
+
+/// The status line reports a stream consumer's lag: committed offset 10 of 50 (it acked
+/// 10, holds 10 unacked), so 40 messages behind, with bytes and age.
+#[test]
+fn stream_consumer_lag_is_reported_in_the_status_line() {
+    let broker: AmqpBroker = warren_with(&["--storage", "disk", "--fsync", "never", "--status-interval", "300ms"]);
+    run_python(&broker, "streams_lag.py");
+    let lines = broker.log_lines();
+    let lag = lines
+        .iter()
+        .find(|l| l.contains("stream consumer lag") && l.contains("consumer=lagging") && l.contains("lag_messages=40"))
+        .unwrap_or_else(|| panic!("no lag line for the consumer in {lines:#?}"));
+    assert!(lag.contains("committed_offset=10"), "{lag}");
+    assert!(lag.contains("head_offset=50"), "{lag}");
+    assert!(!lag.contains("lag_bytes=0 "), "{lag}");
 }

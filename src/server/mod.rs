@@ -4,6 +4,7 @@
 pub mod alarms;
 pub mod amqp_listener;
 pub mod shutdown;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -90,6 +91,7 @@ impl Server {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         tracing::info!(storage = ?self.config.storage, amqp = %amqp_addr, "warren is running");
+        tokio::spawn(status::report(Arc::downgrade(&broker), self.config.status_interval));
         let (stop, stopped) = watch::channel(false);
         let listener = tokio::spawn(amqp_listener::serve(amqp, Arc::clone(&broker), stopped));
         shutdown.await;

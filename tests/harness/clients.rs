@@ -33,6 +33,11 @@ impl AmqpBroker {
         &self.url
     }
 
+    /// Every stderr line of the Warren process so far (empty for an external broker).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.warren.as_ref().map(Broker::log_lines).unwrap_or_default()
+    }
+
     /// The last stderr lines of the Warren process, if this test started one.
     fn log_tail(&self) -> String {
         match &self.warren {

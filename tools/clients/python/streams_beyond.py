@@ -1,8 +1,9 @@
 """Stream features beyond RabbitMQ, through pika: negative offsets, offsets past the end
 clamped to it, server-kept offsets for named consumers (the lowest unacknowledged offset,
 so a consumer that left with unacked messages gets them again), zstd-compressed streams,
-and retention by size and by age."""
+retention by size and by age, and 64 KiB and 16 MiB messages byte-exact."""
 
+import os
 import time
 
 from common import check, expect_equal, run, unique
@@ -102,7 +103,15 @@ def main(url):
         check(time.monotonic() < deadline, f"retention by age removed nothing within 8 s: first is {first}")
         time.sleep(0.5)
 
-    for name in (queue, sized, aged, packed):
+    big = unique("stream-big")
+    declare(channel, big)
+    blobs = [os.urandom(64 * 1024), os.urandom(16 * 1024 * 1024), os.urandom(64 * 1024)]
+    publish(channel, big, blobs)
+    got = read(url, big, "first", 3, timeout=15)
+    expect_equal([len(b) for _, b in got], [len(b) for b in blobs], "64 KiB and 16 MiB message sizes")
+    check([b for _, b in got] == blobs, "64 KiB and 16 MiB messages arrive byte-exact")
+
+    for name in (queue, sized, aged, packed, big):
         channel.queue_delete(name)
     connection.close()
 

@@ -1,0 +1,51 @@
+//! The periodic status report: one log line with the broker's totals and, for every stream
+//! consumer, how far it trails its stream (messages, bytes, age of the oldest message it has
+//! not acknowledged). Each line is also a `tracing` event that subscribers can collect.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::Broker;
+
+/// Reports every `period` until the broker is dropped.
+pub async fn report(broker: std::sync::Weak<Broker>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(broker) = broker.upgrade() else { return };
+        report_once(&broker).await;
+    }
+}
+
+async fn report_once(broker: &Arc<Broker>) {
+    let queues = broker.queues();
+    let (mut ready, mut unacked, mut consumers) = (0u64, 0u64, 0u64);
+    for queue in &queues {
+        let stats = queue.handle.stats();
+        if !queue.is_stream() {
+            ready += queue.handle.ready_count();
+        }
+        unacked += stats.unacked.load(Ordering::Acquire);
+        consumers += u64::from(stats.consumers.load(Ordering::Acquire));
+    }
+    tracing::info!(queues = queues.len(), ready, unacked, consumers, "status");
+    for queue in queues.iter().filter(|q| q.is_stream()) {
+        let Ok(lags) = queue.handle.lag().await else { continue };
+        let head = queue.handle.log().next_offset();
+        for lag in lags {
+            tracing::info!(
+                target: "warren::stream_lag",
+                stream = %queue.name_str(),
+                consumer = %lag.consumer,
+                head_offset = head,
+                committed_offset = lag.committed_offset,
+                lag_messages = lag.lag_messages,
+                lag_bytes = lag.lag_bytes,
+                oldest_unconsumed_age_ms = lag.oldest_unconsumed_age_ms,
+                "stream consumer lag"
+            );
+        }
+    }
+}
