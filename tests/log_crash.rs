@@ -28,6 +28,14 @@ fn body(round: u32, task: u32, seq: u64) -> Bytes {
     Bytes::from(text)
 }
 
+/// 64 KiB segments: they still roll many times per round, without leaving tens of
+/// thousands of files after 24 rounds.
+fn crash_options(backend: Backend, dir: &std::path::Path) -> warren::log::LogOptions {
+    let mut options = small_options(backend, dir, FsyncPolicy::Always);
+    options.segment_bytes_max = 64 * 1024;
+    options
+}
+
 fn backend_for(round: u32) -> Backend {
     if round % 2 == 0 {
         Backend::Uring
@@ -46,7 +54,7 @@ fn crash_child() {
         _ => Backend::Threads,
     };
     run(async move {
-        let log = Log::open(small_options(backend, dir.as_ref(), FsyncPolicy::Always)).await.expect("open");
+        let log = Log::open(crash_options(backend, dir.as_ref())).await.expect("open");
         println!("\nready");
         let mut tasks = Vec::new();
         for task in 0..APPENDERS {
@@ -102,7 +110,7 @@ fn sigkill_never_loses_a_completed_append() {
         });
         // Wait for the child to be ready, then let it append for a random while.
         loop {
-            let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(20)) else {
+            let Ok(line) = lines_rx.recv_timeout(Duration::from_secs(60)) else {
                 panic!("round {round}: child never became ready: {:?}", child.wait());
             };
             if line.ends_with("ready") {
@@ -131,8 +139,7 @@ fn sigkill_never_loses_a_completed_append() {
 
 fn verify(backend: Backend, dir: &std::path::Path, confirmed: &[(u64, Bytes)], round: u32) {
     run(async {
-        let log =
-            Log::open(small_options(backend, dir, FsyncPolicy::Always)).await.expect("reopen after crash");
+        let log = Log::open(crash_options(backend, dir)).await.expect("reopen after crash");
         let mut stored = Vec::new();
         let mut next = 0;
         while next < log.next_offset() {

@@ -74,7 +74,7 @@ fn pika_connection_blocked_and_unblocked_by_memory_alarm() {
         "--segment-bytes",
         "1048576",
         "--memory-limit",
-        "150000000",
+        "40000000",
     ]);
     run_python(&broker, "alarm_memory.py");
 }

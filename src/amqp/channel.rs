@@ -62,6 +62,12 @@ pub struct Channel {
     assembly: Option<Assembly>,
     confirm: bool,
     confirm_next: u64,
+    /// Publish sequence numbers not yet confirmed.
+    unconfirmed: std::collections::BTreeSet<u64>,
+    /// Nacked sequence numbers not yet covered by a `multiple` ack.
+    nacked: std::collections::BTreeSet<u64>,
+    /// Every publish up to this one has been acked or nacked.
+    acked_through: u64,
     transactional: bool,
     held_publishes: Vec<HeldPublish>,
     held_settlements: Vec<(Arc<QueueEntry>, Vec<u64>, Option<bool>)>,
@@ -84,6 +90,9 @@ impl Channel {
             assembly: None,
             confirm: false,
             confirm_next: 1,
+            unconfirmed: std::collections::BTreeSet::new(),
+            nacked: std::collections::BTreeSet::new(),
+            acked_through: 0,
             transactional: false,
             held_publishes: Vec::new(),
             held_settlements: Vec::new(),
@@ -107,6 +116,11 @@ impl Channel {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A short string sharing `bytes` (no copy); stored names are at most 255 bytes.
+fn shared(bytes: &Bytes) -> ShortStr {
+    ShortStr::from_bytes(bytes.clone()).unwrap_or_else(|_| short(bytes))
 }
 
 fn short(bytes: &[u8]) -> ShortStr {
@@ -165,7 +179,25 @@ impl Connection {
                 );
                 self.close_with(&reply, method.class_id(), method.method_id())
             }
-            Frame::Method { method, .. } => self.channel_method(number, method).await,
+            Frame::Method { method, .. } => {
+                // Methods other than publishes see every earlier publish of the connection
+                // already handed to its queues (a get or delete must count them).
+                if !matches!(method, Method::BasicPublish(_)) {
+                    self.flush_publishes().await;
+                }
+                // Methods that look at a queue's contents see every earlier publish of the
+                // connection committed, as a client of one channel expects.
+                if matches!(
+                    method,
+                    Method::BasicGet(_)
+                        | Method::QueueDeclare(_)
+                        | Method::QueuePurge(_)
+                        | Method::QueueDelete(_)
+                ) {
+                    self.settle_publishes().await;
+                }
+                self.channel_method(number, method).await
+            }
             Frame::Header { header, .. } if expecting_content => self.content_header(number, header).await,
             Frame::Body { payload, .. } if expecting_content => self.content_body(number, payload).await,
             Frame::Heartbeat => {
@@ -310,6 +342,7 @@ impl Connection {
         let confirm_seq = channel.confirm.then(|| {
             let seq = channel.confirm_next;
             channel.confirm_next += 1;
+            channel.unconfirmed.insert(seq);
             seq
         });
         if queues.is_empty() {
@@ -323,9 +356,8 @@ impl Connection {
                 self.send_content(number, &returned.into(), &header, &body, self.frame_max);
             }
             if let Some(seq) = confirm_seq {
-                self.pending.push(Box::pin(async move {
-                    PublishDone { channel: number, confirm_seq: Some(seq), ok: true }
-                }));
+                // Nothing to wait for, but the ack must not overtake earlier publishes'.
+                self.staged.confirms.push((number, seq));
             }
             return Next::Continue;
         }
@@ -355,38 +387,96 @@ impl Connection {
             channel.held_publishes.push(HeldPublish { queues, record });
             return Next::Continue;
         }
-        let mut receipts = Vec::with_capacity(queues.len());
-        for queue in &queues {
-            match queue.handle.log().submit(vec![record.clone()]).await {
-                Ok(receipt) => receipts.push(receipt),
-                Err(error) => {
-                    tracing::error!(queue = %queue.name_str(), %error, "publish failed");
-                    rejected = true;
-                }
+        if rejected {
+            if let Some(seq) = confirm_seq {
+                self.pending
+                    .push(Box::pin(async move { PublishDone { confirms: vec![(number, seq)], ok: false } }));
+            }
+        } else if let Some(seq) = confirm_seq {
+            self.staged.confirms.push((number, seq));
+        }
+        for queue in queues {
+            match self.staged.queues.iter_mut().find(|(q, _)| q.id == queue.id) {
+                Some((_, records)) => records.push(record.clone()),
+                None => self.staged.queues.push((queue, vec![record.clone()])),
             }
         }
-        self.pending.push(Box::pin(async move {
-            let mut ok = !rejected;
-            for receipt in receipts {
-                ok &= receipt.await.is_ok();
-            }
-            PublishDone { channel: number, confirm_seq, ok }
-        }));
         Next::Continue
     }
 
-    /// Sends the confirm of a completed publish.
-    pub fn publish_done(&mut self, done: PublishDone) {
-        let Some(seq) = done.confirm_seq else { return };
-        if self.channels.get(&done.channel).is_none_or(|c| c.closing) {
+    /// Hands the staged publishes to their queues' logs: one append per queue for all the
+    /// publishes of one read. Their confirms follow the appends' commits.
+    pub async fn flush_publishes(&mut self) {
+        if self.staged.queues.is_empty() && self.staged.confirms.is_empty() {
             return;
         }
-        let method: Method = if done.ok {
-            BasicAck { delivery_tag: seq, multiple: false }.into()
-        } else {
-            BasicNack { delivery_tag: seq, multiple: false, requeue: false }.into()
-        };
-        encode_method_frame(&mut self.out, done.channel, &method);
+        let staged = std::mem::take(&mut self.staged);
+        let mut receipts = Vec::with_capacity(staged.queues.len());
+        let mut ok = true;
+        for (queue, records) in staged.queues {
+            match queue.handle.log().submit(records).await {
+                Ok(receipt) => receipts.push(receipt),
+                Err(error) => {
+                    tracing::error!(queue = %queue.name_str(), %error, "publish failed");
+                    ok = false;
+                }
+            }
+        }
+        let confirms = staged.confirms;
+        self.pending.push(Box::pin(async move {
+            let mut ok = ok;
+            for receipt in receipts {
+                ok &= receipt.await.is_ok();
+            }
+            PublishDone { confirms, ok }
+        }));
+    }
+
+    /// Waits until every publish handed to the queues is committed (sending the confirms).
+    pub async fn settle_publishes(&mut self) {
+        use futures::StreamExt;
+        while let Some(done) = self.pending.next().await {
+            self.publish_done(done);
+        }
+    }
+
+    /// Sends the confirms of completed publishes: nacks one by one at once, acks as one
+    /// `multiple` ack up to the lowest publish still pending on the channel.
+    pub fn publish_done(&mut self, done: PublishDone) {
+        let mut touched: Vec<u16> = Vec::new();
+        for (number, seq) in done.confirms {
+            let Some(channel) = self.channels.get_mut(&number).filter(|c| !c.closing) else { continue };
+            channel.unconfirmed.remove(&seq);
+            if !done.ok {
+                channel.nacked.insert(seq);
+                let nack = BasicNack { delivery_tag: seq, multiple: false, requeue: false };
+                encode_method_frame(&mut self.out, number, &nack.into());
+            }
+            if !touched.contains(&number) {
+                touched.push(number);
+            }
+        }
+        for number in touched {
+            let Some(channel) = self.channels.get_mut(&number) else { continue };
+            let through = channel.unconfirmed.first().map_or(channel.confirm_next, |low| *low) - 1;
+            if through <= channel.acked_through {
+                continue;
+            }
+            let nacked: Vec<u64> =
+                channel.nacked.range(channel.acked_through + 1..=through).copied().collect();
+            if nacked.is_empty() {
+                let ack = BasicAck { delivery_tag: through, multiple: true };
+                encode_method_frame(&mut self.out, number, &ack.into());
+            } else {
+                for seq in (channel.acked_through + 1)..=through {
+                    if !channel.nacked.remove(&seq) {
+                        let ack = BasicAck { delivery_tag: seq, multiple: false };
+                        encode_method_frame(&mut self.out, number, &ack.into());
+                    }
+                }
+            }
+            channel.acked_through = through;
+        }
     }
 
     /// Writes a queue's delivery (or consumer cancellation) to the client.
@@ -444,8 +534,8 @@ impl Connection {
             consumer_tag: short(&tag),
             delivery_tag,
             redelivered: delivery.redelivered,
-            exchange: short(&delivery.message.exchange),
-            routing_key: short(&delivery.message.routing_key),
+            exchange: shared(&delivery.message.exchange),
+            routing_key: shared(&delivery.message.routing_key),
         };
         self.send_content(number, &deliver.into(), &header, &delivery.message.body, frame_max);
     }
@@ -896,8 +986,8 @@ impl Connection {
         let get_ok = BasicGetOk {
             delivery_tag,
             redelivered: delivery.redelivered,
-            exchange: short(&delivery.message.exchange),
-            routing_key: short(&delivery.message.routing_key),
+            exchange: shared(&delivery.message.exchange),
+            routing_key: shared(&delivery.message.routing_key),
             message_count: delivery.message_count,
         };
         self.send_content(number, &get_ok.into(), &header, &delivery.message.body, self.frame_max);

@@ -64,15 +64,23 @@ pub enum Next {
     CloseAfterPeer,
 }
 
-/// A publish that completed (or failed) in the queues' logs.
+/// Publishes that completed (or failed) in the queues' logs.
 #[derive(Debug)]
 pub struct PublishDone {
-    /// Channel number.
-    pub channel: u16,
-    /// Publish sequence number in confirm mode.
-    pub confirm_seq: Option<u64>,
-    /// Whether every queue took the message.
+    /// (channel number, publish sequence number) of those in confirm mode.
+    pub confirms: Vec<(u16, u64)>,
+    /// Whether every queue took every message.
     pub ok: bool,
+}
+
+/// Publishes routed but not yet handed to the queues' logs: everything that arrived in
+/// one read of the socket is appended with one request per queue.
+#[derive(Default)]
+pub struct Staged {
+    /// Records per queue, in arrival order.
+    pub queues: Vec<(Arc<crate::broker::QueueEntry>, Vec<crate::log::RecordInput>)>,
+    /// Confirms waiting on these appends.
+    pub confirms: Vec<(u16, u64)>,
 }
 
 /// Futures of publishes in flight.
@@ -108,6 +116,8 @@ pub struct Connection {
     pub(super) events: mpsc::Sender<ConsumerEvent>,
     /// Publishes in flight.
     pub pending: PendingPublishes,
+    /// Publishes routed, not yet appended.
+    pub(super) staged: Staged,
 }
 
 fn short(text: &str) -> ShortStr {
@@ -168,6 +178,7 @@ impl Connection {
             out_chunks: Vec::new(),
             events,
             pending: FuturesUnordered::new(),
+            staged: Staged::default(),
         };
         let start = ConnectionStart {
             version_major: 0,
@@ -409,6 +420,9 @@ impl Connection {
     /// Closes every channel (requeueing their unacked deliveries) and drops the exclusive
     /// queues: the connection is gone.
     pub async fn release(&mut self) {
+        // Publishes already received are kept: they reach their queues even though the
+        // connection is going away.
+        self.flush_publishes().await;
         let numbers: Vec<u16> = self.channels.keys().copied().collect();
         for number in numbers {
             if let Some(channel) = self.channels.remove(&number) {

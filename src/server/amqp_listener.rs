@@ -150,7 +150,10 @@ async fn serve_connection(
                                 }
                             }
                         }
-                        Ok(None) => break,
+                        Ok(None) => {
+                            connection.flush_publishes().await;
+                            break;
+                        }
                         Err(DecodeError::UnknownMethod { class_id, .. }) if !KNOWN_CLASSES.contains(&class_id) => {
                             break 'serve;
                         }

@@ -31,7 +31,10 @@ def main(url):
     channel = publisher.channel()
     channel.queue_declare(queue=queue)
     published = 0
+    started = time.monotonic()
     while "blocked" not in events:
+        if time.monotonic() - started > 15:
+            raise AssertionError(f"no connection.blocked after {published / 1e6:.0f} MB published in 15 s")
         check(published < PUBLISH_LIMIT_BYTES, "no connection.blocked after 512 MiB")
         channel.basic_publish(exchange="", routing_key=queue, body=MESSAGE)
         published += len(MESSAGE)
