@@ -171,10 +171,13 @@ impl Config {
                 setting: "fsync-interval",
                 reason: format!("'{interval_text}' is not a period like 200ms or 1s"),
             })?;
-        let status_text = args.status_interval.clone().or(file.status_interval).unwrap_or_else(|| "30s".into());
-        let status_interval = parse_duration(&status_text).filter(|d| !d.is_zero()).ok_or_else(|| {
-            ConfigError::Invalid { setting: "status-interval", reason: format!("'{status_text}' is not a period like 30s") }
-        })?;
+        let status_text =
+            args.status_interval.clone().or(file.status_interval).unwrap_or_else(|| "30s".into());
+        let status_interval =
+            parse_duration(&status_text).filter(|d| !d.is_zero()).ok_or_else(|| ConfigError::Invalid {
+                setting: "status-interval",
+                reason: format!("'{status_text}' is not a period like 30s"),
+            })?;
         let segment_bytes = args.segment_bytes.or(file.segment_bytes).unwrap_or(SEGMENT_BYTES_DEFAULT);
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&segment_bytes) {
             return Err(ConfigError::Invalid {

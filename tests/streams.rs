@@ -44,12 +44,17 @@ fn stream_fan_out_to_100_consumers() {
 /// 10, holds 10 unacked), so 40 messages behind, with bytes and age.
 #[test]
 fn stream_consumer_lag_is_reported_in_the_status_line() {
-    let broker: AmqpBroker = warren_with(&["--storage", "disk", "--fsync", "never", "--status-interval", "300ms"]);
+    let broker: AmqpBroker =
+        warren_with(&["--storage", "disk", "--fsync", "never", "--status-interval", "300ms"]);
     run_python(&broker, "streams_lag.py");
     let lines = broker.log_lines();
     let lag = lines
         .iter()
-        .find(|l| l.contains("stream consumer lag") && l.contains("consumer=lagging") && l.contains("lag_messages=40"))
+        .find(|l| {
+            l.contains("stream consumer lag")
+                && l.contains("consumer=lagging")
+                && l.contains("lag_messages=40")
+        })
         .unwrap_or_else(|| panic!("no lag line for the consumer in {lines:#?}"));
     assert!(lag.contains("committed_offset=10"), "{lag}");
     assert!(lag.contains("head_offset=50"), "{lag}");
