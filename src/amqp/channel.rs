@@ -519,12 +519,13 @@ impl Connection {
             return;
         };
         if delivery.stream {
-            // Stream deliveries carry their offset; the only header that is re-encoded.
-            let Ok(mut properties) = header.properties() else { return };
-            let mut headers = properties.headers.take().unwrap_or_default();
-            headers.insert(ShortStr::from_static("x-stream-offset"), FieldValue::I64(delivery.offset as i64));
-            properties.headers = Some(headers);
-            header = header.with_properties(&properties);
+            // Stream deliveries carry their offset, spliced into the stored header's bytes.
+            let key = ShortStr::from_static("x-stream-offset");
+            let Ok(with_offset) = header.with_header_entry(&key, &FieldValue::I64(delivery.offset as i64))
+            else {
+                return;
+            };
+            header = with_offset;
         }
         let delivery_tag = channel.take_tag();
         if delivery.needs_ack {

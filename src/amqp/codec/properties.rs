@@ -12,7 +12,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::error::DecodeError;
-use super::table::FieldTable;
+use super::table::{FieldTable, FieldValue};
 use super::wire::{Reader, ShortStr, Writer};
 
 /// Flag bit of each property, in wire order (bit 15 first).
@@ -280,6 +280,71 @@ impl ContentHeader {
         w.u64(body_size);
         properties.encode(&mut buf);
         Self { raw: buf.freeze(), class_id, weight: 0, body_size, flags: properties.flags() }
+    }
+
+    /// The same header with one more entry in its headers table, spliced into the raw
+    /// bytes without decoding or re-encoding the other properties (the per-delivery
+    /// `x-stream-offset` of streams). Falls back to a full re-encode when the key may
+    /// already be present or the flags span more than one word.
+    pub fn with_header_entry(&self, key: &ShortStr, value: &FieldValue) -> Result<Self, DecodeError> {
+        match self.splice_header_entry(key, value) {
+            Some(header) => Ok(header),
+            None => {
+                let mut properties = self.properties()?;
+                let mut headers = properties.headers.take().unwrap_or_default();
+                headers.insert(key.clone(), value.clone());
+                properties.headers = Some(headers);
+                Ok(self.with_properties(&properties))
+            }
+        }
+    }
+
+    fn splice_header_entry(&self, key: &ShortStr, value: &FieldValue) -> Option<Self> {
+        const HEADERS_BIT: u16 = 1 << 13;
+        let raw = &self.raw;
+        if self.flags & 1 != 0 {
+            return None;
+        }
+        let mut at = FIXED_LEN + 2;
+        for bit in [15u16, 14] {
+            if self.flags & (1 << bit) != 0 {
+                at += 1 + usize::from(*raw.get(at)?);
+            }
+        }
+        let mut entry = BytesMut::new();
+        let one: FieldTable = std::iter::once((key.clone(), value.clone())).collect();
+        one.encode(&mut entry);
+        let entry = entry.get(4..)?;
+        let mut out = BytesMut::with_capacity(raw.len() + entry.len() + 4);
+        let flags = self.flags | HEADERS_BIT;
+        if self.flags & HEADERS_BIT != 0 {
+            let length = u32::from_be_bytes(raw.get(at..at + 4)?.try_into().ok()?) as usize;
+            let table = raw.get(at + 4..at + 4 + length)?;
+            let mut needle = vec![u8::try_from(key.len()).ok()?];
+            needle.extend_from_slice(key.as_bytes());
+            if table.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                return None;
+            }
+            out.extend_from_slice(raw.get(..at)?);
+            out.extend_from_slice(&u32::try_from(length + entry.len()).ok()?.to_be_bytes());
+            out.extend_from_slice(table);
+            out.extend_from_slice(entry);
+            out.extend_from_slice(raw.get(at + 4 + length..)?);
+        } else {
+            out.extend_from_slice(raw.get(..FIXED_LEN)?);
+            out.extend_from_slice(&flags.to_be_bytes());
+            out.extend_from_slice(raw.get(FIXED_LEN + 2..at)?);
+            out.extend_from_slice(&u32::try_from(entry.len()).ok()?.to_be_bytes());
+            out.extend_from_slice(entry);
+            out.extend_from_slice(raw.get(at..)?);
+        }
+        Some(Self {
+            raw: out.freeze(),
+            class_id: self.class_id,
+            weight: self.weight,
+            body_size: self.body_size,
+            flags,
+        })
     }
 
     /// A header for the same class and body size with new properties.

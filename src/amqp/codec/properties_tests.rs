@@ -64,3 +64,22 @@ fn flag_words_are_checked() {
     assert_eq!(with(b"\x00\x00\x00"), Err(DecodeError::TrailingBytes { extra: 1 }));
     assert!(matches!(with(b"\x80\x00\x05ab"), Err(DecodeError::Truncated { .. })));
 }
+
+proptest::proptest! {
+    /// Splicing one header entry into the raw bytes gives exactly what decoding, inserting
+    /// and re-encoding would, whatever properties the header had.
+    #[test]
+    fn spliced_header_entry_equals_reencoding(properties in arb_props(), offset in 0i64..i64::MAX) {
+        let header = ContentHeader::new(60, 42, &properties);
+        let key = ShortStr::from_static("x-stream-offset");
+        let value = FieldValue::I64(offset);
+        let spliced = header.with_header_entry(&key, &value).expect("splice");
+        let mut expected = properties.clone();
+        let mut headers = expected.headers.take().unwrap_or_default();
+        headers.insert(key.clone(), value.clone());
+        expected.headers = Some(headers);
+        proptest::prop_assert_eq!(spliced.properties().expect("decodes"), expected);
+        proptest::prop_assert_eq!(spliced.body_size(), 42);
+        proptest::prop_assert_eq!(ContentHeader::decode(spliced.raw().clone()).expect("valid"), spliced);
+    }
+}
