@@ -1,5 +1,5 @@
 //! Tests of content headers and basic properties.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use super::*;
 use crate::amqp::codec::arb::arb_props;
