@@ -29,8 +29,12 @@ const PUBLISHES_IN_FLIGHT_MAX: usize = 8192;
 const EVENTS_PER_TURN_MAX: usize = 512;
 /// How long a `connection.close` waits for its close-ok.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
-/// Read buffer size.
-const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// Read buffer size: room for several frames per read; refilled as frames are split off.
+/// Kept modest because every connection has one (1,000 connections hold 64 MiB).
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Output is written once this much is queued, so that a connection's buffered output
+/// stays bounded however many deliveries are waiting for it.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// Classes the codec knows; a frame of any other class gets a plain TCP close.
 const KNOWN_CLASSES: [u16; 7] = [10, 20, 40, 50, 60, 85, 90];
 
@@ -118,6 +122,9 @@ async fn serve_connection(
             connection.set_blocked(alarmed.then_some(reason));
             blocked_sent = alarmed;
         }
+        if buf.capacity() - buf.len() < READ_BUFFER_BYTES / 4 {
+            buf.reserve(READ_BUFFER_BYTES);
+        }
         tokio::select! {
             read = reader.read_buf(&mut buf), if may_read => {
                 match read {
@@ -170,6 +177,9 @@ async fn serve_connection(
             Some(event) = events.recv() => {
                 connection.consumer_event(event);
                 for _ in 1..EVENTS_PER_TURN_MAX {
+                    if connection.out.len() >= WRITE_BATCH_BYTES {
+                        break;
+                    }
                     match events.try_recv() {
                         Ok(event) => connection.consumer_event(event),
                         Err(_) => break,
@@ -222,7 +232,7 @@ async fn serve_connection(
                 break 'serve;
             }
             if connection.out.capacity() < 4096 {
-                connection.out.reserve(READ_BUFFER_BYTES);
+                connection.out.reserve(16 * 1024);
             }
             last_write = Instant::now();
         }
