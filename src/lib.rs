@@ -10,10 +10,13 @@
 //! - [`amqp`]: the AMQP 0-9-1 codec (pure) and the connection and channel state machines.
 //! - [`config`]: flags, TOML file and `WARREN_*` environment merged into one `Config`.
 //! - [`server`]: runtime wiring, listeners, signals and clean shutdown.
+//! - [`bench`]: `warren bench`, a PerfTest-style load client of any AMQP broker (uses only the
+//!   pure codec), and the standard suite.
 //!
 //! Dependencies point down only: `server → log`; `log` depends on nothing above it.
 
 pub mod amqp;
+pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod limits;

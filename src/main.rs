@@ -11,10 +11,14 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start-up: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker (the default).
     Serve(ServeArgs),
+    /// Load-test an AMQP 0-9-1 broker (PerfTest's flags), or run the standard suite.
+    Bench(warren::bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,9 +29,10 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(warren::bench::rewrite_argv(std::env::args_os()));
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Bench(args)) => return Ok(warren::bench::main(args)?),
         None => ServeArgs::default(),
     };
     let config = Config::load(&args)?;

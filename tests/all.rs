@@ -13,6 +13,8 @@ mod amqp_methods;
 mod amqp_tools;
 /// Malformed and hostile input on the AMQP port, answered as RabbitMQ does, beside a bystander.
 mod bad_input;
+/// `warren bench` against Warren: counts add up, the JSON report's keys, a one-scenario suite.
+mod bench_cli;
 /// The log core's behaviour on every storage backend: appends, reads, rolls, retention,
 /// tail waits, timestamps, consumer offsets.
 mod log_core;
@@ -30,3 +32,5 @@ mod python_clients;
 mod serve;
 /// Stream queues: offsets, named consumers, retention, compression, fan-out.
 mod streams;
+/// Stream queues through lapin.
+mod streams_lapin;

@@ -447,6 +447,7 @@ impl Actor {
             // Wait at the log's tail only when nothing read is left to hand out; otherwise
             // dispatch has already done all it can and a command or the tick comes next.
             let cursor = self.cursor;
+            let blocked_sink = self.blocked_sink();
             // Queues with length limits also wake on every append, to drop the head at once.
             let limited = self.options.max_length.is_some() || self.options.max_length_bytes.is_some();
             let wait_at = if self.held() == 0 && self.has_room() {
@@ -472,6 +473,9 @@ impl Actor {
                         return;
                     }
                 }
+                // A consumer whose sink was full is served again as soon as its connection
+                // has drained some deliveries, not at the next tick.
+                _ = wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => {}
                 _ = tick.tick() => self.persist_floor(),
             }
         }
@@ -597,6 +601,23 @@ impl Actor {
         self.stats.lost.store(self.transient_pending, Ordering::Release);
         self.stats.unacked.store(self.unacked.len() as u64, Ordering::Release);
         self.stats.consumers.store(self.consumers.len() as u32, Ordering::Release);
+    }
+
+    /// The sink of a consumer that could take a message but for its full sink, when there
+    /// is something to deliver.
+    fn blocked_sink(&self) -> Option<mpsc::Sender<ConsumerEvent>> {
+        if self.held() == 0 && self.cursor >= self.options.log.next_offset() {
+            return None;
+        }
+        self.consumers
+            .iter()
+            .find(|c| {
+                c.spec.sink.capacity() == 0 && {
+                    let spec = &c.spec;
+                    spec.no_ack || spec.prefetch == 0 || c.unacked < spec.prefetch
+                }
+            })
+            .map(|c| c.spec.sink.clone())
     }
 
     /// Whether some consumer could take a message now.
@@ -948,4 +969,11 @@ fn count_transient(log: &Log, from: u64, to: u64) -> u64 {
         next = last + 1;
     }
     count
+}
+
+/// Resolves once `sink` has room again (the slot is released at once).
+pub(super) async fn wait_for_room(sink: Option<&mpsc::Sender<ConsumerEvent>>) {
+    if let Some(sink) = sink {
+        let _ = sink.reserve().await;
+    }
 }

@@ -126,6 +126,14 @@ impl StreamActor {
             self.dispatch();
             self.publish_stats();
             let log = self.options.log.clone();
+            let blocked_sink = self
+                .consumers
+                .iter()
+                .find(|c| {
+                    c.spec.sink.capacity() == 0
+                        && (c.spec.prefetch == 0 || (c.in_flight.len() as u32) < c.spec.prefetch)
+                })
+                .map(|c| c.spec.sink.clone());
             let waiting_at = self
                 .consumers
                 .iter()
@@ -151,6 +159,7 @@ impl StreamActor {
                         return;
                     }
                 }
+                _ = super::classic::wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => {}
                 _ = tick.tick() => self.store_offsets(),
             }
         }

@@ -1,0 +1,378 @@
+//! `warren bench suite`: the standard scenarios, run against each broker in turn (brokers
+//! interleaved within each repetition of each scenario), reduced to medians and printed as one
+//! table with the ratios between brokers.
+//!
+//! A scenario that fails on a broker (for example a queue type it does not support) is
+//! reported as unsupported for that broker and the suite goes on.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::options::RunOptions;
+use super::run::execute;
+use super::stats::Summary;
+use super::Error;
+
+/// Flags of `warren bench suite`.
+#[derive(Args, Debug, Clone)]
+pub struct SuiteArgs {
+    /// A broker to measure, `amqp://...` or `label=amqp://...` (repeat for each broker).
+    #[arg(long = "uri", required = true)]
+    pub uris: Vec<String>,
+    /// Seconds per scenario run.
+    #[arg(long, default_value_t = 20.0)]
+    pub time: f64,
+    /// Runs per scenario and broker; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: u32,
+    /// Also write the table as Markdown to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Only these scenarios (repeatable); all nine if absent.
+    #[arg(long = "scenario")]
+    pub scenarios: Vec<String>,
+}
+
+/// One figure a scenario reports.
+struct Metric {
+    label: &'static str,
+    unit: &'static str,
+    get: fn(&Summary) -> f64,
+}
+
+/// A standard scenario: its flags and the figures it reports.
+struct Scenario {
+    name: &'static str,
+    about: &'static str,
+    metrics: &'static [Metric],
+}
+
+const RECEIVED: Metric = Metric { label: "received", unit: "msg/s", get: |s| s.received_msgs_per_s };
+const CONFIRMED: Metric = Metric { label: "confirmed", unit: "msg/s", get: |s| s.confirmed_msgs_per_s };
+const MB: Metric = Metric { label: "received", unit: "MB/s", get: |s| s.received_mb_per_s };
+const P50: Metric = Metric { label: "latency p50", unit: "ms", get: |s| s.latency_us.p50 as f64 / 1e3 };
+const P99: Metric = Metric { label: "latency p99", unit: "ms", get: |s| s.latency_us.p99 as f64 / 1e3 };
+const P999: Metric = Metric { label: "latency p99.9", unit: "ms", get: |s| s.latency_us.p999 as f64 / 1e3 };
+const DELIVERED: Metric = Metric {
+    label: "delivered",
+    unit: "%",
+    get: |s| match s.expected_deliveries {
+        Some(e) if e > 0 => 100.0 * s.total.received as f64 / e as f64,
+        _ => 100.0,
+    },
+};
+
+/// The standard suite, in order.
+const SCENARIOS: &[Scenario] = &[
+    Scenario { name: "transient-16B", about: "1 producer, 1 consumer, 16 B, auto-ack", metrics: &[RECEIVED] },
+    Scenario { name: "transient-1K", about: "1 producer, 1 consumer, 1 KiB, auto-ack", metrics: &[RECEIVED] },
+    Scenario {
+        name: "durable-confirm-1K",
+        about: "durable queue, persistent, confirms (window 1000), manual ack (multiple every 100), prefetch 1000",
+        metrics: &[RECEIVED, CONFIRMED],
+    },
+    Scenario { name: "stream-publish-1K", about: "stream queue, 1 producer, confirms (window 1000), 1 KiB", metrics: &[CONFIRMED] },
+    Scenario {
+        name: "stream-replay-1K",
+        about: "replays the stream of stream-publish-1K from first, prefetch 1000",
+        metrics: &[RECEIVED],
+    },
+    Scenario { name: "bulk-64K", about: "1 producer, 1 consumer, 64 KiB, auto-ack", metrics: &[MB] },
+    Scenario { name: "fanout-10", about: "fanout exchange to 10 queues, 1 consumer each, 1 KiB", metrics: &[RECEIVED] },
+    Scenario { name: "latency-5k", about: "1 KiB at a fixed 5,000 msg/s, auto-ack", metrics: &[P50, P99, P999] },
+    Scenario {
+        name: "connections-1000",
+        about: "500 producer + 500 consumer connections on 500 queues, 20 msg/s per producer (10 msg/s per connection)",
+        metrics: &[RECEIVED, DELIVERED],
+    },
+];
+
+/// A broker under test.
+struct Broker {
+    label: String,
+    uri: String,
+}
+
+fn brokers(uris: &[String]) -> Vec<Broker> {
+    uris.iter()
+        .map(|u| match u.split_once('=').filter(|(label, _)| !label.contains("://")) {
+            Some((label, uri)) => Broker { label: label.to_owned(), uri: uri.to_owned() },
+            None => {
+                let host = u.split("://").nth(1).unwrap_or(u);
+                let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+                Broker { label: host.split('/').next().unwrap_or(host).to_owned(), uri: u.clone() }
+            }
+        })
+        .collect()
+}
+
+/// The flags of one run of `scenario` (repetition `rep`, on broker number `b`).
+fn options(scenario: &str, uri: &str, time: f64, tag: &str, stream_messages: u64) -> RunOptions {
+    let mut o = RunOptions {
+        uri: uri.to_owned(),
+        id: format!("{scenario}-{tag}"),
+        time: Some(time),
+        exchange: String::new(),
+        queue: Some(format!("warren-bench-{scenario}-{tag}")),
+        size: 1024,
+        autoack: true,
+        delete_queues: true,
+        auto_delete: false,
+        drain_timeout: 5.0,
+        ..RunOptions::default()
+    };
+    match scenario {
+        "transient-16B" => o.size = 16,
+        "durable-confirm-1K" => {
+            o.flags = vec!["persistent".into()];
+            o.confirm = Some(1000);
+            o.autoack = false;
+            o.qos = 1000;
+            o.multi_ack_every = 100;
+        }
+        "stream-publish-1K" | "stream-replay-1K" => {
+            o.stream_queue = true;
+            o.queue = Some(format!("warren-bench-stream-{tag}"));
+            o.max_length_bytes = Some("4gb".into());
+            if scenario == "stream-publish-1K" {
+                o.consumers = 0;
+                o.confirm = Some(1000);
+                o.delete_queues = false;
+            } else {
+                o.producers = 0;
+                o.autoack = false;
+                o.qos = 1000;
+                o.multi_ack_every = 100;
+                o.stream_consumer_offset = Some("first".into());
+                o.cmessages = stream_messages.max(1);
+            }
+        }
+        "bulk-64K" => o.size = 65_536,
+        "fanout-10" => {
+            o.exchange = "warren-bench-fanout".into();
+            o.exchange_type = "fanout".into();
+            o.queue = None;
+            o.queue_pattern = Some(format!("warren-bench-fanout-{tag}-%d"));
+            o.queue_pattern_to = 10;
+            o.consumers = 10;
+        }
+        "latency-5k" => o.rate = Some(5000.0),
+        "connections-1000" => {
+            o.queue = None;
+            o.queue_pattern = Some(format!("warren-bench-conn-{tag}-%d"));
+            o.queue_pattern_to = 500;
+            o.producers = 500;
+            o.consumers = 500;
+            o.rate = Some(20.0);
+            o.size = 64;
+        }
+        _ => {}
+    }
+    o
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 })
+}
+
+/// Runs the suite and prints (and optionally writes) the table.
+///
+/// # Errors
+/// Unknown scenario names, or the Markdown file cannot be written. Failed runs are reported
+/// in the table.
+pub(crate) async fn run(args: &SuiteArgs) -> Result<(), Error> {
+    let brokers = brokers(&args.uris);
+    let selected: Vec<&Scenario> = if args.scenarios.is_empty() {
+        SCENARIOS.iter().collect()
+    } else {
+        let mut v = Vec::new();
+        for name in args.scenarios.iter().flat_map(|s| s.split(',')) {
+            let s = SCENARIOS
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| Error::Usage(format!("unknown scenario {name:?}; known: {}", names())))?;
+            v.push(s);
+        }
+        v
+    };
+    let run_tag = std::process::id();
+    // (scenario, broker) → summaries, or the first error.
+    let mut results: HashMap<(&str, usize), Result<Vec<Summary>, String>> = HashMap::new();
+    // (broker, repetition) → messages confirmed into the stream by stream-publish-1K.
+    let mut streams: HashMap<(usize, u32), u64> = HashMap::new();
+    for scenario in &selected {
+        for rep in 0..args.repeat.max(1) {
+            for (b, broker) in brokers.iter().enumerate() {
+                let slot = results.entry((scenario.name, b)).or_insert_with(|| Ok(Vec::new()));
+                if slot.is_err() {
+                    continue;
+                }
+                let tag = format!("{run_tag}-{b}-{rep}");
+                let stream_messages = streams.get(&(b, rep)).copied();
+                if scenario.name == "stream-replay-1K" && stream_messages.is_none() {
+                    *slot = Err("needs a successful stream-publish-1K run".into());
+                    continue;
+                }
+                let opts = options(scenario.name, &broker.uri, args.time, &tag, stream_messages.unwrap_or(0));
+                eprint!("{} on {} (run {}/{}): ", scenario.name, broker.label, rep + 1, args.repeat.max(1));
+                match execute(&opts, false).await {
+                    Ok(report) => {
+                        let s = report.summary;
+                        let figures: Vec<String> = scenario
+                            .metrics
+                            .iter()
+                            .map(|m| format!("{} {}", fmt((m.get)(&s)), m.unit))
+                            .collect();
+                        eprintln!("{}", figures.join(", "));
+                        if scenario.name == "stream-publish-1K" {
+                            streams.insert((b, rep), s.total.confirmed);
+                        }
+                        if let Ok(v) = slot {
+                            v.push(s);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("failed: {e}");
+                        *slot = Err(unsupported(&e));
+                    }
+                }
+            }
+        }
+    }
+    let table = table(&selected, &brokers, &results, args);
+    println!("\n{table}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &table).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+fn names() -> String {
+    SCENARIOS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+}
+
+fn unsupported(e: &Error) -> String {
+    match e {
+        Error::Closed { code, text, .. } => format!("unsupported ({code} {text})"),
+        other => format!("failed ({other})"),
+    }
+}
+
+fn fmt(v: f64) -> String {
+    match v {
+        v if v >= 100.0 => {
+            let n = v.round() as u64;
+            let s = n.to_string();
+            let mut out = String::new();
+            for (i, c) in s.chars().enumerate() {
+                if i > 0 && (s.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        }
+        v if v >= 10.0 => format!("{v:.1}"),
+        v => format!("{v:.2}"),
+    }
+}
+
+/// The Markdown table: one row per scenario figure, a column per broker, then the ratio of
+/// the first broker to each other one.
+fn table(
+    scenarios: &[&Scenario],
+    brokers: &[Broker],
+    results: &HashMap<(&str, usize), Result<Vec<Summary>, String>>,
+    args: &SuiteArgs,
+) -> String {
+    let mut out = format!(
+        "`warren bench suite` — medians of {} run(s) of {} s per scenario and broker, brokers interleaved.\n\n| scenario | figure |",
+        args.repeat.max(1),
+        args.time
+    );
+    for b in brokers {
+        let _ = write!(out, " {} |", b.label);
+    }
+    let first = brokers.first().map_or("", |b| b.label.as_str());
+    for b in brokers.iter().skip(1) {
+        let _ = write!(out, " {first} / {} |", b.label);
+    }
+    out.push_str("\n|---|---|");
+    for _ in 0..(2 * brokers.len()).saturating_sub(1) {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    for scenario in scenarios {
+        for metric in scenario.metrics {
+            let _ = write!(out, "| {} | {} ({}) |", scenario.name, metric.label, metric.unit);
+            let mut medians = Vec::new();
+            for b in 0..brokers.len() {
+                let cell = match results.get(&(scenario.name, b)) {
+                    Some(Ok(runs)) => {
+                        let mut values: Vec<f64> = runs.iter().map(metric.get).collect();
+                        let m = median(&mut values);
+                        medians.push(m);
+                        m.map_or_else(|| "—".to_owned(), fmt)
+                    }
+                    Some(Err(e)) => {
+                        medians.push(None);
+                        e.clone()
+                    }
+                    None => {
+                        medians.push(None);
+                        "—".to_owned()
+                    }
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            let base = medians.first().copied().flatten();
+            for m in medians.iter().skip(1) {
+                let cell = match (base, m) {
+                    (Some(a), Some(b)) if *b > 0.0 => format!("{:.2}x", a / b),
+                    _ => "—".to_owned(),
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+    }
+    out.push_str("\nScenarios:\n");
+    for s in scenarios {
+        let _ = writeln!(out, "- {}: {}.", s.name, s.about);
+    }
+    out.push_str(
+        "\ndurable-confirm-1K is meant for Warren in `--storage disk --fsync always`, which the suite cannot check. \
+         Latency is end to end (publish to delivery) on one machine; MB are 10^6 bytes of bodies.\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_has_valid_options() {
+        for s in SCENARIOS {
+            let o = options(s.name, "amqp://localhost", 1.0, "t", 10);
+            assert!(o.plan().is_ok(), "{}", s.name);
+        }
+        assert_eq!(SCENARIOS.len(), 9);
+    }
+
+    #[test]
+    fn labels_and_medians() {
+        let b = brokers(&["warren=amqp://h:1/%2F".into(), "amqp://u:p@h:2/%2F".into()]);
+        assert_eq!((b[0].label.as_str(), b[1].label.as_str()), ("warren", "h:2"));
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(fmt(1_234_567.0), "1,234,567");
+    }
+}
