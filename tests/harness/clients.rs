@@ -18,7 +18,7 @@ pub const URL_VAR: &str = "WARREN_TEST_AMQP_URL";
 
 /// How long one client run may take before it is killed. The scripts stop themselves after
 /// 20 s; this is the backstop.
-pub const CLIENT_DEADLINE: Duration = Duration::from_secs(40);
+pub const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A broker for client tests: its AMQP URL, and the Warren process behind it (if this test
 /// started one), kept alive as long as this guard lives.
