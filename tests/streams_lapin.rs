@@ -1,6 +1,7 @@
 //! Stream queues through lapin: each x-stream-offset specification with the offset header
 //! on every delivery, the restrictions (prefetch, auto-ack, get, purge, non-durable), and a
-//! named consumer's stored offset across a reconnect and across a broker restart.
+//! named consumer's stored offset across a reconnect (leaving unacked messages) and across a
+//! broker restart, zstd round trips, and retention by size and by age.
 
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -165,5 +166,65 @@ fn named_stream_consumer_resumes_after_reconnect_and_restart() {
             attach(&channel, &stream, "", table(vec![("x-stream-consumer-name", s("lapin-reader"))])).await;
         let resumed = offsets(&mut consumer, 1).await;
         assert_eq!(resumed, vec![12], "resumes at its stored offset after a restart");
+    });
+}
+
+#[test]
+fn stream_compression_and_retention_by_size_and_age() {
+    run(async {
+        let server = Server::warren(Broker::start(&["--storage", "disk", "--fsync", "never"]));
+        let (_conn, ch) = server.open_confirming().await;
+        let packed = unique("lapin-zstd");
+        let args = table(vec![("x-queue-type", s("stream")), ("x-warren-compression", s("zstd"))]);
+        declare_with(&ch, &packed, DURABLE, args).await;
+        let bodies: Vec<String> =
+            (0..200).map(|i| format!("{{\"reading\": {i}, \"unit\": \"C\"}}").repeat(8)).collect();
+        for body in &bodies {
+            publish_props(&ch, "", &packed, body.as_bytes(), BasicProperties::default()).await;
+        }
+        let (_c, channel) = server.open().await;
+        let mut consumer = attach(&channel, &packed, "", table(vec![("x-stream-offset", s("first"))])).await;
+        for expected in &bodies {
+            let delivery = next(&mut consumer).await;
+            assert_eq!(&body(&delivery), expected, "zstd round trip");
+            delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
+        }
+
+        let sized = unique("lapin-sized");
+        let args = table(vec![
+            ("x-queue-type", s("stream")),
+            ("x-max-length-bytes", AMQPValue::LongLongInt(20_000)),
+            ("x-stream-max-segment-size-bytes", AMQPValue::LongLongInt(4096)),
+        ]);
+        declare_with(&ch, &sized, DURABLE, args).await;
+        for i in 0..200u8 {
+            publish_props(&ch, "", &sized, &[i; 400], BasicProperties::default()).await;
+        }
+        let (_c, channel) = server.open().await;
+        let mut consumer = attach(&channel, &sized, "", table(vec![("x-stream-offset", s("first"))])).await;
+        let first = offsets(&mut consumer, 1).await[0];
+        assert!(first > 0, "retention by size removed the oldest segments (first offset {first})");
+
+        let aged = unique("lapin-aged");
+        let args = table(vec![
+            ("x-queue-type", s("stream")),
+            ("x-max-age", s("1s")),
+            ("x-stream-max-segment-size-bytes", AMQPValue::LongLongInt(4096)),
+        ]);
+        declare_with(&ch, &aged, DURABLE, args).await;
+        for _ in 0..100 {
+            publish_props(&ch, "", &aged, &[7u8; 300], BasicProperties::default()).await;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_c, channel) = server.open().await;
+            let mut consumer =
+                attach(&channel, &aged, "", table(vec![("x-stream-offset", s("first"))])).await;
+            if offsets(&mut consumer, 1).await[0] > 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "retention by age removed nothing within 10 s");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
     });
 }
