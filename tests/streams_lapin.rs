@@ -1,5 +1,5 @@
 //! Stream queues through lapin: each x-stream-offset specification with the offset header
-//! on every delivery, the restrictions (prefetch, auto-ack, get, purge, non-durable), and a
+//! on every delivery, the restrictions (prefetch, auto-ack, non-durable), and a
 //! named consumer's stored offset across a reconnect (leaving unacked messages) and across a
 //! broker restart, zstd round trips, and retention by size and by age.
 
