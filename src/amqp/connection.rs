@@ -174,7 +174,7 @@ impl Connection {
             has_published: false,
             user: String::new(),
             channels: HashMap::new(),
-            out: BytesMut::with_capacity(64 * 1024),
+            out: BytesMut::with_capacity(16 * 1024),
             out_chunks: Vec::new(),
             events,
             pending: FuturesUnordered::new(),

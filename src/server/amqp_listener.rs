@@ -29,9 +29,12 @@ const PUBLISHES_IN_FLIGHT_MAX: usize = 8192;
 const EVENTS_PER_TURN_MAX: usize = 512;
 /// How long a `connection.close` waits for its close-ok.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
-/// Read buffer size: room for several frames per read; refilled as frames are split off.
-/// Kept modest because every connection has one (1,000 connections hold 64 MiB).
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Read buffer of a quiet connection: every connection has one, so it is small (1,000
+/// connections hold 16 MiB).
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// Read buffer of a busy connection (its last read filled what it had): many frames per
+/// read system call.
+const BUSY_READ_BUFFER_BYTES: usize = 256 * 1024;
 /// Output is written once this much is queued, so that a connection's buffered output
 /// stays bounded however many deliveries are waiting for it.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
@@ -96,6 +99,7 @@ async fn serve_connection(
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    let mut busy = false;
     if !read_protocol_header(&mut stream, &mut buf).await? {
         return Ok(());
     }
@@ -123,13 +127,16 @@ async fn serve_connection(
             blocked_sent = alarmed;
         }
         if buf.capacity() - buf.len() < READ_BUFFER_BYTES / 4 {
-            buf.reserve(READ_BUFFER_BYTES);
+            buf.reserve(if busy { BUSY_READ_BUFFER_BYTES } else { READ_BUFFER_BYTES });
         }
         tokio::select! {
             read = reader.read_buf(&mut buf), if may_read => {
                 match read {
                     Ok(0) => break 'serve,
-                    Ok(_) => last_read = Instant::now(),
+                    Ok(read) => {
+                        last_read = Instant::now();
+                        busy = read >= READ_BUFFER_BYTES / 2;
+                    }
                     Err(error) => { outcome = Err(error); break 'serve; }
                 }
                 if poisoned {
