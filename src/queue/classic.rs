@@ -68,12 +68,11 @@ pub struct ChannelCredit {
     pub limit: AtomicU32,
     /// Unacked deliveries the channel holds now.
     pub unacked: AtomicU32,
-    /// `channel.flow` turned deliveries off.
-    pub paused: std::sync::atomic::AtomicBool,
 }
 
 impl ChannelCredit {
-    fn try_take(&self) -> bool {
+    /// Takes one delivery's credit if the channel's limit allows it.
+    pub fn try_take(&self) -> bool {
         let limit = self.limit.load(Ordering::Acquire);
         if limit == 0 {
             self.unacked.fetch_add(1, Ordering::AcqRel);
@@ -82,11 +81,6 @@ impl ChannelCredit {
         self.unacked
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| (u < limit).then_some(u + 1))
             .is_ok()
-    }
-
-    /// Takes one delivery's credit if the limit allows it (used by stream consumers).
-    pub fn try_take_public(&self) -> bool {
-        self.try_take()
     }
 
     /// Returns `n` deliveries' credit (on ack, reject or requeue).
@@ -627,7 +621,7 @@ impl Actor {
 
     fn can_take(&self, consumer: &ConsumerState) -> bool {
         let spec = &consumer.spec;
-        if spec.sink.capacity() == 0 || spec.channel_credit.paused.load(Ordering::Acquire) {
+        if spec.sink.capacity() == 0 {
             return false;
         }
         if spec.no_ack {

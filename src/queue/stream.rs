@@ -96,7 +96,7 @@ impl StreamConsumer {
 
     fn has_room(&self) -> bool {
         let spec = &self.spec;
-        if spec.sink.capacity() == 0 || spec.channel_credit.paused.load(Ordering::Acquire) {
+        if spec.sink.capacity() == 0 {
             return false;
         }
         let limit = spec.channel_credit.limit.load(Ordering::Acquire);
@@ -293,7 +293,7 @@ impl StreamActor {
                 }
                 let Some(record) = consumer.buffered.pop_front() else { break };
                 let Some(message) = Message::from_record(&record) else { continue };
-                if !consumer.spec.channel_credit.try_take_public() {
+                if !consumer.spec.channel_credit.try_take() {
                     consumer.buffered.push_front(record);
                     break;
                 }
