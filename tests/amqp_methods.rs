@@ -1408,3 +1408,48 @@ fn channel_flow_active_is_acknowledged() {
         assert_eq!(count(&ch, &q).await, 1);
     });
 }
+
+/// `x-max-priority`: the highest priority first, FIFO within a priority; priorities above
+/// the maximum count as the maximum; messages without one count as 0.
+#[test]
+fn priority_queue_delivers_highest_first_fifo_within_a_priority() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let q = unique("priority");
+        declare(&ch, &q, table(vec![("x-max-priority", int(5))])).await;
+        let sends: [(&str, Option<u8>); 7] = [
+            ("a1", Some(1)),
+            ("b5", Some(5)),
+            ("c0", None),
+            ("d5", Some(5)),
+            ("e9", Some(9)),
+            ("f1", Some(1)),
+            ("g3", Some(3)),
+        ];
+        for (body, priority) in sends {
+            let properties = match priority {
+                Some(p) => BasicProperties::default().with_priority(p),
+                None => BasicProperties::default(),
+            };
+            publish_props(&ch, "", &q, body.as_bytes(), properties).await;
+        }
+        // e9 is capped at 5 and so comes after the earlier 5s.
+        assert_eq!(drain(&ch, &q).await, vec!["b5", "d5", "e9", "g3", "a1", "f1", "c0"]);
+    });
+}
+
+/// `x-max-length-bytes` drops the oldest messages until the bodies fit.
+#[test]
+fn max_length_bytes_drops_from_the_head() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let q = unique("max-bytes");
+        declare(&ch, &q, table(vec![("x-max-length-bytes", int(10))])).await;
+        for body in ["m1__", "m2__", "m3__", "m4__", "m5__"] {
+            publish(&ch, "", &q, body.as_bytes()).await;
+        }
+        assert_eq!(drain(&ch, &q).await, vec!["m4__", "m5__"]);
+    });
+}

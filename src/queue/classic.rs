@@ -476,6 +476,8 @@ impl Actor {
     }
 
     fn handle(&mut self, command: Command) {
+        // Appends may have landed since the last turn: limits apply before any answer.
+        self.enforce_limits();
         match command {
             Command::Consume(spec, done) => {
                 let _ = done.send(self.add_consumer(spec));
