@@ -156,6 +156,8 @@ fn named_stream_consumer_resumes_after_reconnect_and_restart() {
             attach(&channel, &stream, "", table(vec![("x-stream-consumer-name", s("lapin-reader"))])).await;
         assert_eq!(offsets(&mut consumer, 4).await, (8..12).collect::<Vec<_>>(), "resumes after a reconnect");
         drop(consumer);
+        // Closing the channel stores the consumer's offset before the close-ok comes back.
+        within("channel.close", channel.close(200, "done")).await.expect("close");
         let broker = server.warren.expect("warren");
         assert!(broker.terminate().success());
     });
