@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 
 use super::channel::Channel;
 use super::codec::{
-    encode_body_frames, encode_header_frame, encode_method_frame, reply_code, ChannelOpenOk, ConnectionClose,
-    ConnectionCloseOk, ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune,
-    ConnectionTuneOk, ContentHeader, FieldTable, FieldValue, Frame, Method, ShortStr,
+    encode_header_frame, encode_method_frame, reply_code, ChannelOpenOk, ConnectionClose, ConnectionCloseOk,
+    ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, ContentHeader,
+    FieldTable, FieldValue, Frame, Method, ShortStr,
 };
 use super::reply::Reply;
 use crate::broker::{Broker, ConnectionId};
@@ -31,9 +31,6 @@ pub const FRAME_MAX_BYTES: u32 = 131_072;
 pub const FRAME_MIN_BYTES: u32 = 4096;
 /// Heartbeat interval the server proposes, in seconds.
 pub const HEARTBEAT_S: u16 = 60;
-/// Bodies shorter than this are copied into the output buffer (one copy beats one more
-/// iovec); longer ones are written from where they are stored.
-pub const COPY_BODY_BELOW_BYTES: usize = 16 * 1024;
 /// Bound of the queue of deliveries waiting for a connection's attention.
 pub const CONSUMER_EVENTS_MAX: usize = 4096;
 
@@ -206,7 +203,8 @@ impl Connection {
     }
 
     /// Queues a method with content: the method and header frames are encoded; body frames
-    /// of large bodies point at the body's own bytes instead of copying them.
+    /// point at the body's own bytes (a slice of a segment map or of the read buffer) and
+    /// are written with vectored writes, so the broker never copies a body to send it.
     pub fn send_content(
         &mut self,
         channel: u16,
@@ -218,10 +216,6 @@ impl Connection {
         encode_method_frame(&mut self.out, channel, method);
         encode_header_frame(&mut self.out, channel, header);
         let piece_max = (frame_max as usize).saturating_sub(8).max(1);
-        if body.len() < COPY_BODY_BELOW_BYTES {
-            encode_body_frames(&mut self.out, channel, body, frame_max);
-            return;
-        }
         let mut at = 0;
         while at < body.len() {
             let end = (at + piece_max).min(body.len());

@@ -480,10 +480,14 @@ impl Actor {
         self.enforce_limits();
         match command {
             Command::Consume(spec, done) => {
-                let _ = done.send(self.add_consumer(spec));
+                let outcome = self.add_consumer(spec);
+                // Counts are current before the answer, so a declare that follows sees them.
+                self.publish_stats();
+                let _ = done.send(outcome);
             }
             Command::Cancel { channel, tag, done } => {
                 self.consumers.retain(|c| !(c.spec.channel == channel && c.spec.tag == tag));
+                self.publish_stats();
                 let _ = done.send(self.consumers.is_empty());
             }
             Command::Ack { channel, offsets } => {

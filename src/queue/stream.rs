@@ -190,10 +190,12 @@ impl StreamActor {
                     rejected: BTreeSet::new(),
                     stored,
                 });
+                self.publish_stats();
                 let _ = done.send(Ok(()));
             }
             Command::Cancel { channel, tag, done } => {
                 self.remove(|c| c.spec.channel == channel && c.spec.tag == tag);
+                self.publish_stats();
                 let _ = done.send(self.consumers.is_empty());
             }
             Command::Ack { channel, offsets } => {

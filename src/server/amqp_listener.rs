@@ -253,7 +253,8 @@ async fn write_chunks(
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
     mut chunks: Vec<Bytes>,
 ) -> std::io::Result<()> {
-    const IOVECS_MAX: usize = 64;
+    // The kernel's IOV_MAX: one system call carries hundreds of small deliveries.
+    const IOVECS_MAX: usize = 1024;
     let mut first = 0;
     while first < chunks.len() {
         let slices: Vec<std::io::IoSlice<'_>> =
