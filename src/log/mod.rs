@@ -424,13 +424,17 @@ impl Log {
         let segments: Vec<Arc<Segment>> =
             self.shared.segments.read().expect("segments lock poisoned").clone();
         for segment in &segments {
-            let state = segment.state();
-            if state.last_timestamp_ms.is_none_or(|last| last < timestamp_ms) {
-                continue;
-            }
-            let mut position =
-                state.index.before_timestamp(timestamp_ms).map_or(0, |e| u64::from(e.position));
-            while position < state.committed_bytes {
+            // Looked up under the state lock: no copy of the segment's index per seek.
+            let start = segment.with_state(|state| {
+                if state.last_timestamp_ms.is_none_or(|last| last < timestamp_ms) {
+                    return None;
+                }
+                let position =
+                    state.index.before_timestamp(timestamp_ms).map_or(0, |e| u64::from(e.position));
+                Some((position, state.committed_bytes))
+            });
+            let Some((mut position, committed)) = start else { continue };
+            while position < committed {
                 let Some(batch) = segment.batch_at(position)? else { break };
                 position += batch.header().total_bytes();
                 if batch.header().last_timestamp_ms < timestamp_ms {

@@ -328,7 +328,7 @@ impl Writer {
             let path = segment::path_of(dir, sealed.base_offset, segment::INDEX_EXTENSION);
             super::offsets::write_atomically(&path, &index)?;
         }
-        let base_offset = sealed.state().next_offset;
+        let base_offset = sealed.extent().1;
         // Records of a batch being written may already hold offsets past the sealed end.
         let next_offset = self.active.next_offset;
         self.active = new_segment(&self.options, base_offset)?;
@@ -354,7 +354,7 @@ impl Writer {
             while segments.len() > 1 {
                 let Some(oldest) = segments.first() else { break };
                 let (bytes, _) = oldest.extent();
-                let last_ms = oldest.state().last_timestamp_ms;
+                let last_ms = oldest.with_state(|s| s.last_timestamp_ms);
                 let over_bytes = bytes_max.is_some_and(|max| total > max);
                 let too_old = match (age_max, last_ms) {
                     (Some(age), Some(last)) => now.saturating_sub(last) > age.as_millis() as i64,
