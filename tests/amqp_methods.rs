@@ -245,6 +245,37 @@ fn queue_unbind_stops_routing() {
     });
 }
 
+/// A connection that has published with a key before sees another connection's binding
+/// changes and queue re-declarations at its next publish.
+#[test]
+fn routing_follows_changes_made_by_other_connections() {
+    run(async {
+        let server = Server::start();
+        let (_publisher, p) = server.open_confirming().await;
+        let (_admin, a) = server.open().await;
+        let first = bound_queue(&a, "amq.direct", "k").await;
+        let direct = unique("q");
+        declare(&a, &direct, FieldTable::default()).await;
+        publish(&p, "amq.direct", "k", b"one").await;
+        publish(&p, "", &direct, b"one").await;
+
+        within("queue.unbind", a.queue_unbind(&first, "amq.direct", "k", FieldTable::default()))
+            .await
+            .expect("queue.unbind");
+        let second = bound_queue(&a, "amq.direct", "k").await;
+        within("queue.delete", a.queue_delete(&direct, QueueDeleteOptions::default()))
+            .await
+            .expect("queue.delete");
+        declare(&a, &direct, FieldTable::default()).await;
+        publish(&p, "amq.direct", "k", b"two").await;
+        publish(&p, "", &direct, b"two").await;
+
+        assert_eq!(drain(&a, &first).await, vec!["one"]);
+        assert_eq!(drain(&a, &second).await, vec!["two"]);
+        assert_eq!(drain(&a, &direct).await, vec!["two"]);
+    });
+}
+
 #[test]
 fn exchange_to_exchange_binding_routes_and_unbinds() {
     run(async {

@@ -11,13 +11,14 @@ use bytes::{Bytes, BytesMut};
 use super::codec::{
     encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk, BasicConsumeOk, BasicDeliver,
     BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk, BasicRecoverOk, BasicReturn,
-    ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader, ExchangeBindOk,
-    ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, FieldValue, Frame, Method, QueueBindOk,
-    QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, ShortStr, TxCommitOk, TxRollbackOk,
+    ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader, DecodeError, ExchangeBindOk,
+    ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, FieldValue, Frame, FrameType, Method, QueueBindOk,
+    QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, RawFrame, ShortStr, TxCommitOk, TxRollbackOk,
     TxSelectOk,
 };
 use super::connection::{Connection, Next, PublishDone};
 use super::reply::Reply;
+use super::routes::Route;
 use crate::broker::{self, generated_name, Overflow, QueueEntry};
 use crate::log::{now_ms, RecordInput};
 use crate::queue::classic::{ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, Delivery};
@@ -73,10 +74,10 @@ pub struct Channel {
     held_settlements: Vec<(Arc<QueueEntry>, Vec<u64>, Option<bool>)>,
     next_delivery_tag: u64,
     unacked: BTreeMap<u64, Unacked>,
-    consumers: HashMap<Bytes, ConsumerEntry>,
+    consumers: HashMap<Bytes, ConsumerEntry, foldhash::fast::RandomState>,
     consumer_prefetch: u16,
     credit: Arc<ChannelCredit>,
-    touched: HashMap<Bytes, Arc<QueueEntry>>,
+    touched: HashMap<Bytes, Arc<QueueEntry>, foldhash::fast::RandomState>,
     last_queue: Option<Bytes>,
     reply_to_queue: Option<Bytes>,
 }
@@ -98,10 +99,10 @@ impl Channel {
             held_settlements: Vec::new(),
             next_delivery_tag: 1,
             unacked: BTreeMap::new(),
-            consumers: HashMap::new(),
+            consumers: HashMap::default(),
             consumer_prefetch: 0,
             credit: Arc::new(ChannelCredit::default()),
-            touched: HashMap::new(),
+            touched: HashMap::default(),
             last_queue: None,
             reply_to_queue: None,
         }
@@ -198,8 +199,8 @@ impl Connection {
                 }
                 self.channel_method(number, method).await
             }
-            Frame::Header { header, .. } if expecting_content => self.content_header(number, header).await,
-            Frame::Body { payload, .. } if expecting_content => self.content_body(number, payload).await,
+            Frame::Header { header, .. } if expecting_content => self.content_header(number, header),
+            Frame::Body { payload, .. } if expecting_content => self.content_body(number, payload),
             Frame::Heartbeat => {
                 let reply = Reply::connection(
                     reply_code::UNEXPECTED_FRAME,
@@ -217,7 +218,43 @@ impl Connection {
         }
     }
 
-    async fn content_header(&mut self, number: u16, header: ContentHeader) -> Next {
+    /// The frames of publishing (`basic.publish`, then a content header and body frames)
+    /// on an open channel, handled at once without building a [`Frame`]. Any other frame is
+    /// handed back for [`Connection::handle_frame`].
+    ///
+    /// # Errors
+    /// A payload that does not decode; the connection must be closed as for any frame.
+    pub fn publish_frame(&mut self, raw: RawFrame) -> Result<Result<Next, RawFrame>, DecodeError> {
+        if self.phase != super::connection::Phase::Open {
+            return Ok(Err(raw));
+        }
+        let number = raw.channel;
+        let Some(channel) = self.channels.get_mut(&number).filter(|c| !c.closing) else {
+            return Ok(Err(raw));
+        };
+        match (raw.frame_type, &channel.assembly) {
+            (FrameType::Method, None) if raw.payload.get(..4) == Some(&[0, 60, 0, 40]) => {
+                match Method::decode(&raw.payload)? {
+                    Method::BasicPublish(publish) => {
+                        channel.assembly =
+                            Some(Assembly { method: publish, header: None, body: Vec::new(), body_bytes: 0 });
+                        Ok(Ok(Next::Continue))
+                    }
+                    _ => Ok(Err(raw)),
+                }
+            }
+            (FrameType::Header, Some(Assembly { header: None, .. })) => {
+                let header = ContentHeader::decode(raw.payload)?;
+                Ok(Ok(self.content_header(number, header)))
+            }
+            (FrameType::Body, Some(Assembly { header: Some(_), .. })) => {
+                Ok(Ok(self.content_body(number, raw.payload)))
+            }
+            _ => Ok(Err(raw)),
+        }
+    }
+
+    fn content_header(&mut self, number: u16, header: ContentHeader) -> Next {
         let frame_max = self.frame_max;
         let Some(channel) = self.channel(number) else { return Next::Continue };
         let Some(assembly) = channel.assembly.as_mut() else { return Next::Continue };
@@ -243,12 +280,12 @@ impl Connection {
         let _ = frame_max;
         assembly.header = Some(header);
         if size == 0 {
-            return self.complete_publish(number).await;
+            return self.complete_publish(number);
         }
         Next::Continue
     }
 
-    async fn content_body(&mut self, number: u16, payload: Bytes) -> Next {
+    fn content_body(&mut self, number: u16, payload: Bytes) -> Next {
         let Some(channel) = self.channel(number) else { return Next::Continue };
         let Some(assembly) = channel.assembly.as_mut() else { return Next::Continue };
         let Some(header) = &assembly.header else {
@@ -272,12 +309,12 @@ impl Connection {
             return self.close_with(&reply, 60, 40);
         }
         if have == expected {
-            return self.complete_publish(number).await;
+            return self.complete_publish(number);
         }
         Next::Continue
     }
 
-    async fn complete_publish(&mut self, number: u16) -> Next {
+    fn complete_publish(&mut self, number: u16) -> Next {
         self.has_published = true;
         let Some(channel) = self.channel(number) else { return Next::Continue };
         let Some(Assembly { method, header: Some(header), body, .. }) = channel.assembly.take() else {
@@ -296,7 +333,7 @@ impl Connection {
                 joined.freeze()
             }
         };
-        let properties = match header.properties() {
+        let properties = match header.publish_properties() {
             Ok(properties) => properties,
             Err(error) => {
                 let reply =
@@ -324,20 +361,33 @@ impl Connection {
                     Reply::channel(reply_code::PRECONDITION_FAILED, "fast reply consumer does not exist");
                 return self.channel_error(number, &reply, 60, 40);
             };
-            let mut rewritten = properties.clone();
+            let mut rewritten = match header.properties() {
+                Ok(all) => all,
+                Err(error) => {
+                    let reply = Reply::connection(
+                        error.reply_code(),
+                        format!("cannot decode content header: {error}"),
+                    );
+                    return self.close_with(&reply, 60, 40);
+                }
+            };
             rewritten.reply_to = Some(short(&own));
             header = header.with_properties(&rewritten);
         }
-        let mut queues = Vec::new();
         let exchange = method.exchange.as_bytes();
-        if let Err(error) = self.broker.route(
-            exchange,
-            method.routing_key.as_bytes(),
-            properties.headers.as_ref(),
-            &mut queues,
-        ) {
-            return self.channel_error(number, &Reply::from(&error), 60, 40);
-        }
+        let routed = match &properties.headers {
+            None => self.routes.route(&self.broker, exchange, method.routing_key.as_bytes()),
+            Some(headers) => {
+                let mut queues = Vec::new();
+                self.broker
+                    .route(exchange, method.routing_key.as_bytes(), Some(headers), &mut queues)
+                    .map(|()| queues.into())
+            }
+        };
+        let queues: Route = match routed {
+            Ok(queues) => queues,
+            Err(error) => return self.channel_error(number, &Reply::from(&error), 60, 40),
+        };
         let channel = self.channels.get_mut(&number).expect("channel exists");
         let confirm_seq = channel.confirm.then(|| {
             let seq = channel.confirm_next;
@@ -370,20 +420,21 @@ impl Connection {
             persistent: properties.delivery_mode == Some(2),
             priority: properties.priority.unwrap_or(0),
             expires_at_ms,
-            exchange: method.exchange.to_bytes(),
-            routing_key: method.routing_key.to_bytes(),
+            exchange: method.exchange.into_bytes(),
+            routing_key: method.routing_key.into_bytes(),
             content_header: header.into_raw(),
             body,
         };
-        let mut rejected = false;
-        queues.retain(|q| {
-            let full = q.args.overflow == Overflow::RejectPublish
-                && q.args.max_length.is_some_and(|max| q.handle.ready_count() >= max);
-            rejected |= full;
-            !full
-        });
+        // Queues that refuse publishes while full (x-overflow reject-publish) are left out,
+        // and the publish is nacked.
+        let full = |q: &QueueEntry| {
+            q.args.overflow == Overflow::RejectPublish
+                && q.args.max_length.is_some_and(|max| q.handle.ready_count() >= max)
+        };
+        let rejected = queues.iter().any(|q| full(q));
         let record = message.to_record();
         if channel.transactional {
+            let queues = queues.iter().filter(|q| !full(q)).cloned().collect();
             channel.held_publishes.push(HeldPublish { queues, record });
             return Next::Continue;
         }
@@ -395,10 +446,10 @@ impl Connection {
         } else if let Some(seq) = confirm_seq {
             self.staged.confirms.push((number, seq));
         }
-        for queue in queues {
+        for queue in queues.iter().filter(|q| !rejected || !full(q)) {
             match self.staged.queues.iter_mut().find(|(q, _)| q.id == queue.id) {
                 Some((_, records)) => records.push(record.clone()),
-                None => self.staged.queues.push((queue, vec![record.clone()])),
+                None => self.staged.queues.push((Arc::clone(queue), vec![record.clone()])),
             }
         }
         Next::Continue
@@ -514,7 +565,7 @@ impl Connection {
             return;
         };
         let queue = Arc::clone(&consumer.queue);
-        let Ok(mut header) = ContentHeader::decode(delivery.message.content_header.clone()) else {
+        let Ok(mut header) = ContentHeader::trusted(delivery.message.content_header.clone()) else {
             tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored content header is damaged");
             return;
         };
@@ -532,7 +583,7 @@ impl Connection {
             channel.unacked.insert(delivery_tag, Unacked { queue, offset: delivery.offset, counted: true });
         }
         let deliver = BasicDeliver {
-            consumer_tag: short(&tag),
+            consumer_tag: shared(&tag),
             delivery_tag,
             redelivered: delivery.redelivered,
             exchange: shared(&delivery.message.exchange),

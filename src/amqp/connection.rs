@@ -103,7 +103,9 @@ pub struct Connection {
     /// The connection has published: a resource alarm blocks it.
     pub has_published: bool,
     pub(super) user: String,
-    pub(super) channels: HashMap<u16, Channel>,
+    pub(super) channels: HashMap<u16, Channel, foldhash::fast::RandomState>,
+    /// Where recent publishes were routed.
+    pub(super) routes: super::routes::RouteCache,
     /// Bytes to send, after [`Connection::out_chunks`].
     pub out: BytesMut,
     /// Chunks to send before `out`: frames already cut off `out`, interleaved with large
@@ -170,7 +172,8 @@ impl Connection {
             blocked_capable: false,
             has_published: false,
             user: String::new(),
-            channels: HashMap::new(),
+            channels: HashMap::default(),
+            routes: super::routes::RouteCache::default(),
             out: BytesMut::with_capacity(16 * 1024),
             out_chunks: Vec::new(),
             events,

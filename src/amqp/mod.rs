@@ -6,3 +6,4 @@ pub mod channel;
 pub mod codec;
 pub mod connection;
 pub mod reply;
+pub mod routes;

@@ -151,6 +151,7 @@ pub async fn restore(broker: &Broker) -> Result<(), Error> {
             arguments.0,
             target,
         );
+        broker.topology_changed();
     }
     Ok(())
 }

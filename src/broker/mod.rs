@@ -167,6 +167,8 @@ pub struct Broker {
     model: RwLock<Model>,
     changes: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
+    /// Bumped after every change of exchanges, queues or bindings (see [`Broker::topology`]).
+    topology: AtomicU64,
     myself: std::sync::Weak<Broker>,
     alarm: tokio::sync::watch::Sender<Option<&'static str>>,
 }
@@ -202,6 +204,7 @@ impl Broker {
             model: RwLock::new(Model::default()),
             changes: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
+            topology: AtomicU64::new(0),
             myself: myself.clone(),
             alarm: tokio::sync::watch::channel(None).0,
         });
@@ -251,6 +254,18 @@ impl Broker {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// A number that changes whenever exchanges, queues or bindings change: a route worked
+    /// out (without headers) while it had one value holds until it has another. Read it
+    /// before routing.
+    pub fn topology(&self) -> u64 {
+        self.topology.load(Ordering::Acquire)
+    }
+
+    /// Records a change of exchanges, queues or bindings; called after the change.
+    pub(crate) fn topology_changed(&self) {
+        self.topology.fetch_add(1, Ordering::AcqRel);
+    }
+
     fn insert_exchange(
         &self,
         name: Bytes,
@@ -276,6 +291,8 @@ impl Broker {
         let mut model = self.model.write().expect("model lock poisoned");
         model.exchange_names.insert(entry.id, name.clone());
         model.exchanges.insert(name, Arc::clone(&entry));
+        drop(model);
+        self.topology_changed();
         entry
     }
 
@@ -426,6 +443,8 @@ impl Broker {
         let mut model = self.model.write().expect("model lock poisoned");
         model.queue_ids.insert(entry.id, Arc::clone(&entry));
         model.queues.insert(entry.name.clone(), Arc::clone(&entry));
+        drop(model);
+        self.topology_changed();
         Ok(entry)
     }
 
@@ -474,10 +493,14 @@ impl Broker {
             }
             doomed
         };
+        self.topology_changed();
         for name in doomed_exchanges {
             self.remove_exchange(&name);
         }
         let ready = queue.handle.delete().await.unwrap_or(0);
+        // Publishers may still hold the entry (routes they remember, deliveries in flight):
+        // the messages' memory goes now all the same.
+        queue.handle.log().discard().await;
         if let Some(dir) = queue.handle.log().offsets().path_dir() {
             if let Err(error) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(queue = %queue.name_str(), %error, "could not remove the queue's files");
@@ -649,6 +672,8 @@ impl Broker {
                     .unbind_destination(Destination::Exchange(exchange.id));
             }
         }
+        drop(model);
+        self.topology_changed();
     }
 
     fn destination(
@@ -693,6 +718,7 @@ impl Broker {
         })?;
         let added =
             exchange.bindings.write().expect("bindings lock poisoned").bind(routing_key, arguments.0, target);
+        self.topology_changed();
         if added && exchange.durable && target_durable {
             definitions::save(self)?;
         }
@@ -722,6 +748,7 @@ impl Broker {
             let mut bindings = exchange.bindings.write().expect("bindings lock poisoned");
             (bindings.unbind(routing_key, &arguments.0, target), bindings.is_empty())
         };
+        self.topology_changed();
         if removed && exchange.auto_delete && now_empty {
             self.remove_exchange(source);
         }

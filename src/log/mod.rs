@@ -575,6 +575,15 @@ impl Log {
             other => other,
         }
     }
+
+    /// Stops the writer and lets go of every segment: the log's memory (and maps) are freed
+    /// as soon as running reads finish, however many handles on the log remain. For a log
+    /// that is being deleted; afterwards it reads as empty and takes no appends.
+    pub async fn discard(&self) {
+        let _ = self.close().await;
+        let segments = std::mem::take(&mut *self.shared.segments.write().expect("segments lock poisoned"));
+        drop(segments);
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -15,7 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::amqp::codec::{
-    check_protocol_header, decode_frame, encode_heartbeat_frame, DecodeError, ProtocolHeader, PROTOCOL_HEADER,
+    check_protocol_header, decode_raw_frame, encode_heartbeat_frame, DecodeError, ProtocolHeader,
+    PROTOCOL_HEADER,
 };
 use crate::amqp::connection::{Connection, Next, Phase, FRAME_MAX_BYTES};
 use crate::amqp::reply::{self, Reply};
@@ -144,9 +145,25 @@ async fn serve_connection(
                 }
                 let frame_max = if connection.phase == Phase::Open { connection.frame_max } else { FRAME_MAX_BYTES };
                 loop {
-                    match decode_frame(&mut buf, frame_max) {
+                    // Publishing's frames are handled without building a frame value or
+                    // awaiting; every other frame takes the general path.
+                    let decoded = match decode_raw_frame(&mut buf, frame_max) {
+                        Ok(Some(raw)) => match connection.publish_frame(raw) {
+                            Ok(Ok(Next::Continue)) => continue,
+                            Ok(Ok(next)) => Ok(Some(Err(next))),
+                            Ok(Err(raw)) => raw.parse().map(|frame| Some(Ok(frame))),
+                            Err(error) => Err(error),
+                        },
+                        Ok(None) => Ok(None),
+                        Err(error) => Err(error),
+                    };
+                    match decoded {
                         Ok(Some(frame)) => {
-                            match connection.handle_frame(frame).await {
+                            let next = match frame {
+                                Ok(frame) => connection.handle_frame(frame).await,
+                                Err(next) => next,
+                            };
+                            match next {
                                 Next::Continue => {}
                                 Next::Close => {
                                     let _ = write_chunks(&mut writer, connection.take_output()).await;

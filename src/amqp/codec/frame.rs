@@ -217,10 +217,12 @@ pub fn decode_raw_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Raw
         buf.get(1).copied().unwrap_or_default(),
         buf.get(2).copied().unwrap_or_default(),
     ]);
-    let mut frame = buf.split_to(total).freeze();
-    frame.truncate(total - 1);
-    let payload = frame.split_off(FRAME_HEADER_SIZE);
-    Ok(Some(RawFrame { frame_type, channel, payload }))
+    // Framing is dropped from the split-off part before it is frozen: one shared handle on
+    // the read buffer per frame, no copy.
+    let mut frame = buf.split_to(total);
+    bytes::Buf::advance(&mut frame, FRAME_HEADER_SIZE);
+    frame.truncate(total - FRAME_OVERHEAD);
+    Ok(Some(RawFrame { frame_type, channel, payload: frame.freeze() }))
 }
 
 /// Splits the first complete frame off `buf` and decodes it. Body payloads,

@@ -81,7 +81,7 @@ pub use frame::{
     PROTOCOL_HEADER,
 };
 pub use method::Method;
-pub use properties::{BasicProperties, ContentHeader};
+pub use properties::{BasicProperties, ContentHeader, PublishProperties};
 pub use queue::{
     QueueBind, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete, QueueDeleteOk, QueuePurge,
     QueuePurgeOk, QueueUnbind, QueueUnbindOk,

@@ -244,6 +244,25 @@ fn skip_properties(r: &mut Reader<'_>, flags: u16, stop: u16) -> Result<bool, De
     Ok(false)
 }
 
+/// The properties a broker acts on when a message is published, read in one pass over a
+/// validated header: strings are zero-copy views, and only a `headers` table (when
+/// present) is decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishProperties {
+    /// Application headers (headers exchanges route on them).
+    pub headers: Option<FieldTable>,
+    /// 1 = non-persistent, 2 = persistent.
+    pub delivery_mode: Option<u8>,
+    /// Message priority.
+    pub priority: Option<u8>,
+    /// Address to reply to (direct reply-to rewrites it).
+    pub reply_to: Option<ShortStr>,
+    /// Per-message TTL in milliseconds, as decimal text.
+    pub expiration: Option<ShortStr>,
+    /// Creating user id (checked against the connection's user).
+    pub user_id: Option<ShortStr>,
+}
+
 /// A content header frame payload: kept as received, with the fixed fields
 /// decoded and the properties validated but parsed only on demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,7 +321,9 @@ impl ContentHeader {
     fn splice_header_entry(&self, key: &ShortStr, value: &FieldValue) -> Option<Self> {
         const HEADERS_BIT: u16 = 1 << 13;
         let raw = &self.raw;
-        if self.flags & 1 != 0 {
+        // More than one flag word: the offsets below assume one.
+        let first_word = u16::from_be_bytes(raw.get(FIXED_LEN..FIXED_LEN + 2)?.try_into().ok()?);
+        if first_word & flag::CONTINUATION != 0 {
             return None;
         }
         let mut at = FIXED_LEN + 2;
@@ -387,6 +408,42 @@ impl ContentHeader {
     pub fn properties(&self) -> Result<BasicProperties, DecodeError> {
         let props = self.raw.slice(FIXED_LEN.min(self.raw.len())..);
         BasicProperties::decode(&props)
+    }
+
+    /// The properties publishing needs, without building the others.
+    pub fn publish_properties(&self) -> Result<PublishProperties, DecodeError> {
+        let mut r = Reader::new(&self.raw);
+        r.skip(FIXED_LEN)?;
+        let flags = read_flags(&mut r)?;
+        let mut out = PublishProperties::default();
+        let mut bit = flag::CONTENT_TYPE;
+        while bit >= flag::CLUSTER_ID {
+            if flags & bit != 0 {
+                match bit {
+                    flag::HEADERS => out.headers = Some(FieldTable::read(&mut r, 0)?),
+                    flag::DELIVERY_MODE => out.delivery_mode = Some(r.u8()?),
+                    flag::PRIORITY => out.priority = Some(r.u8()?),
+                    flag::TIMESTAMP => r.skip(8)?,
+                    flag::REPLY_TO => out.reply_to = Some(r.shortstr()?),
+                    flag::EXPIRATION => out.expiration = Some(r.shortstr()?),
+                    flag::USER_ID => out.user_id = Some(r.shortstr()?),
+                    _ => r.skip_shortstr()?,
+                }
+            }
+            bit >>= 1;
+        }
+        Ok(out)
+    }
+
+    /// A header this broker validated before (a stored message's): only the fixed fields
+    /// and the flag word are read.
+    pub fn trusted(raw: Bytes) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(&raw);
+        let class_id = r.u16()?;
+        let weight = r.u16()?;
+        let body_size = r.u64()?;
+        let flags = r.u16()? & !flag::CONTINUATION;
+        Ok(Self { raw, class_id, weight, body_size, flags })
     }
 
     /// Reader positioned at the property with flag `bit`, if present.

@@ -18,6 +18,16 @@ proptest! {
         prop_assert_eq!(d.delivery_mode(), props.delivery_mode);
         prop_assert_eq!(d.priority(), props.priority);
         prop_assert_eq!(d.expiration(), props.expiration.clone());
+        let publish = d.publish_properties().unwrap();
+        prop_assert_eq!(publish, PublishProperties {
+            headers: props.headers.clone(),
+            delivery_mode: props.delivery_mode,
+            priority: props.priority,
+            reply_to: props.reply_to.clone(),
+            expiration: props.expiration.clone(),
+            user_id: props.user_id.clone(),
+        });
+        prop_assert_eq!(ContentHeader::trusted(h.raw().clone()).unwrap(), h);
     }
 
     #[test]
@@ -82,4 +92,17 @@ proptest::proptest! {
         proptest::prop_assert_eq!(spliced.body_size(), 42);
         proptest::prop_assert_eq!(ContentHeader::decode(spliced.raw().clone()).expect("valid"), spliced);
     }
+}
+
+#[test]
+fn header_entry_is_spliced_after_a_second_flag_word() {
+    // delivery-mode 2, an (empty) continuation flag word: the entry cannot be spliced at
+    // the one-word offsets, and the header is re-encoded instead.
+    let raw: &[u8] = b"\x00\x3c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x10\x01\x00\x00\x02";
+    let header = ContentHeader::decode(Bytes::from_static(raw)).unwrap();
+    let key = ShortStr::from_static("x-stream-offset");
+    let with = header.with_header_entry(&key, &FieldValue::I64(9)).unwrap();
+    let properties = with.properties().unwrap();
+    assert_eq!(properties.delivery_mode, Some(2));
+    assert_eq!(properties.headers.unwrap().get("x-stream-offset"), Some(&FieldValue::I64(9)));
 }

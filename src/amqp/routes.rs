@@ -1,0 +1,56 @@
+//! A connection's memory of where its publishes went: (exchange, routing key) to the
+//! queues they reached, valid while the broker's topology is unchanged. A publisher that
+//! sends many messages with one key routes once, not once per message. Messages with a
+//! `headers` property are always routed afresh (headers exchanges look at them).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::broker::{Broker, Error, QueueEntry};
+
+/// Keys remembered at most; past that the cache starts over.
+const ROUTES_MAX: usize = 1024;
+
+/// Queues a publish reaches, shared by the cache and the publishes using it.
+pub type Route = Arc<[Arc<QueueEntry>]>;
+
+/// Routes remembered by one connection.
+#[derive(Default)]
+pub struct RouteCache {
+    /// The topology these routes were worked out in.
+    topology: u64,
+    /// Key: exchange length (one octet), exchange, routing key.
+    routes: HashMap<Box<[u8]>, Route, foldhash::fast::RandomState>,
+    key: Vec<u8>,
+}
+
+impl RouteCache {
+    /// The queues a publish to `exchange` with `routing_key` and no headers reaches.
+    ///
+    /// # Errors
+    /// As [`Broker::route`]; errors are not remembered.
+    pub fn route(&mut self, broker: &Broker, exchange: &[u8], routing_key: &[u8]) -> Result<Route, Error> {
+        // Read before routing: a change racing with the lookup below makes the next call
+        // see a newer number and route again.
+        let topology = broker.topology();
+        if topology != self.topology {
+            self.routes.clear();
+            self.topology = topology;
+        }
+        self.key.clear();
+        self.key.push(exchange.len().min(255) as u8);
+        self.key.extend_from_slice(exchange);
+        self.key.extend_from_slice(routing_key);
+        if let Some(route) = self.routes.get(self.key.as_slice()) {
+            return Ok(Arc::clone(route));
+        }
+        let mut queues = Vec::new();
+        broker.route(exchange, routing_key, None, &mut queues)?;
+        let route: Route = queues.into();
+        if self.routes.len() >= ROUTES_MAX {
+            self.routes.clear();
+        }
+        self.routes.insert(self.key.as_slice().into(), Arc::clone(&route));
+        Ok(route)
+    }
+}
