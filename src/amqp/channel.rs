@@ -9,12 +9,12 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::codec::{
-    encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk, BasicConsumeOk, BasicDeliver,
-    BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk, BasicRecoverOk, BasicReturn,
-    ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader, DecodeError, ExchangeBindOk,
-    ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, FieldValue, Frame, FrameType, Method, QueueBindOk,
-    QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, RawFrame, ShortStr, TxCommitOk, TxRollbackOk,
-    TxSelectOk,
+    encode_deliver_frame, encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk,
+    BasicConsumeOk, BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk, BasicRecoverOk,
+    BasicReturn, ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader, DecodeError,
+    ExchangeBindOk, ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, FieldValue, Frame, FrameType,
+    Method, QueueBindOk, QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, RawFrame, ShortStr,
+    TxCommitOk, TxRollbackOk, TxSelectOk,
 };
 use super::connection::{Connection, Next, PublishDone};
 use super::reply::Reply;
@@ -22,7 +22,7 @@ use super::routes::Route;
 use crate::broker::{self, generated_name, Overflow, QueueEntry};
 use crate::log::{now_ms, RecordInput};
 use crate::queue::classic::{ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, Delivery};
-use crate::queue::message::Message;
+use crate::queue::message::{Message, MessageView};
 use crate::queue::stream::{StreamAttach, StreamOffset};
 
 /// The pseudo-queue of direct reply-to.
@@ -557,39 +557,46 @@ impl Connection {
         else {
             return;
         };
-        let Some(tag) = delivery.consumer_tag.clone() else { return };
-        let Some(consumer) = channel.consumers.get(&tag) else {
+        let Some(tag) = delivery.consumer_tag.as_ref() else { return };
+        let Some(consumer) = channel.consumers.get(tag) else {
             if let Some(queue) = channel.touched.get(delivery.queue.as_bytes()) {
                 queue.handle.reject(channel.id, vec![delivery.offset], true);
             }
             return;
         };
-        let queue = Arc::clone(&consumer.queue);
-        let Ok(mut header) = ContentHeader::trusted(delivery.message.content_header.clone()) else {
-            tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored content header is damaged");
+        let Some(view) = MessageView::parse(&delivery.record.header) else {
+            tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored message header is damaged");
             return;
         };
+        let spliced;
+        let mut header = view.content_header;
         if delivery.stream {
             // Stream deliveries carry their offset, spliced into the stored header's bytes.
             let key = ShortStr::from_static("x-stream-offset");
-            let Ok(with_offset) = header.with_header_entry(&key, &FieldValue::I64(delivery.offset as i64))
-            else {
+            let offset = FieldValue::I64(delivery.offset as i64);
+            let stored = ContentHeader::trusted(delivery.record.header.slice_ref(header));
+            let Ok(with_offset) = stored.and_then(|h| h.with_header_entry(&key, &offset)) else {
+                tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored content header is damaged");
                 return;
             };
-            header = with_offset;
+            spliced = with_offset.into_raw();
+            header = &spliced;
         }
+        let queue = Arc::clone(&consumer.queue);
         let delivery_tag = channel.take_tag();
         if delivery.needs_ack {
             channel.unacked.insert(delivery_tag, Unacked { queue, offset: delivery.offset, counted: true });
         }
-        let deliver = BasicDeliver {
-            consumer_tag: shared(&tag),
+        encode_deliver_frame(
+            &mut self.out,
+            number,
+            tag,
             delivery_tag,
-            redelivered: delivery.redelivered,
-            exchange: shared(&delivery.message.exchange),
-            routing_key: shared(&delivery.message.routing_key),
-        };
-        self.send_content(number, &deliver.into(), &header, &delivery.message.body, frame_max);
+            delivery.redelivered,
+            view.exchange,
+            view.routing_key,
+        );
+        self.send_content_frames(number, header, &delivery.record.body, frame_max);
     }
 
     async fn drop_channel(&mut self, number: u16) {
@@ -1032,17 +1039,18 @@ impl Connection {
         if !no_ack {
             channel.unacked.insert(delivery_tag, Unacked { queue, offset: delivery.offset, counted: false });
         }
-        let Ok(header) = ContentHeader::decode(delivery.message.content_header.clone()) else {
-            return Err(Reply::connection(reply_code::INTERNAL_ERROR, "stored content header is damaged"));
+        let Some(message) = Message::from_record(&delivery.record) else {
+            return Err(Reply::connection(reply_code::INTERNAL_ERROR, "stored message header is damaged"));
         };
         let get_ok = BasicGetOk {
             delivery_tag,
             redelivered: delivery.redelivered,
-            exchange: shared(&delivery.message.exchange),
-            routing_key: shared(&delivery.message.routing_key),
+            exchange: shared(&message.exchange),
+            routing_key: shared(&message.routing_key),
             message_count: delivery.message_count,
         };
-        self.send_content(number, &get_ok.into(), &header, &delivery.message.body, self.frame_max);
+        self.send(number, &get_ok.into());
+        self.send_content_frames(number, &message.content_header, &message.body, self.frame_max);
         Ok(())
     }
 

@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 
 use super::channel::Channel;
 use super::codec::{
-    encode_header_frame, encode_method_frame, reply_code, ChannelOpenOk, ConnectionClose, ConnectionCloseOk,
-    ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, ContentHeader,
-    FieldTable, FieldValue, Frame, Method, ShortStr,
+    encode_method_frame, encode_raw_header_frame, reply_code, ChannelOpenOk, ConnectionClose,
+    ConnectionCloseOk, ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune,
+    ConnectionTuneOk, ContentHeader, FieldTable, FieldValue, Frame, Method, ShortStr,
 };
 use super::reply::Reply;
 use crate::broker::{Broker, ConnectionId};
@@ -33,6 +33,9 @@ pub const FRAME_MIN_BYTES: u32 = 4096;
 pub const HEARTBEAT_S: u16 = 60;
 /// Bound of the queue of deliveries waiting for a connection's attention.
 pub const CONSUMER_EVENTS_MAX: usize = 4096;
+/// Bodies up to this size are copied into the output buffer; larger ones are written from
+/// where they are stored.
+pub const INLINE_BODY_MAX: usize = 256;
 
 /// Where the handshake stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,8 +209,8 @@ impl Connection {
     }
 
     /// Queues a method with content: the method and header frames are encoded; body frames
-    /// point at the body's own bytes (a slice of a segment map or of the read buffer) and
-    /// are written with vectored writes, so the broker never copies a body to send it.
+    /// of bodies over [`INLINE_BODY_MAX`] point at the body's own bytes (a slice of a
+    /// segment map or of the read buffer) and are written with vectored writes.
     pub fn send_content(
         &mut self,
         channel: u16,
@@ -217,8 +220,25 @@ impl Connection {
         frame_max: u32,
     ) {
         encode_method_frame(&mut self.out, channel, method);
-        encode_header_frame(&mut self.out, channel, header);
+        self.send_content_frames(channel, header.raw(), body, frame_max);
+    }
+
+    /// The header and body frames of a content whose method frame was just queued.
+    pub fn send_content_frames(&mut self, channel: u16, header: &[u8], body: &Bytes, frame_max: u32) {
+        encode_raw_header_frame(&mut self.out, channel, header);
         let piece_max = (frame_max as usize).saturating_sub(8).max(1);
+        if body.len() <= INLINE_BODY_MAX.min(piece_max) {
+            // A small body costs less to copy than to reference.
+            if !body.is_empty() {
+                self.out.reserve(body.len() + 8);
+                self.out.put_u8(3);
+                self.out.put_u16(channel);
+                self.out.put_u32(body.len() as u32);
+                self.out.put_slice(body);
+                self.out.put_u8(0xCE);
+            }
+            return;
+        }
         let mut at = 0;
         while at < body.len() {
             let end = (at + piece_max).min(body.len());

@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::message::Message;
+use super::message::{Message, MessageView};
 use crate::log::{now_ms, Log, Record};
 
 /// Identifies a channel across the whole broker.
@@ -106,8 +106,8 @@ pub struct Delivery {
     pub needs_ack: bool,
     /// A stream delivery: `offset` is the stream offset to show in `x-stream-offset`.
     pub stream: bool,
-    /// The message.
-    pub message: Message,
+    /// The stored record: header fields read with [`MessageView`], body as stored.
+    pub record: Record,
     /// Ready messages left in the queue (for `basic.get-ok`).
     pub message_count: u32,
 }
@@ -691,14 +691,15 @@ impl Actor {
     /// Whether a record from before a restart was transient (and so did not survive it).
     fn lost_in_restart(&self, record: &Record) -> bool {
         record.offset < self.options.restart_offset
-            && !Message::from_record(record).is_some_and(|m| m.persistent)
+            && !MessageView::parse(&record.header).is_some_and(|m| m.persistent)
     }
 
     /// Moves everything ready (the log up to its end, and requeued messages) into the
     /// priority order.
     fn fill_prioritized(&mut self) {
         let max = self.options.max_priority.unwrap_or(0);
-        let priority = |record: &Record| Message::from_record(record).map_or(0, |m| m.priority.min(max));
+        let priority =
+            |record: &Record| MessageView::parse(&record.header).map_or(0, |m| m.priority.min(max));
         while let Some(offset) = self.requeued.pop_first() {
             if let Some(record) = self.read_one(offset) {
                 self.prioritized.insert((Reverse(priority(&record)), offset), (record, true));
@@ -766,13 +767,18 @@ impl Actor {
     }
 
     fn expired(&self, record: &Record) -> bool {
+        // Most messages have no expiry of their own and most queues no TTL: no clock read.
+        let own = crate::queue::message::expires_at_ms(&record.header);
+        if own.is_none() && self.options.message_ttl.is_none() {
+            return false;
+        }
         let now = now_ms();
         if let Some(ttl) = self.options.message_ttl {
             if record.timestamp_ms.saturating_add(ttl.as_millis() as i64) <= now {
                 return true;
             }
         }
-        Message::from_record(record).and_then(|m| m.expires_at_ms).is_some_and(|at| at <= now)
+        own.is_some_and(|at| at <= now)
     }
 
     fn kill(&mut self, offset: u64, reason: DeathReason) {
@@ -899,7 +905,7 @@ impl Actor {
         message_count: u32,
     ) -> Option<Delivery> {
         let offset = record.offset;
-        let message = Message::from_record(&record)?;
+        MessageView::parse(&record.header)?;
         Some(Delivery {
             channel,
             queue: Arc::clone(&self.options.name),
@@ -908,7 +914,7 @@ impl Actor {
             redelivered,
             needs_ack,
             stream: false,
-            message,
+            record,
             message_count,
         })
     }
@@ -964,7 +970,7 @@ fn count_transient(log: &Log, from: u64, to: u64) -> u64 {
         let Some(last) = records.last().map(|r| r.offset) else { break };
         count += records
             .iter()
-            .filter(|r| r.offset < to && !Message::from_record(r).is_some_and(|m| m.persistent))
+            .filter(|r| r.offset < to && !MessageView::parse(&r.header).is_some_and(|m| m.persistent))
             .count() as u64;
         next = last + 1;
     }

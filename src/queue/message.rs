@@ -55,27 +55,62 @@ impl Message {
     /// routing key and content header are slices of the record: nothing is copied.
     pub fn from_record(record: &Record) -> Option<Message> {
         let header = &record.header;
+        let view = MessageView::parse(header)?;
+        Some(Message {
+            persistent: view.persistent,
+            priority: view.priority,
+            expires_at_ms: view.expires_at_ms,
+            exchange: header.slice_ref(view.exchange),
+            routing_key: header.slice_ref(view.routing_key),
+            content_header: header.slice_ref(view.content_header),
+            body: record.body.clone(),
+        })
+    }
+}
+
+/// A stored message's header fields, borrowed from the record (delivery reads them without
+/// taking shared handles on the record's bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageView<'a> {
+    /// Survives a broker restart.
+    pub persistent: bool,
+    /// Priority.
+    pub priority: u8,
+    /// Absolute expiry, ms since the epoch, if any.
+    pub expires_at_ms: Option<i64>,
+    /// The exchange it was published to.
+    pub exchange: &'a [u8],
+    /// Its routing key.
+    pub routing_key: &'a [u8],
+    /// The content header frame payload.
+    pub content_header: &'a [u8],
+}
+
+impl<'a> MessageView<'a> {
+    /// Reads a record header, or `None` if it is malformed.
+    pub fn parse(header: &'a [u8]) -> Option<MessageView<'a>> {
         let flags = *header.first()?;
         let priority = *header.get(1)?;
-        let expires = i64::from_le_bytes(header.get(2..10)?.try_into().ok()?);
         let exchange_len = usize::from(*header.get(10)?);
         let exchange_end = 11 + exchange_len;
         let routing_len = usize::from(*header.get(exchange_end)?);
         let routing_start = exchange_end + 1;
         let routing_end = routing_start + routing_len;
-        if routing_end > header.len() {
-            return None;
-        }
-        Some(Message {
+        Some(MessageView {
             persistent: flags & FLAG_PERSISTENT != 0,
             priority,
-            expires_at_ms: (expires != 0).then_some(expires),
-            exchange: header.slice(11..exchange_end),
-            routing_key: header.slice(routing_start..routing_end),
-            content_header: header.slice(routing_end..),
-            body: record.body.clone(),
+            expires_at_ms: expires_at_ms(header),
+            exchange: header.get(11..exchange_end)?,
+            routing_key: header.get(routing_start..routing_end)?,
+            content_header: header.get(routing_end..)?,
         })
     }
+}
+
+/// The absolute expiry stored in a record's header, read without decoding the rest.
+pub fn expires_at_ms(header: &[u8]) -> Option<i64> {
+    let expires = i64::from_le_bytes(header.get(2..10)?.try_into().ok()?);
+    (expires != 0).then_some(expires)
 }
 
 #[cfg(test)]
@@ -96,6 +131,7 @@ mod tests {
         };
         let input = message.to_record();
         let record = Record { offset: 0, timestamp_ms: 0, header: input.header, body: input.body };
+        assert_eq!(expires_at_ms(&record.header), Some(1234));
         assert_eq!(Message::from_record(&record).unwrap(), message);
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::classic::{Command, ConsumerEvent, ConsumerSpec, Delivery, QueueOptions, QueueStats};
-use super::message::Message;
+use super::message::MessageView;
 use crate::log::{now_ms, Record};
 
 /// Bytes read ahead per consumer and refill.
@@ -294,7 +294,9 @@ impl StreamActor {
                     }
                 }
                 let Some(record) = consumer.buffered.pop_front() else { break };
-                let Some(message) = Message::from_record(&record) else { continue };
+                if MessageView::parse(&record.header).is_none() {
+                    continue;
+                }
                 if !consumer.spec.channel_credit.try_take() {
                     consumer.buffered.push_front(record);
                     break;
@@ -307,14 +309,17 @@ impl StreamActor {
                     redelivered: false,
                     needs_ack: true,
                     stream: true,
-                    message,
+                    record,
                     message_count: 0,
                 };
-                consumer.in_flight.insert(record.offset);
-                if consumer.spec.sink.try_send(ConsumerEvent::Deliver(delivery)).is_err() {
-                    consumer.in_flight.remove(&record.offset);
+                let offset = delivery.offset;
+                consumer.in_flight.insert(offset);
+                if let Err(refused) = consumer.spec.sink.try_send(ConsumerEvent::Deliver(delivery)) {
+                    consumer.in_flight.remove(&offset);
                     consumer.spec.channel_credit.give_back(1);
-                    consumer.buffered.push_front(record);
+                    if let ConsumerEvent::Deliver(delivery) = refused.into_inner() {
+                        consumer.buffered.push_front(delivery.record);
+                    }
                     break;
                 }
             }

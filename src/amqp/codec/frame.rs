@@ -269,6 +269,45 @@ pub fn encode_header_frame(buf: &mut BytesMut, channel: u16, header: &ContentHea
     put_frame(buf, FrameType::Header, channel, header.raw());
 }
 
+/// Appends a `basic.deliver` method frame written from borrowed fields: the same bytes as
+/// [`encode_method_frame`] with a [`super::BasicDeliver`], without building one. Strings
+/// longer than 255 octets are cut to 255.
+pub fn encode_deliver_frame(
+    buf: &mut BytesMut,
+    channel: u16,
+    consumer_tag: &[u8],
+    delivery_tag: u64,
+    redelivered: bool,
+    exchange: &[u8],
+    routing_key: &[u8],
+) {
+    fn short(s: &[u8]) -> &[u8] {
+        s.get(..s.len().min(255)).unwrap_or_default()
+    }
+    let (consumer_tag, exchange, routing_key) = (short(consumer_tag), short(exchange), short(routing_key));
+    let size = 4 + 1 + consumer_tag.len() + 8 + 1 + 1 + exchange.len() + 1 + routing_key.len();
+    buf.reserve(size + FRAME_OVERHEAD);
+    buf.put_u8(FrameType::Method as u8);
+    buf.put_u16(channel);
+    buf.put_u32(size as u32);
+    buf.put_u16(60);
+    buf.put_u16(60);
+    buf.put_u8(consumer_tag.len() as u8);
+    buf.put_slice(consumer_tag);
+    buf.put_u64(delivery_tag);
+    buf.put_u8(u8::from(redelivered));
+    buf.put_u8(exchange.len() as u8);
+    buf.put_slice(exchange);
+    buf.put_u8(routing_key.len() as u8);
+    buf.put_slice(routing_key);
+    buf.put_u8(FRAME_END);
+}
+
+/// Appends a content header frame whose payload is `raw` (a header as received).
+pub fn encode_raw_header_frame(buf: &mut BytesMut, channel: u16, raw: &[u8]) {
+    put_frame(buf, FrameType::Header, channel, raw);
+}
+
 /// Largest body payload per frame for a negotiated `frame_max`
 /// (0 = unlimited). Never 0, so splitting always makes progress.
 fn body_chunk(frame_max: u32) -> usize {

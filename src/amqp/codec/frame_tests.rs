@@ -181,3 +181,33 @@ fn delivery_frames_bytes() {
         \x03\x00\x01\x00\x00\x00\x02hi\xce";
     assert_eq!(&buf[..], expected);
 }
+
+#[test]
+fn deliver_frame_from_borrowed_fields_equals_the_method_encoding() {
+    for (tag, exchange, key, delivery_tag, redelivered) in [
+        ("ctag", "", "q", 1u64, false),
+        ("amq.ctag-XYZ", "amq.direct", "a.b.c", u64::MAX, true),
+        ("", "x", "", 42, false),
+    ] {
+        let mut expected = BytesMut::new();
+        let deliver = BasicDeliver {
+            consumer_tag: ShortStr::try_from(tag).unwrap(),
+            delivery_tag,
+            redelivered,
+            exchange: ShortStr::try_from(exchange).unwrap(),
+            routing_key: ShortStr::try_from(key).unwrap(),
+        };
+        encode_method_frame(&mut expected, 7, &deliver.into());
+        let mut raw = BytesMut::new();
+        encode_deliver_frame(
+            &mut raw,
+            7,
+            tag.as_bytes(),
+            delivery_tag,
+            redelivered,
+            exchange.as_bytes(),
+            key.as_bytes(),
+        );
+        assert_eq!(raw, expected);
+    }
+}

@@ -76,9 +76,9 @@ pub use exchange::{
 };
 pub use frame::{
     check_protocol_header, content_frames_len, decode_frame, decode_raw_frame, encode_body_frames,
-    encode_content_frames, encode_header_frame, encode_heartbeat_frame, encode_method_frame, peek_frame,
-    Frame, FrameType, ProtocolHeader, RawFrame, FRAME_END, FRAME_HEADER_SIZE, FRAME_MIN_SIZE, FRAME_OVERHEAD,
-    PROTOCOL_HEADER,
+    encode_content_frames, encode_deliver_frame, encode_header_frame, encode_heartbeat_frame,
+    encode_method_frame, encode_raw_header_frame, peek_frame, Frame, FrameType, ProtocolHeader, RawFrame,
+    FRAME_END, FRAME_HEADER_SIZE, FRAME_MIN_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER,
 };
 pub use method::Method;
 pub use properties::{BasicProperties, ContentHeader, PublishProperties};
