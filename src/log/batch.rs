@@ -131,6 +131,24 @@ fn u64_at(buf: &[u8], at: usize) -> Option<u64> {
 }
 
 impl BatchHeader {
+    /// Writes the header's 48 bytes (crc included) to the start of `out`.
+    ///
+    /// # Panics
+    /// If `out` is shorter than [`BATCH_HEADER_BYTES`].
+    pub fn encode(&self, out: &mut [u8]) {
+        let mut w = out.get_mut(..BATCH_HEADER_BYTES).expect("room for a batch header");
+        w.put_slice(&BATCH_MAGIC);
+        w.put_u16_le(BATCH_VERSION);
+        w.put_u32_le(self.crc);
+        w.put_u16_le(self.compression.codec_bits());
+        w.put_u64_le(self.base_offset);
+        w.put_u32_le(self.record_count);
+        w.put_i64_le(self.first_timestamp_ms);
+        w.put_i64_le(self.last_timestamp_ms);
+        w.put_u32_le(self.payload_bytes);
+        w.put_u32_le(self.records_bytes);
+    }
+
     /// Total bytes of the batch: header plus payload.
     pub fn total_bytes(&self) -> u64 {
         BATCH_HEADER_BYTES as u64 + u64::from(self.payload_bytes)
@@ -320,15 +338,28 @@ fn decode_records(header: &BatchHeader, payload: &Bytes) -> Result<Vec<Record>, 
     Ok(records)
 }
 
+/// Bodies at least this large are referenced by a batch built for vectored writes instead
+/// of being copied into it.
+pub const SHARED_BODY_MIN_BYTES: usize = 4096;
+
 /// Builds one batch: records are appended in offset order, then [`BatchBuilder::finish`]
 /// writes the header, compresses if asked and computes the crc.
+///
+/// A builder made with [`BatchBuilder::vectored`] keeps large bodies as the shared buffers
+/// they arrived in, and [`BatchBuilder::finish_pieces`] gives the batch as pieces for one
+/// vectored write: the bytes are the same as a contiguous batch's, without the copy.
 #[derive(Debug)]
 pub struct BatchBuilder {
     base_offset: u64,
     first_timestamp_ms: i64,
     last_timestamp_ms: i64,
     record_count: u32,
+    records_bytes: usize,
+    /// Contiguous: the header's place, then the records. Vectored: what follows `pieces`.
     records: BytesMut,
+    /// Vectored only: the batch after its header, up to `records`.
+    pieces: Vec<Bytes>,
+    vectored: bool,
 }
 
 impl BatchBuilder {
@@ -336,7 +367,26 @@ impl BatchBuilder {
     pub fn new(base_offset: u64, capacity_bytes: usize) -> BatchBuilder {
         let mut records = BytesMut::with_capacity(BATCH_HEADER_BYTES + capacity_bytes);
         records.put_bytes(0, BATCH_HEADER_BYTES);
-        BatchBuilder { base_offset, first_timestamp_ms: 0, last_timestamp_ms: 0, record_count: 0, records }
+        BatchBuilder {
+            base_offset,
+            first_timestamp_ms: 0,
+            last_timestamp_ms: 0,
+            record_count: 0,
+            records_bytes: 0,
+            records,
+            pieces: Vec::new(),
+            vectored: false,
+        }
+    }
+
+    /// Starts a batch for a vectored write: bodies of [`SHARED_BODY_MIN_BYTES`] or more
+    /// pushed with [`BatchBuilder::push_shared`] are not copied.
+    pub fn vectored(base_offset: u64, capacity_bytes: usize) -> BatchBuilder {
+        BatchBuilder {
+            records: BytesMut::with_capacity(capacity_bytes.min(64 * 1024)),
+            vectored: true,
+            ..BatchBuilder::new(base_offset, 0)
+        }
     }
 
     /// Number of records pushed so far.
@@ -346,7 +396,7 @@ impl BatchBuilder {
 
     /// Bytes of records pushed so far (header excluded).
     pub fn records_bytes(&self) -> usize {
-        self.records.len() - BATCH_HEADER_BYTES
+        self.records_bytes
     }
 
     /// The encoded size of a record with this header and body.
@@ -361,11 +411,31 @@ impl BatchBuilder {
     /// If the record would make the batch larger than [`BATCH_BYTES_MAX`]; callers check
     /// sizes against that limit before pushing.
     pub fn push(&mut self, timestamp_ms: i64, header: &[u8], body: &[u8]) -> u64 {
-        let size = Self::record_bytes(header, body);
-        assert!(
-            (self.records_bytes() + size) as u64 <= BATCH_BYTES_MAX,
-            "record pushed past the batch limit"
-        );
+        self.records.reserve(RECORD_OVERHEAD_BYTES + header.len() + body.len());
+        let offset = self.push_prefix(timestamp_ms, header, body.len());
+        self.records.put_slice(body);
+        offset
+    }
+
+    /// As [`BatchBuilder::push`]; in a vectored batch a large `body` is kept, not copied.
+    ///
+    /// # Panics
+    /// As [`BatchBuilder::push`].
+    pub fn push_shared(&mut self, timestamp_ms: i64, header: &[u8], body: &Bytes) -> u64 {
+        if !self.vectored || body.len() < SHARED_BODY_MIN_BYTES {
+            return self.push(timestamp_ms, header, body);
+        }
+        let offset = self.push_prefix(timestamp_ms, header, body.len());
+        self.pieces.push(self.records.split().freeze());
+        self.pieces.push(body.clone());
+        offset
+    }
+
+    /// Writes a record's length (counting a body of `body_len`), offset delta, timestamp
+    /// delta and header; the caller adds the body.
+    fn push_prefix(&mut self, timestamp_ms: i64, header: &[u8], body_len: usize) -> u64 {
+        let size = RECORD_OVERHEAD_BYTES + header.len() + body_len;
+        assert!((self.records_bytes + size) as u64 <= BATCH_BYTES_MAX, "record pushed past the batch limit");
         let timestamp_ms = if self.record_count == 0 {
             self.first_timestamp_ms = timestamp_ms;
             timestamp_ms
@@ -378,13 +448,13 @@ impl BatchBuilder {
         // unless the caller passes wildly different timestamps, which we clamp instead.
         let timestamp_ms = self.first_timestamp_ms + i64::from(ts_delta);
         self.last_timestamp_ms = timestamp_ms;
-        self.records.reserve(size);
+        self.records.reserve(RECORD_OVERHEAD_BYTES + header.len());
         self.records.put_u32_le((size - 4) as u32);
         self.records.put_u32_le(self.record_count);
         self.records.put_u32_le(ts_delta);
         self.records.put_u32_le(header.len() as u32);
         self.records.put_slice(header);
-        self.records.put_slice(body);
+        self.records_bytes += size;
         let offset = self.base_offset + u64::from(self.record_count);
         self.record_count += 1;
         offset
@@ -395,6 +465,20 @@ impl BatchBuilder {
         self.last_timestamp_ms
     }
 
+    /// The batch's header fields for these records, with `crc` still 0.
+    fn header(&self, compression: Compression, payload_bytes: usize) -> BatchHeader {
+        BatchHeader {
+            crc: 0,
+            compression,
+            base_offset: self.base_offset,
+            record_count: self.record_count,
+            first_timestamp_ms: self.first_timestamp_ms,
+            last_timestamp_ms: self.last_timestamp_ms,
+            payload_bytes: payload_bytes as u32,
+            records_bytes: self.records_bytes as u32,
+        }
+    }
+
     /// Seals the batch: compresses the records if asked (keeping them uncompressed when
     /// zstd does not make them smaller), writes the header and the crc.
     ///
@@ -403,10 +487,20 @@ impl BatchBuilder {
     // The buffer starts with the header's bytes by construction, so the fixed slices below
     // are in bounds.
     #[allow(clippy::indexing_slicing)]
-    pub fn finish(self, compression: Compression) -> (BatchHeader, Bytes) {
+    pub fn finish(mut self, compression: Compression) -> (BatchHeader, Bytes) {
         assert!(self.record_count > 0, "an empty batch is never written");
-        let records_bytes = self.records_bytes();
-        let mut buf = self.records;
+        let records = std::mem::take(&mut self.records);
+        let mut buf = if self.vectored {
+            let mut joined = BytesMut::with_capacity(BATCH_HEADER_BYTES + self.records_bytes);
+            joined.put_bytes(0, BATCH_HEADER_BYTES);
+            for piece in &self.pieces {
+                joined.extend_from_slice(piece);
+            }
+            joined.extend_from_slice(&records);
+            joined
+        } else {
+            records
+        };
         let mut compression = compression;
         if compression == Compression::Zstd {
             let payload = buf.get(BATCH_HEADER_BYTES..).unwrap_or_default();
@@ -418,36 +512,47 @@ impl BatchBuilder {
                 _ => compression = Compression::None,
             }
         }
-        let payload_bytes = buf.len() - BATCH_HEADER_BYTES;
-        let mut head = [0u8; BATCH_HEADER_BYTES];
-        {
-            let mut w = &mut head[..];
-            w.put_slice(&BATCH_MAGIC);
-            w.put_u16_le(BATCH_VERSION);
-            w.put_u32_le(0); // crc, filled below
-            w.put_u16_le(compression.codec_bits());
-            w.put_u64_le(self.base_offset);
-            w.put_u32_le(self.record_count);
-            w.put_i64_le(self.first_timestamp_ms);
-            w.put_i64_le(self.last_timestamp_ms);
-            w.put_u32_le(payload_bytes as u32);
-            w.put_u32_le(records_bytes as u32);
-        }
-        buf[..BATCH_HEADER_BYTES].copy_from_slice(&head);
-        let crc = crc32fast::hash(&buf[CRC_COVERED_FROM..]);
-        buf[CRC_POSITION..CRC_COVERED_FROM].copy_from_slice(&crc.to_le_bytes());
-        let header = BatchHeader {
-            crc,
-            compression,
-            base_offset: self.base_offset,
-            record_count: self.record_count,
-            first_timestamp_ms: self.first_timestamp_ms,
-            last_timestamp_ms: self.last_timestamp_ms,
-            payload_bytes: payload_bytes as u32,
-            records_bytes: records_bytes as u32,
-        };
+        let mut header = self.header(compression, buf.len() - BATCH_HEADER_BYTES);
+        header.encode(&mut buf[..BATCH_HEADER_BYTES]);
+        header.crc = crc32fast::hash(&buf[CRC_COVERED_FROM..]);
+        buf[CRC_POSITION..CRC_COVERED_FROM].copy_from_slice(&header.crc.to_le_bytes());
         debug_assert_eq!(BatchHeader::parse(&buf), Ok(header));
         (header, buf.freeze())
+    }
+
+    /// Seals an uncompressed batch as pieces to write one after the other: the header, then
+    /// the records' framing interleaved with the bodies kept by [`BatchBuilder::push_shared`].
+    ///
+    /// # Panics
+    /// If no record was pushed.
+    pub fn finish_pieces(mut self) -> (BatchHeader, Vec<Bytes>) {
+        if !self.vectored {
+            let (header, bytes) = self.finish(Compression::None);
+            return (header, vec![bytes]);
+        }
+        assert!(self.record_count > 0, "an empty batch is never written");
+        let mut pieces = Vec::with_capacity(self.pieces.len() + 2);
+        pieces.push(Bytes::new());
+        pieces.append(&mut self.pieces);
+        if !self.records.is_empty() {
+            pieces.push(self.records.split().freeze());
+        }
+        let mut header = self.header(Compression::None, self.records_bytes);
+        let mut head = [0u8; BATCH_HEADER_BYTES];
+        header.encode(&mut head);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(head.get(CRC_COVERED_FROM..).unwrap_or_default());
+        for piece in pieces.iter().skip(1) {
+            crc.update(piece);
+        }
+        header.crc = crc.finalize();
+        head.get_mut(CRC_POSITION..CRC_COVERED_FROM)
+            .unwrap_or_default()
+            .copy_from_slice(&header.crc.to_le_bytes());
+        if let Some(first) = pieces.first_mut() {
+            *first = Bytes::copy_from_slice(&head);
+        }
+        (header, pieces)
     }
 }
 
@@ -485,6 +590,28 @@ mod tests {
                 prop_assert!(r.timestamp_ms >= last);
                 last = r.timestamp_ms;
             }
+        }
+
+        /// A batch built for a vectored write is, piece by piece, the contiguous batch.
+        #[test]
+        fn vectored_pieces_equal_the_contiguous_batch(
+            base in 0u64..1 << 40,
+            records in proptest::collection::vec(
+                (0i64..1000, proptest::collection::vec(any::<u8>(), 0..20),
+                 prop_oneof![0usize..300, SHARED_BODY_MIN_BYTES - 1..SHARED_BODY_MIN_BYTES + 9000],
+                 any::<u8>()), 1..12)) {
+            let mut contiguous = BatchBuilder::new(base, 0);
+            let mut vectored = BatchBuilder::vectored(base, 0);
+            for (ts, h, len, fill) in &records {
+                let body = Bytes::from(vec![*fill; *len]);
+                contiguous.push(*ts, h, &body);
+                vectored.push_shared(*ts, h, &body);
+            }
+            prop_assert_eq!(vectored.records_bytes(), contiguous.records_bytes());
+            let (expected_header, expected) = contiguous.finish(Compression::None);
+            let (header, pieces) = vectored.finish_pieces();
+            prop_assert_eq!(header, expected_header);
+            prop_assert_eq!(pieces.concat(), expected.to_vec());
         }
 
         #[test]

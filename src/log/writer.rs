@@ -201,6 +201,14 @@ impl Writer {
         answers: &mut Vec<(oneshot::Sender<Result<AppendAck, Error>>, AppendAck)>,
     ) -> Result<(), Error> {
         let mut builder: Option<BatchBuilder> = None;
+        // On disc, uncompressed batches are written as pieces: large bodies go to the file
+        // from the buffers they arrived in. In memory a batch is one buffer (reads slice it).
+        let vectored = matches!(self.active.segment.data, SegmentData::Disk(_))
+            && self.options.compression == super::batch::Compression::None;
+        // Builders are sized for what the group still holds: no regrowth while filling.
+        let mut left: usize =
+            group.iter().flat_map(|r| r.records.iter()).map(RecordInput::encoded_bytes).sum();
+        let now = now_ms();
         for request in group {
             let first_offset = self.active.next_offset;
             for record in &request.records {
@@ -209,10 +217,17 @@ impl Writer {
                     self.write_batch(full).await?;
                 }
                 let next = self.active.next_offset;
-                let batch =
-                    builder.get_or_insert_with(|| BatchBuilder::new(next, size.min(BATCH_BYTES_TARGET)));
-                let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms).max(self.last_timestamp_ms);
-                batch.push(timestamp_ms, &record.header, &record.body);
+                let batch = builder.get_or_insert_with(|| {
+                    let capacity = left.clamp(size, BATCH_BYTES_TARGET.max(size));
+                    if vectored {
+                        BatchBuilder::vectored(next, capacity)
+                    } else {
+                        BatchBuilder::new(next, capacity)
+                    }
+                });
+                left = left.saturating_sub(size);
+                let timestamp_ms = record.timestamp_ms.unwrap_or(now).max(self.last_timestamp_ms);
+                batch.push_shared(timestamp_ms, &record.header, &record.body);
                 self.last_timestamp_ms = batch.last_timestamp_ms();
                 self.active.next_offset += 1;
             }
@@ -228,24 +243,30 @@ impl Writer {
     /// Seals the builder into a batch and writes it to the active segment, rolling first
     /// if the segment is full or old.
     async fn write_batch(&mut self, builder: BatchBuilder) -> Result<(), Error> {
-        let (header, bytes) = builder.finish(self.options.compression);
+        let (header, pieces) = match self.options.compression {
+            super::batch::Compression::None => builder.finish_pieces(),
+            compression => {
+                let (header, bytes) = builder.finish(compression);
+                (header, vec![bytes])
+            }
+        };
         if self.should_roll(header.first_timestamp_ms) {
             self.roll().await?;
         }
         let position = self.active.written_bytes;
-        let length = bytes.len() as u64;
-        self.write_bytes(position, bytes).await?;
+        let length = header.total_bytes();
+        self.write_bytes(position, pieces).await?;
         self.active.written_bytes += length;
         self.active.first_timestamp_ms.get_or_insert(header.first_timestamp_ms);
         self.pending.push(Pending { segment: Arc::clone(&self.active.segment), header, position });
         Ok(())
     }
 
-    async fn write_bytes(&mut self, position: u64, bytes: Bytes) -> Result<(), Error> {
+    async fn write_bytes(&mut self, position: u64, pieces: Vec<Bytes>) -> Result<(), Error> {
         match (&self.active.segment.data, &self.active.file) {
-            (SegmentData::Memory(memory), _) => memory.write_at(position, vec![bytes]),
+            (SegmentData::Memory(memory), _) => memory.write_at(position, pieces),
             (SegmentData::Disk(disk), Some(file)) => {
-                file.write_all_at(position, vec![bytes])
+                file.write_all_at(position, pieces)
                     .await
                     .map_err(|source| Error::io("writing segment", &disk.path, source))?;
                 self.unsynced = true;

@@ -72,16 +72,12 @@ async fn serve(mut receiver: mpsc::Receiver<Request>) {
                     continue;
                 };
                 tokio_uring::spawn(async move {
-                    let mut at = position;
-                    let mut outcome = Ok(());
-                    for chunk in chunks {
-                        let length = chunk.len() as u64;
-                        if let (Err(error), _) = file.write_all_at(chunk, at).await {
-                            outcome = Err(error);
-                            break;
-                        }
-                        at += length;
-                    }
+                    let outcome = if chunks.len() == 1 {
+                        let chunk = chunks.into_iter().next().unwrap_or_default();
+                        file.write_all_at(chunk, position).await.0
+                    } else {
+                        write_vectored_all(&file, chunks, position).await
+                    };
                     let _ = done.send(outcome);
                 });
             }
@@ -96,6 +92,42 @@ async fn serve(mut receiver: mpsc::Receiver<Request>) {
             }
         }
     }
+}
+
+/// Writes `chunks` one after the other from `position` with vectored writes, resuming
+/// after a short write.
+async fn write_vectored_all(
+    file: &tokio_uring::fs::File,
+    mut chunks: Vec<Bytes>,
+    mut position: u64,
+) -> io::Result<()> {
+    // The kernel's IOV_MAX.
+    const IOVECS_MAX: usize = 1024;
+    chunks.retain(|c| !c.is_empty());
+    while !chunks.is_empty() {
+        let rest = if chunks.len() > IOVECS_MAX { chunks.split_off(IOVECS_MAX) } else { Vec::new() };
+        let (written, mut sent) = file.writev_at(chunks, position).await;
+        let mut written = written?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        position += written as u64;
+        let done = sent.iter().take_while(|c| {
+            let whole = written >= c.len();
+            if whole {
+                written -= c.len();
+            }
+            whole
+        });
+        let done = done.count();
+        sent.drain(..done);
+        if let Some(first) = sent.first_mut() {
+            bytes::Buf::advance(first, written);
+        }
+        sent.extend(rest);
+        chunks = sent;
+    }
+    Ok(())
 }
 
 impl FileIo for UringIo {
