@@ -432,7 +432,7 @@ impl Connection {
                 && q.args.max_length.is_some_and(|max| q.handle.ready_count() >= max)
         };
         let rejected = queues.iter().any(|q| full(q));
-        let record = message.to_record();
+        let record = message.to_record_in(&mut self.record_arena);
         if channel.transactional {
             let queues = queues.iter().filter(|q| !full(q)).cloned().collect();
             channel.held_publishes.push(HeldPublish { queues, record });

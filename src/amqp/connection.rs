@@ -107,6 +107,8 @@ pub struct Connection {
     pub has_published: bool,
     pub(super) user: String,
     pub(super) channels: HashMap<u16, Channel, foldhash::fast::RandomState>,
+    /// Where publishes' record headers are written (see [`crate::queue::message::Message::to_record_in`]).
+    pub(super) record_arena: BytesMut,
     /// Where recent publishes were routed.
     pub(super) routes: super::routes::RouteCache,
     /// Bytes to send, after [`Connection::out_chunks`].
@@ -177,6 +179,7 @@ impl Connection {
             user: String::new(),
             channels: HashMap::default(),
             routes: super::routes::RouteCache::default(),
+            record_arena: BytesMut::new(),
             out: BytesMut::with_capacity(16 * 1024),
             out_chunks: Vec::new(),
             events,

@@ -37,9 +37,19 @@ pub struct Message {
 impl Message {
     /// The log record holding this message.
     pub fn to_record(&self) -> RecordInput {
-        let mut header = BytesMut::with_capacity(
-            FIXED_BYTES + 2 + self.exchange.len() + self.routing_key.len() + self.content_header.len(),
-        );
+        self.to_record_in(&mut BytesMut::new())
+    }
+
+    /// As [`Message::to_record`], writing the record's header into `arena` and splitting it
+    /// off: many records share one allocation.
+    pub fn to_record_in(&self, arena: &mut BytesMut) -> RecordInput {
+        /// Size of a fresh arena buffer.
+        const ARENA_BYTES: usize = 64 * 1024;
+        let size = FIXED_BYTES + 2 + self.exchange.len() + self.routing_key.len() + self.content_header.len();
+        if arena.capacity() - arena.len() < size {
+            *arena = BytesMut::with_capacity(ARENA_BYTES.max(size));
+        }
+        let header = arena;
         header.put_u8(if self.persistent { FLAG_PERSISTENT } else { 0 });
         header.put_u8(self.priority);
         header.put_i64_le(self.expires_at_ms.unwrap_or(0));
@@ -48,7 +58,7 @@ impl Message {
         header.put_u8(self.routing_key.len().min(255) as u8);
         header.put_slice(self.routing_key.get(..self.routing_key.len().min(255)).unwrap_or_default());
         header.put_slice(&self.content_header);
-        RecordInput { timestamp_ms: None, header: header.freeze(), body: self.body.clone() }
+        RecordInput { timestamp_ms: None, header: header.split().freeze(), body: self.body.clone() }
     }
 
     /// The message stored in `record`, or `None` if the header is malformed. The exchange,
