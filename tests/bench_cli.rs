@@ -201,10 +201,13 @@ fn suite_prints_a_table() {
     let dir = tempfile::tempdir().expect("tempdir");
     let markdown = dir.path().join("suite.md");
     let target = format!("warren={}", uri(&broker));
+    let pid = format!("warren={}", broker.pid());
     let out = bench(&[
         "suite",
         "--uri",
         &target,
+        "--pid",
+        &pid,
         "--time",
         "1",
         "--repeat",
@@ -218,5 +221,12 @@ fn suite_prints_a_table() {
     assert!(stdout.contains("| transient-16B | received (msg/s) |"), "{stdout}");
     let table = std::fs::read_to_string(&markdown).expect("markdown");
     assert!(table.contains("| scenario | figure | warren |"), "{table}");
+    // The broker's resident memory was sampled during the run: a positive number of MiB.
+    let rss = table
+        .lines()
+        .find_map(|l| l.strip_prefix("| transient-16B | broker peak RSS (MiB) | "))
+        .unwrap_or_else(|| panic!("no RSS row: {table}"));
+    let mib: f64 = rss.trim_end_matches(" |").replace(',', "").parse().expect("a number of MiB");
+    assert!(mib > 0.5, "{table}");
     assert!(!table.contains("failed"), "{table}");
 }

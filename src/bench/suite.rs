@@ -34,6 +34,10 @@ pub struct SuiteArgs {
     /// Only these scenarios (repeatable); all nine if absent.
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
+    /// `label=PID`: sample that broker's resident memory (Linux /proc) during each scenario
+    /// and report its peak (repeat for each broker on this machine).
+    #[arg(long = "pid")]
+    pub pids: Vec<String>,
 }
 
 /// One figure a scenario reports.
@@ -94,19 +98,54 @@ const SCENARIOS: &[Scenario] = &[
 struct Broker {
     label: String,
     uri: String,
+    /// Its process, when it runs on this machine and was named with `--pid`.
+    pid: Option<u32>,
 }
 
-fn brokers(uris: &[String]) -> Vec<Broker> {
-    uris.iter()
+/// Resident memory of process `pid` in MiB (Linux), if it can be read.
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 =
+        status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Samples the resident memory of `pid` every 100 ms until `stop` fires; the peak in MiB.
+async fn peak_rss(pid: u32, mut stop: tokio::sync::oneshot::Receiver<()>) -> Option<f64> {
+    let mut peak = rss_mib(pid);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = &mut stop => return peak,
+            _ = tick.tick() => {
+                if let Some(now) = rss_mib(pid) {
+                    peak = Some(peak.map_or(now, |p| p.max(now)));
+                }
+            }
+        }
+    }
+}
+
+fn brokers(uris: &[String], pids: &[String]) -> Result<Vec<Broker>, Error> {
+    let mut brokers: Vec<Broker> = uris
+        .iter()
         .map(|u| match u.split_once('=').filter(|(label, _)| !label.contains("://")) {
-            Some((label, uri)) => Broker { label: label.to_owned(), uri: uri.to_owned() },
+            Some((label, uri)) => Broker { label: label.to_owned(), uri: uri.to_owned(), pid: None },
             None => {
                 let host = u.split("://").nth(1).unwrap_or(u);
                 let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-                Broker { label: host.split('/').next().unwrap_or(host).to_owned(), uri: u.clone() }
+                Broker { label: host.split('/').next().unwrap_or(host).to_owned(), uri: u.clone(), pid: None }
             }
         })
-        .collect()
+        .collect();
+    for spec in pids {
+        let bad = || Error::Usage(format!("--pid {spec:?}: expected label=PID of a broker named with --uri"));
+        let (label, pid) = spec.split_once('=').ok_or_else(bad)?;
+        let pid: u32 = pid.parse().map_err(|_| bad())?;
+        let broker = brokers.iter_mut().find(|b| b.label == label).ok_or_else(bad)?;
+        broker.pid = Some(pid);
+    }
+    Ok(brokers)
 }
 
 /// The flags of one run of `scenario` (repetition `rep`, on broker number `b`).
@@ -189,7 +228,7 @@ fn median(values: &mut [f64]) -> Option<f64> {
 /// Unknown scenario names, or the Markdown file cannot be written. Failed runs are reported
 /// in the table.
 pub(crate) async fn run(args: &SuiteArgs) -> Result<(), Error> {
-    let brokers = brokers(&args.uris);
+    let brokers = brokers(&args.uris, &args.pids)?;
     let selected: Vec<&Scenario> = if args.scenarios.is_empty() {
         SCENARIOS.iter().collect()
     } else {
@@ -208,6 +247,8 @@ pub(crate) async fn run(args: &SuiteArgs) -> Result<(), Error> {
     let mut results: HashMap<(&str, usize), Result<Vec<Summary>, String>> = HashMap::new();
     // (broker, repetition) → messages confirmed into the stream by stream-publish-1K.
     let mut streams: HashMap<(usize, u32), u64> = HashMap::new();
+    // (scenario, broker) → peak resident memory of each run, MiB.
+    let mut rss: HashMap<(&str, usize), Vec<f64>> = HashMap::new();
     for scenario in &selected {
         for rep in 0..args.repeat.max(1) {
             for (b, broker) in brokers.iter().enumerate() {
@@ -223,7 +264,20 @@ pub(crate) async fn run(args: &SuiteArgs) -> Result<(), Error> {
                 }
                 let opts = options(scenario.name, &broker.uri, args.time, &tag, stream_messages.unwrap_or(0));
                 eprint!("{} on {} (run {}/{}): ", scenario.name, broker.label, rep + 1, args.repeat.max(1));
-                match execute(&opts, false).await {
+                let sampler = broker.pid.map(|pid| {
+                    let (stop, stopped) = tokio::sync::oneshot::channel();
+                    (stop, tokio::spawn(peak_rss(pid, stopped)))
+                });
+                let outcome = execute(&opts, false).await;
+                if let Some((stop, sampler)) = sampler {
+                    let _ = stop.send(());
+                    if let Ok(Some(peak)) = sampler.await {
+                        if outcome.is_ok() {
+                            rss.entry((scenario.name, b)).or_default().push(peak);
+                        }
+                    }
+                }
+                match outcome {
                     Ok(report) => {
                         let s = report.summary;
                         let figures: Vec<String> = scenario
@@ -247,7 +301,7 @@ pub(crate) async fn run(args: &SuiteArgs) -> Result<(), Error> {
             }
         }
     }
-    let table = table(&selected, &brokers, &results, args);
+    let table = table(&selected, &brokers, &results, &rss, args);
     println!("\n{table}");
     if let Some(path) = &args.markdown {
         std::fs::write(path, &table).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
@@ -291,6 +345,7 @@ fn table(
     scenarios: &[&Scenario],
     brokers: &[Broker],
     results: &HashMap<(&str, usize), Result<Vec<Summary>, String>>,
+    rss: &HashMap<(&str, usize), Vec<f64>>,
     args: &SuiteArgs,
 ) -> String {
     let mut out = format!(
@@ -343,6 +398,23 @@ fn table(
             }
             out.push('\n');
         }
+        if (0..brokers.len()).any(|b| rss.contains_key(&(scenario.name, b))) {
+            let _ = write!(out, "| {} | broker peak RSS (MiB) |", scenario.name);
+            let mut medians = Vec::new();
+            for b in 0..brokers.len() {
+                let m = rss.get(&(scenario.name, b)).and_then(|v| median(&mut v.clone()));
+                medians.push(m);
+                let _ = write!(out, " {} |", m.map_or_else(|| "—".to_owned(), fmt));
+            }
+            for m in medians.iter().skip(1) {
+                let cell = match (medians.first().copied().flatten(), m) {
+                    (Some(a), Some(b)) if *b > 0.0 => format!("{:.2}x", a / b),
+                    _ => "—".to_owned(),
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
     }
     out.push_str("\nScenarios:\n");
     for s in scenarios {
@@ -350,7 +422,8 @@ fn table(
     }
     out.push_str(
         "\ndurable-confirm-1K is meant for Warren in `--storage disk --fsync always`, which the suite cannot check. \
-         Latency is end to end (publish to delivery) on one machine; MB are 10^6 bytes of bodies.\n",
+         Latency is end to end (publish to delivery) on one machine; MB are 10^6 bytes of bodies. \
+         Peak RSS (for brokers named with `--pid`) is the largest resident memory sampled every 100 ms during a run.\n",
     );
     out
 }
@@ -370,8 +443,13 @@ mod tests {
 
     #[test]
     fn labels_and_medians() {
-        let b = brokers(&["warren=amqp://h:1/%2F".into(), "amqp://u:p@h:2/%2F".into()]);
+        let b =
+            brokers(&["warren=amqp://h:1/%2F".into(), "amqp://u:p@h:2/%2F".into()], &["warren=42".into()])
+                .unwrap();
         assert_eq!((b[0].label.as_str(), b[1].label.as_str()), ("warren", "h:2"));
+        assert_eq!((b[0].pid, b[1].pid), (Some(42), None));
+        assert!(brokers(&["a=amqp://h:1/%2F".into()], &["b=1".into()]).is_err());
+        assert!(rss_mib(std::process::id()).is_some_and(|mib| mib > 0.0));
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(fmt(1_234_567.0), "1,234,567");
     }
