@@ -241,6 +241,8 @@ pub struct Record {
 pub struct Batch {
     header: BatchHeader,
     bytes: Bytes,
+    /// Never left this process's memory (an in-memory log's): no crc to check.
+    in_memory: bool,
 }
 
 impl Batch {
@@ -254,7 +256,13 @@ impl Batch {
         if (bytes.len() as u64) < total {
             return Err(BatchError::Incomplete { need: total, have: bytes.len() as u64 });
         }
-        Ok(Batch { header, bytes: bytes.slice(..total as usize) })
+        Ok(Batch { header, bytes: bytes.slice(..total as usize), in_memory: false })
+    }
+
+    /// The same batch, known to be held in memory since this process wrote it: it has no
+    /// crc ([`BatchBuilder::in_memory`]) and [`Batch::records`] checks none.
+    pub fn in_memory(self) -> Batch {
+        Batch { in_memory: true, ..self }
     }
 
     /// The decoded header.
@@ -286,7 +294,9 @@ impl Batch {
     /// # Errors
     /// Any [`BatchError`] about the crc, the codec or the record layout.
     pub fn records(&self) -> Result<Vec<Record>, BatchError> {
-        self.verify()?;
+        if !self.in_memory {
+            self.verify()?;
+        }
         let stored = self.bytes.slice(BATCH_HEADER_BYTES..);
         let payload = match self.header.compression {
             Compression::None => stored,
@@ -360,6 +370,8 @@ pub struct BatchBuilder {
     /// Vectored only: the batch after its header, up to `records`.
     pieces: Vec<Bytes>,
     vectored: bool,
+    /// Compute the crc (every batch that may reach a disc).
+    checksum: bool,
 }
 
 impl BatchBuilder {
@@ -376,7 +388,14 @@ impl BatchBuilder {
             records,
             pieces: Vec::new(),
             vectored: false,
+            checksum: true,
         }
+    }
+
+    /// For an in-memory log: the batch will never leave this process's memory, so its crc
+    /// field is left 0 and no checksum is computed (see [`Batch::in_memory`]).
+    pub fn in_memory(self) -> BatchBuilder {
+        BatchBuilder { checksum: false, ..self }
     }
 
     /// Starts a batch for a vectored write: bodies of [`SHARED_BODY_MIN_BYTES`] or more
@@ -514,8 +533,10 @@ impl BatchBuilder {
         }
         let mut header = self.header(compression, buf.len() - BATCH_HEADER_BYTES);
         header.encode(&mut buf[..BATCH_HEADER_BYTES]);
-        header.crc = crc32fast::hash(&buf[CRC_COVERED_FROM..]);
-        buf[CRC_POSITION..CRC_COVERED_FROM].copy_from_slice(&header.crc.to_le_bytes());
+        if self.checksum {
+            header.crc = crc32fast::hash(&buf[CRC_COVERED_FROM..]);
+            buf[CRC_POSITION..CRC_COVERED_FROM].copy_from_slice(&header.crc.to_le_bytes());
+        }
         debug_assert_eq!(BatchHeader::parse(&buf), Ok(header));
         (header, buf.freeze())
     }
@@ -639,6 +660,18 @@ mod tests {
             let bytes = Bytes::from(bytes);
             let _ = Batch::split_from(&bytes).and_then(|b| b.records());
         }
+    }
+
+    #[test]
+    fn in_memory_batches_carry_no_crc_and_read_without_one() {
+        let mut b = BatchBuilder::new(5, 0).in_memory();
+        b.push(1, b"h", b"body");
+        let (header, bytes) = b.finish(Compression::None);
+        assert_eq!(header.crc, 0);
+        let batch = Batch::split_from(&bytes).unwrap();
+        assert!(matches!(batch.records(), Err(BatchError::CrcMismatch { .. })));
+        let records = batch.in_memory().records().unwrap();
+        assert_eq!((records[0].offset, &records[0].body[..]), (5, &b"body"[..]));
     }
 
     #[test]

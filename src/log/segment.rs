@@ -135,7 +135,11 @@ impl Segment {
     /// [`Error::Corrupt`] if the bytes there are not a whole batch.
     pub fn batch_at(&self, position: u64) -> Result<Option<Batch>, Error> {
         let Some(bytes) = self.bytes_from(position)? else { return Ok(None) };
-        Batch::split_from(&bytes).map(Some).map_err(|source| self.corrupt(position, source))
+        let batch = Batch::split_from(&bytes).map_err(|source| self.corrupt(position, source))?;
+        Ok(Some(match self.data {
+            SegmentData::Memory(_) => batch.in_memory(),
+            SegmentData::Disk(_) => batch,
+        }))
     }
 
     /// An error naming this segment and a position in it.

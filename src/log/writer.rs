@@ -203,8 +203,8 @@ impl Writer {
         let mut builder: Option<BatchBuilder> = None;
         // On disc, uncompressed batches are written as pieces: large bodies go to the file
         // from the buffers they arrived in. In memory a batch is one buffer (reads slice it).
-        let vectored = matches!(self.active.segment.data, SegmentData::Disk(_))
-            && self.options.compression == super::batch::Compression::None;
+        let in_memory = matches!(self.active.segment.data, SegmentData::Memory(_));
+        let vectored = !in_memory && self.options.compression == super::batch::Compression::None;
         // Builders are sized for what the group still holds: no regrowth while filling.
         let mut left: usize =
             group.iter().flat_map(|r| r.records.iter()).map(RecordInput::encoded_bytes).sum();
@@ -221,6 +221,8 @@ impl Writer {
                     let capacity = left.clamp(size, BATCH_BYTES_TARGET.max(size));
                     if vectored {
                         BatchBuilder::vectored(next, capacity)
+                    } else if in_memory {
+                        BatchBuilder::new(next, capacity).in_memory()
                     } else {
                         BatchBuilder::new(next, capacity)
                     }
