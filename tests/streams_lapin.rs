@@ -155,9 +155,11 @@ fn named_stream_consumer_resumes_after_reconnect_and_restart() {
         let mut consumer =
             attach(&channel, &stream, "", table(vec![("x-stream-consumer-name", s("lapin-reader"))])).await;
         assert_eq!(offsets(&mut consumer, 4).await, (8..12).collect::<Vec<_>>(), "resumes after a reconnect");
-        drop(consumer);
         // Closing the channel stores the consumer's offset before the close-ok comes back.
+        // (The consumer is dropped only afterwards: dropping it first makes lapin send a
+        // basic.cancel of its own that races with the close.)
         within("channel.close", channel.close(200, "done")).await.expect("close");
+        drop(consumer);
         let broker = server.warren.expect("warren");
         assert!(broker.terminate().success());
     });
