@@ -518,6 +518,7 @@ impl Actor {
                     let message_count = self.ready_count().min(u64::from(u32::MAX)) as u32;
                     self.delivery(channel, record, redelivered, None, !no_ack, message_count)
                 });
+                self.publish_stats();
                 let _ = done.send(delivery.flatten());
             }
             Command::Purge(done) => {
@@ -526,11 +527,14 @@ impl Actor {
                 self.prioritized.clear();
                 self.requeued.clear();
                 self.cursor = self.options.log.next_offset();
+                // Counts are current before the answer (a declare that follows sees them).
+                self.publish_stats();
                 let _ = done.send(ready);
             }
             Command::ChannelClosed { channel, done } => {
                 self.consumers.retain(|c| c.spec.channel != channel);
                 self.requeue_channel(channel);
+                self.publish_stats();
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
