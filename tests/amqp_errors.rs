@@ -640,6 +640,18 @@ fn channel_flow_inactive_is_not_implemented() {
 }
 
 #[test]
+fn publish_with_immediate_is_540_not_implemented() {
+    run(async {
+        let server = Server::start();
+        let (conn, ch) = server.open().await;
+        let mut errors = Errors::of_connection(&conn);
+        let options = BasicPublishOptions { immediate: true, ..BasicPublishOptions::default() };
+        let _ = within("publish", ch.basic_publish("", "k", options, b"x", Default::default())).await;
+        assert_eq!(errors.next().await, "540 NOT_IMPLEMENTED - immediate=true");
+    });
+}
+
+#[test]
 fn wrong_password_is_403_login_refused() {
     run(async {
         let server = Server::start();

@@ -235,7 +235,7 @@ impl Connection {
         match (raw.frame_type, &channel.assembly) {
             (FrameType::Method, None) if raw.payload.get(..4) == Some(&[0, 60, 0, 40]) => {
                 match Method::decode(&raw.payload)? {
-                    Method::BasicPublish(publish) => {
+                    Method::BasicPublish(publish) if !publish.immediate => {
                         channel.assembly =
                             Some(Assembly { method: publish, header: None, body: Vec::new(), body_bytes: 0 });
                         Ok(Ok(Next::Continue))
@@ -815,6 +815,10 @@ impl Connection {
                 if !cancel.no_wait {
                     self.send(number, &BasicCancelOk { consumer_tag: cancel.consumer_tag }.into());
                 }
+            }
+            Method::BasicPublish(publish) if publish.immediate => {
+                // RabbitMQ 3.x refuses the immediate flag as a connection error.
+                return Err(Reply::connection(reply_code::NOT_IMPLEMENTED, "immediate=true"));
             }
             Method::BasicPublish(publish) => {
                 if let Some(channel) = self.channel(number) {
