@@ -568,20 +568,6 @@ impl Connection {
             tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored message header is damaged");
             return;
         };
-        let spliced;
-        let mut header = view.content_header;
-        if delivery.stream {
-            // Stream deliveries carry their offset, spliced into the stored header's bytes.
-            let key = ShortStr::from_static("x-stream-offset");
-            let offset = FieldValue::I64(delivery.offset as i64);
-            let stored = ContentHeader::trusted(delivery.record.header.slice_ref(header));
-            let Ok(with_offset) = stored.and_then(|h| h.with_header_entry(&key, &offset)) else {
-                tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored content header is damaged");
-                return;
-            };
-            spliced = with_offset.into_raw();
-            header = &spliced;
-        }
         let queue = Arc::clone(&consumer.queue);
         let delivery_tag = channel.take_tag();
         if delivery.needs_ack {
@@ -596,7 +582,14 @@ impl Connection {
             view.exchange,
             view.routing_key,
         );
-        self.send_content_frames(number, header, &delivery.record.body, frame_max);
+        if delivery.stream {
+            // Stream deliveries carry their offset, spliced into the stored header's bytes.
+            let stored = delivery.record.header.slice_ref(view.content_header);
+            self.send_stream_header_frame(number, &stored, delivery.offset);
+            self.send_body_frames(number, &delivery.record.body, frame_max);
+        } else {
+            self.send_content_frames(number, view.content_header, &delivery.record.body, frame_max);
+        }
     }
 
     async fn drop_channel(&mut self, number: u16) {

@@ -368,6 +368,76 @@ impl ContentHeader {
         })
     }
 
+    /// Appends to `out` the payload of [`ContentHeader::with_header_entry`] for the entry
+    /// `key` = `value` (a signed 64-bit integer), written straight from `raw` (a validated
+    /// header's bytes) without building a table. Returns `false`, writing nothing, where
+    /// splicing does not apply (several flag words, or `key` possibly present already):
+    /// the caller then takes the general path.
+    pub fn write_with_i64_entry(raw: &[u8], key: &[u8], value: i64, out: &mut BytesMut) -> bool {
+        use bytes::BufMut;
+        const HEADERS_BIT: u16 = 1 << 13;
+        let Some(key_len) = u8::try_from(key.len()).ok() else { return false };
+        let Some(flags) = raw.get(FIXED_LEN..FIXED_LEN + 2).and_then(|b| b.try_into().ok()) else {
+            return false;
+        };
+        let flags = u16::from_be_bytes(flags);
+        if flags & flag::CONTINUATION != 0 {
+            return false;
+        }
+        let mut at = FIXED_LEN + 2;
+        for bit in [flag::CONTENT_TYPE, flag::CONTENT_ENCODING] {
+            if flags & bit != 0 {
+                match raw.get(at) {
+                    Some(len) => at += 1 + usize::from(*len),
+                    None => return false,
+                }
+            }
+        }
+        let entry_len = 1 + key.len() + 1 + 8;
+        let put_entry = |out: &mut BytesMut| {
+            out.put_u8(key_len);
+            out.put_slice(key);
+            out.put_u8(b'l');
+            out.put_i64(value);
+        };
+        if flags & HEADERS_BIT != 0 {
+            let Some(length) = raw.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes)
+            else {
+                return false;
+            };
+            let length = length as usize;
+            let Some(table) = raw.get(at + 4..at + 4 + length) else { return false };
+            let present = table.windows(key.len() + 1).any(|w| w.split_first() == Some((&key_len, key)));
+            let Ok(new_length) = u32::try_from(length + entry_len) else { return false };
+            if present {
+                return false;
+            }
+            let (Some(before), Some(after)) = (raw.get(..at), raw.get(at + 4 + length..)) else {
+                return false;
+            };
+            out.reserve(raw.len() + entry_len);
+            out.put_slice(before);
+            out.put_u32(new_length);
+            out.put_slice(table);
+            put_entry(out);
+            out.put_slice(after);
+        } else {
+            let (Some(head), Some(strings), Some(rest)) =
+                (raw.get(..FIXED_LEN), raw.get(FIXED_LEN + 2..at), raw.get(at..))
+            else {
+                return false;
+            };
+            out.reserve(raw.len() + 4 + entry_len);
+            out.put_slice(head);
+            out.put_u16(flags | HEADERS_BIT);
+            out.put_slice(strings);
+            out.put_u32(entry_len as u32);
+            put_entry(out);
+            out.put_slice(rest);
+        }
+        true
+    }
+
     /// A header for the same class and body size with new properties.
     pub fn with_properties(&self, properties: &BasicProperties) -> Self {
         Self::new(self.class_id, self.body_size, properties)

@@ -90,7 +90,16 @@ proptest::proptest! {
         expected.headers = Some(headers);
         proptest::prop_assert_eq!(spliced.properties().expect("decodes"), expected);
         proptest::prop_assert_eq!(spliced.body_size(), 42);
-        proptest::prop_assert_eq!(ContentHeader::decode(spliced.raw().clone()).expect("valid"), spliced);
+        proptest::prop_assert_eq!(ContentHeader::decode(spliced.raw().clone()).expect("valid"), spliced.clone());
+        // Written straight into a buffer: the same bytes, whenever it applies (one flag word,
+        // key not there yet, as for every header arb_props makes without the key).
+        let mut out = BytesMut::new();
+        let direct = ContentHeader::write_with_i64_entry(header.raw(), key.as_bytes(), offset, &mut out);
+        let key_present = properties.headers.as_ref().is_some_and(|h| h.get("x-stream-offset").is_some());
+        proptest::prop_assert_eq!(direct, !key_present);
+        if direct {
+            proptest::prop_assert_eq!(&out[..], &spliced.raw()[..]);
+        }
     }
 }
 
