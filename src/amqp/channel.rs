@@ -255,7 +255,6 @@ impl Connection {
     }
 
     fn content_header(&mut self, number: u16, header: ContentHeader) -> Next {
-        let frame_max = self.frame_max;
         let Some(channel) = self.channel(number) else { return Next::Continue };
         let Some(assembly) = channel.assembly.as_mut() else { return Next::Continue };
         if assembly.header.is_some() {
@@ -277,7 +276,6 @@ impl Connection {
             channel.assembly = None;
             return self.channel_error(number, &reply, 60, 40);
         }
-        let _ = frame_max;
         assembly.header = Some(header);
         if size == 0 {
             return self.complete_publish(number);
@@ -335,11 +333,7 @@ impl Connection {
         };
         let properties = match header.publish_properties() {
             Ok(properties) => properties,
-            Err(error) => {
-                let reply =
-                    Reply::connection(error.reply_code(), format!("cannot decode content header: {error}"));
-                return self.close_with(&reply, 60, 40);
-            }
+            Err(error) => return self.undecodable_header(&error),
         };
         if let Some(user_id) = &properties.user_id {
             if user_id.as_bytes() != self.user.as_bytes() {
@@ -363,13 +357,7 @@ impl Connection {
             };
             let mut rewritten = match header.properties() {
                 Ok(all) => all,
-                Err(error) => {
-                    let reply = Reply::connection(
-                        error.reply_code(),
-                        format!("cannot decode content header: {error}"),
-                    );
-                    return self.close_with(&reply, 60, 40);
-                }
+                Err(error) => return self.undecodable_header(&error),
             };
             rewritten.reply_to = Some(short(&own));
             header = header.with_properties(&rewritten);
@@ -453,6 +441,12 @@ impl Connection {
             }
         }
         Next::Continue
+    }
+
+    /// Closes the connection over a content header whose properties do not decode.
+    fn undecodable_header(&mut self, error: &DecodeError) -> Next {
+        let reply = Reply::connection(error.reply_code(), format!("cannot decode content header: {error}"));
+        self.close_with(&reply, 60, 40)
     }
 
     /// Hands the staged publishes to their queues' logs: one append per queue for all the

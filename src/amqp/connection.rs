@@ -235,13 +235,14 @@ impl Connection {
     /// The header frame of a stream delivery: the stored header with `x-stream-offset` =
     /// `offset` added to its headers table, written straight into the output buffer.
     pub fn send_stream_header_frame(&mut self, channel: u16, stored: &Bytes, offset: u64) {
-        const KEY: &str = "x-stream-offset";
+        let key = ShortStr::from_static("x-stream-offset");
+        let value = FieldValue::I64(offset as i64);
         let start = self.out.len();
         self.out.put_u8(2);
         self.out.put_u16(channel);
         self.out.put_u32(0);
         let payload_at = self.out.len();
-        if ContentHeader::write_with_i64_entry(stored, KEY.as_bytes(), offset as i64, &mut self.out) {
+        if ContentHeader::write_with_header_entry(stored, &key, &value, &mut self.out) {
             let size = (self.out.len() - payload_at) as u32;
             if let Some(field) = self.out.get_mut(payload_at - 4..payload_at) {
                 field.copy_from_slice(&size.to_be_bytes());
@@ -252,8 +253,6 @@ impl Connection {
         self.out.truncate(start);
         // The general path: decode, insert, re-encode. A stored header was validated when it
         // was published, so this does not fail; if it did, the header goes out as stored.
-        let key = ShortStr::from_static(KEY);
-        let value = super::codec::FieldValue::I64(offset as i64);
         match ContentHeader::trusted(stored.clone()).and_then(|h| h.with_header_entry(&key, &value)) {
             Ok(header) => encode_raw_header_frame(&mut self.out, channel, header.raw()),
             Err(error) => {

@@ -339,6 +339,19 @@ fn fmt(v: f64) -> String {
     }
 }
 
+/// Ends a table row with the ratio of the first broker's median to each other one's.
+fn ratio_cells(out: &mut String, medians: &[Option<f64>]) {
+    let base = medians.first().copied().flatten();
+    for m in medians.iter().skip(1) {
+        let cell = match (base, m) {
+            (Some(a), Some(b)) if *b > 0.0 => format!("{:.2}x", a / b),
+            _ => "—".to_owned(),
+        };
+        let _ = write!(out, " {cell} |");
+    }
+    out.push('\n');
+}
+
 /// The Markdown table: one row per scenario figure, a column per broker, then the ratio of
 /// the first broker to each other one.
 fn table(
@@ -388,15 +401,7 @@ fn table(
                 };
                 let _ = write!(out, " {cell} |");
             }
-            let base = medians.first().copied().flatten();
-            for m in medians.iter().skip(1) {
-                let cell = match (base, m) {
-                    (Some(a), Some(b)) if *b > 0.0 => format!("{:.2}x", a / b),
-                    _ => "—".to_owned(),
-                };
-                let _ = write!(out, " {cell} |");
-            }
-            out.push('\n');
+            ratio_cells(&mut out, &medians);
         }
         if (0..brokers.len()).any(|b| rss.contains_key(&(scenario.name, b))) {
             let _ = write!(out, "| {} | broker peak RSS (MiB) |", scenario.name);
@@ -406,14 +411,7 @@ fn table(
                 medians.push(m);
                 let _ = write!(out, " {} |", m.map_or_else(|| "—".to_owned(), fmt));
             }
-            for m in medians.iter().skip(1) {
-                let cell = match (medians.first().copied().flatten(), m) {
-                    (Some(a), Some(b)) if *b > 0.0 => format!("{:.2}x", a / b),
-                    _ => "—".to_owned(),
-                };
-                let _ = write!(out, " {cell} |");
-            }
-            out.push('\n');
+            ratio_cells(&mut out, &medians);
         }
     }
     out.push_str("\nScenarios:\n");

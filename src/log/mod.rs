@@ -581,8 +581,7 @@ impl Log {
     /// that is being deleted; afterwards it reads as empty and takes no appends.
     pub async fn discard(&self) {
         let _ = self.close().await;
-        let segments = std::mem::take(&mut *self.shared.segments.write().expect("segments lock poisoned"));
-        drop(segments);
+        drop(std::mem::take(&mut *self.shared.segments.write().expect("segments lock poisoned")));
     }
 }
 

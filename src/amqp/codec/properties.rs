@@ -319,64 +319,29 @@ impl ContentHeader {
     }
 
     fn splice_header_entry(&self, key: &ShortStr, value: &FieldValue) -> Option<Self> {
-        const HEADERS_BIT: u16 = 1 << 13;
-        let raw = &self.raw;
-        // More than one flag word: the offsets below assume one.
-        let first_word = u16::from_be_bytes(raw.get(FIXED_LEN..FIXED_LEN + 2)?.try_into().ok()?);
-        if first_word & flag::CONTINUATION != 0 {
-            return None;
-        }
-        let mut at = FIXED_LEN + 2;
-        for bit in [15u16, 14] {
-            if self.flags & (1 << bit) != 0 {
-                at += 1 + usize::from(*raw.get(at)?);
-            }
-        }
-        let mut entry = BytesMut::new();
-        let one: FieldTable = std::iter::once((key.clone(), value.clone())).collect();
-        one.encode(&mut entry);
-        let entry = entry.get(4..)?;
-        let mut out = BytesMut::with_capacity(raw.len() + entry.len() + 4);
-        let flags = self.flags | HEADERS_BIT;
-        if self.flags & HEADERS_BIT != 0 {
-            let length = u32::from_be_bytes(raw.get(at..at + 4)?.try_into().ok()?) as usize;
-            let table = raw.get(at + 4..at + 4 + length)?;
-            let mut needle = vec![u8::try_from(key.len()).ok()?];
-            needle.extend_from_slice(key.as_bytes());
-            if table.windows(needle.len()).any(|w| w == needle.as_slice()) {
-                return None;
-            }
-            out.extend_from_slice(raw.get(..at)?);
-            out.extend_from_slice(&u32::try_from(length + entry.len()).ok()?.to_be_bytes());
-            out.extend_from_slice(table);
-            out.extend_from_slice(entry);
-            out.extend_from_slice(raw.get(at + 4 + length..)?);
-        } else {
-            out.extend_from_slice(raw.get(..FIXED_LEN)?);
-            out.extend_from_slice(&flags.to_be_bytes());
-            out.extend_from_slice(raw.get(FIXED_LEN + 2..at)?);
-            out.extend_from_slice(&u32::try_from(entry.len()).ok()?.to_be_bytes());
-            out.extend_from_slice(entry);
-            out.extend_from_slice(raw.get(at..)?);
-        }
-        Some(Self {
+        let mut out = BytesMut::with_capacity(self.raw.len() + 4 + 1 + key.len() + value.encoded_len());
+        Self::write_with_header_entry(&self.raw, key, value, &mut out).then(|| Self {
             raw: out.freeze(),
             class_id: self.class_id,
             weight: self.weight,
             body_size: self.body_size,
-            flags,
+            flags: self.flags | flag::HEADERS,
         })
     }
 
-    /// Appends to `out` the payload of [`ContentHeader::with_header_entry`] for the entry
-    /// `key` = `value` (a signed 64-bit integer), written straight from `raw` (a validated
-    /// header's bytes) without building a table. Returns `false`, writing nothing, where
-    /// splicing does not apply (several flag words, or `key` possibly present already):
-    /// the caller then takes the general path.
-    pub fn write_with_i64_entry(raw: &[u8], key: &[u8], value: i64, out: &mut BytesMut) -> bool {
+    /// Appends to `out` the payload of [`ContentHeader::with_header_entry`], spliced straight
+    /// from `raw` (a validated header's bytes) without decoding or re-encoding the other
+    /// properties. Returns `false`, writing nothing, where splicing does not apply (several
+    /// flag words, or `key` possibly present already): the caller then re-encodes.
+    pub fn write_with_header_entry(
+        raw: &[u8],
+        key: &ShortStr,
+        value: &FieldValue,
+        out: &mut BytesMut,
+    ) -> bool {
         use bytes::BufMut;
-        const HEADERS_BIT: u16 = 1 << 13;
         let Some(key_len) = u8::try_from(key.len()).ok() else { return false };
+        let key = key.as_bytes();
         let Some(flags) = raw.get(FIXED_LEN..FIXED_LEN + 2).and_then(|b| b.try_into().ok()) else {
             return false;
         };
@@ -393,14 +358,13 @@ impl ContentHeader {
                 }
             }
         }
-        let entry_len = 1 + key.len() + 1 + 8;
+        let entry_len = 1 + key.len() + value.encoded_len();
         let put_entry = |out: &mut BytesMut| {
             out.put_u8(key_len);
             out.put_slice(key);
-            out.put_u8(b'l');
-            out.put_i64(value);
+            value.write(&mut Writer::new(out));
         };
-        if flags & HEADERS_BIT != 0 {
+        if flags & flag::HEADERS != 0 {
             let Some(length) = raw.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes)
             else {
                 return false;
@@ -429,7 +393,7 @@ impl ContentHeader {
             };
             out.reserve(raw.len() + 4 + entry_len);
             out.put_slice(head);
-            out.put_u16(flags | HEADERS_BIT);
+            out.put_u16(flags | flag::HEADERS);
             out.put_slice(strings);
             out.put_u32(entry_len as u32);
             put_entry(out);

@@ -94,7 +94,7 @@ proptest::proptest! {
         // Written straight into a buffer: the same bytes, whenever it applies (one flag word,
         // key not there yet, as for every header arb_props makes without the key).
         let mut out = BytesMut::new();
-        let direct = ContentHeader::write_with_i64_entry(header.raw(), key.as_bytes(), offset, &mut out);
+        let direct = ContentHeader::write_with_header_entry(header.raw(), &key, &value, &mut out);
         let key_present = properties.headers.as_ref().is_some_and(|h| h.get("x-stream-offset").is_some());
         proptest::prop_assert_eq!(direct, !key_present);
         if direct {
