@@ -62,6 +62,9 @@ fn concurrent_appends_share_batches(backend: Backend) {
                 let mut offsets = Vec::new();
                 for i in 0..20u64 {
                     let ack = log.append(vec![record(producer * 1000 + i, 40)]).await.expect("append");
+                    // Acknowledged means committed: readers see the record already.
+                    let read = log.read_records(ack.first_offset, 1).expect("read");
+                    assert_eq!(read.first().map(|r| r.offset), Some(ack.first_offset));
                     offsets.push(ack.first_offset);
                 }
                 offsets

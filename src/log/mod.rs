@@ -4,7 +4,8 @@
 //! A [`Log`] is an ordered list of segments ([`segment`]), each a run of checksummed
 //! batches ([`batch`]) with a sparse index ([`index`]). One writer task per log
 //! ([`writer`]) coalesces appends into batches (group commit) and writes them through a
-//! [`storage::FileIo`] backend (io_uring or threads) or keeps them in RAM. Readers
+//! [`storage::FileIo`] backend (io_uring or threads) or keeps them in RAM; under `fsync
+//! always` a sync task ([`syncer`]) syncs one group while the writer writes the next. Readers
 //! ([`reader`]) get batches as `Bytes` borrowing the segment maps, never past the
 //! committed end, and can await new records at the tail. On open, [`recovery`] checks the
 //! tail and truncates a torn or corrupt end. [`offsets`] stores named consumers' offsets.
@@ -19,6 +20,7 @@ pub mod reader;
 mod recovery;
 pub mod segment;
 pub mod storage;
+mod syncer;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -1,8 +1,10 @@
 //! The single writer of a log. It owns the right to append: appends from every producer
 //! arrive on one bounded queue, and whatever has queued while the previous write was in
-//! flight is coalesced into one batch and one write (group commit). With `fsync always`
-//! one `fdatasync` then covers every append of the group, and only after it do readers see
-//! the records and appenders get their offsets.
+//! flight is coalesced into one batch and one write (group commit). With `fsync always` on
+//! disc the written group goes to the log's sync task ([`super::syncer`]), which makes it
+//! durable with one `fdatasync` (shared with the groups written meanwhile) while the writer
+//! writes the next; only after it do readers see the records and appenders get their
+//! offsets.
 //!
 //! The writer also rolls segments (by size and age), applies retention (on roll and on a
 //! timer) and, with `fsync interval`, syncs on a timer.
@@ -19,6 +21,7 @@ use super::index::{IndexEntry, SparseIndex};
 use super::segment::{self, DiskData, Segment, SegmentData, SegmentState};
 use super::storage::memory::MemorySegment;
 use super::storage::SegmentFile;
+use super::syncer::SyncQueue;
 use super::{now_ms, AppendAck, Error, FsyncPolicy, LogOptions, RecordInput, Shared};
 use crate::limits::{BATCH_BYTES_TARGET, BATCH_RECORDS_MAX};
 
@@ -49,7 +52,7 @@ pub struct Active {
     /// The shared segment.
     pub segment: Arc<Segment>,
     /// The backend's handle on the data file (disc mode).
-    pub file: Option<Box<dyn SegmentFile>>,
+    pub file: Option<Arc<dyn SegmentFile>>,
     /// Bytes written, which may be ahead of what is committed.
     pub written_bytes: u64,
     /// Offset the next record will get.
@@ -59,7 +62,7 @@ pub struct Active {
 }
 
 /// A written batch not yet visible to readers.
-struct Pending {
+pub struct Pending {
     segment: Arc<Segment>,
     header: BatchHeader,
     position: u64,
@@ -74,11 +77,19 @@ pub struct Writer {
     pending: Vec<Pending>,
     unsynced: bool,
     failed: Option<String>,
+    /// With `fsync always` on disc: syncs and commits written groups while the next is
+    /// written.
+    syncs: Option<SyncQueue>,
 }
+
+/// Where an appender's offsets go once its records are committed.
+pub type Answer = (oneshot::Sender<Result<AppendAck, Error>>, AppendAck);
 
 impl Writer {
     /// A writer continuing `active`, the last segment of `shared`.
     pub fn new(shared: Arc<Shared>, options: LogOptions, active: Active, last_timestamp_ms: i64) -> Writer {
+        let pipelined = matches!(options.fsync(), Some(FsyncPolicy::Always));
+        let syncs = pipelined.then(|| SyncQueue::start(Arc::clone(&shared)));
         Writer {
             shared,
             options,
@@ -87,6 +98,7 @@ impl Writer {
             pending: Vec::new(),
             unsynced: false,
             failed: None,
+            syncs,
         }
     }
 
@@ -167,6 +179,9 @@ impl Writer {
     }
 
     async fn append_group(&mut self, group: Vec<AppendRequest>) {
+        if let Some(reason) = self.syncs.as_ref().and_then(SyncQueue::failure) {
+            self.failed.get_or_insert_with(|| reason.to_owned());
+        }
         if let Some(reason) = &self.failed {
             for request in group {
                 let _ = request.done.send(Err(Error::Failed { reason: reason.clone() }));
@@ -175,6 +190,13 @@ impl Writer {
         }
         let mut answers = Vec::with_capacity(group.len());
         let outcome = self.write_group(group, &mut answers).await;
+        if let (Ok(()), Some(syncs), Some(file)) = (&outcome, &self.syncs, &self.active.file) {
+            // Everything written so far is the sync task's to cover from here on.
+            self.unsynced = false;
+            let batches = std::mem::take(&mut self.pending);
+            syncs.hand_over(Arc::clone(file), Arc::clone(&self.active.segment), batches, answers).await;
+            return;
+        }
         let outcome = match outcome {
             Ok(()) => self.commit_pending().await,
             Err(error) => Err(error),
@@ -297,26 +319,7 @@ impl Writer {
         if matches!(self.options.fsync(), Some(FsyncPolicy::Always)) && self.unsynced {
             self.sync_active().await?;
         }
-        let mut next_offset = None;
-        for pending in self.pending.drain(..) {
-            let header = pending.header;
-            pending.segment.commit(|state| {
-                let entry = IndexEntry {
-                    relative_offset: (header.base_offset - pending.segment.base_offset) as u32,
-                    position: pending.position as u32,
-                    timestamp_ms: header.first_timestamp_ms,
-                };
-                state.index.observe(entry, header.total_bytes());
-                state.committed_bytes = pending.position + header.total_bytes();
-                state.next_offset = header.next_offset();
-                state.first_timestamp_ms.get_or_insert(header.first_timestamp_ms);
-                state.last_timestamp_ms = Some(header.last_timestamp_ms);
-            });
-            next_offset = Some(header.next_offset());
-        }
-        if let Some(next) = next_offset {
-            self.shared.next_offset.send_replace(next);
-        }
+        commit(&self.shared, self.pending.drain(..));
         Ok(())
     }
 
@@ -328,7 +331,14 @@ impl Writer {
         Ok(())
     }
 
+    /// Makes everything written durable and every group handed to the sync task committed.
     async fn sync(&mut self) -> Result<(), Error> {
+        if let Some(syncs) = &self.syncs {
+            syncs.drain().await;
+            if let Some(reason) = syncs.failure() {
+                return Err(Error::Failed { reason: reason.to_owned() });
+            }
+        }
         if self.unsynced {
             self.sync_active().await?;
         }
@@ -410,6 +420,30 @@ impl Writer {
         let outcome = if self.failed.is_none() { self.sync().await } else { Ok(()) };
         self.shared.next_offset.send_modify(|_| {});
         outcome
+    }
+}
+
+/// Makes written batches visible to readers, in order, and publishes the log's new end.
+pub fn commit(shared: &Shared, batches: impl IntoIterator<Item = Pending>) {
+    let mut next_offset = None;
+    for pending in batches {
+        let header = pending.header;
+        pending.segment.commit(|state| {
+            let entry = IndexEntry {
+                relative_offset: (header.base_offset - pending.segment.base_offset) as u32,
+                position: pending.position as u32,
+                timestamp_ms: header.first_timestamp_ms,
+            };
+            state.index.observe(entry, header.total_bytes());
+            state.committed_bytes = pending.position + header.total_bytes();
+            state.next_offset = header.next_offset();
+            state.first_timestamp_ms.get_or_insert(header.first_timestamp_ms);
+            state.last_timestamp_ms = Some(header.last_timestamp_ms);
+        });
+        next_offset = Some(header.next_offset());
+    }
+    if let Some(next) = next_offset {
+        shared.next_offset.send_replace(next);
     }
 }
 

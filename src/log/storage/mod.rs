@@ -35,7 +35,7 @@ pub trait FileIo: Send + Sync + Debug {
     ///
     /// # Errors
     /// When the backend cannot register the file (for example a closed io_uring thread).
-    fn adopt(&self, file: &Arc<std::fs::File>) -> io::Result<Box<dyn SegmentFile>>;
+    fn adopt(&self, file: &Arc<std::fs::File>) -> io::Result<Arc<dyn SegmentFile>>;
     /// The backend's name for logs: `uring` or `threads`.
     fn name(&self) -> &'static str;
 }

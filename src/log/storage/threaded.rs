@@ -14,8 +14,8 @@ use super::{FileIo, IoFuture, SegmentFile};
 pub struct ThreadedIo;
 
 impl FileIo for ThreadedIo {
-    fn adopt(&self, file: &Arc<std::fs::File>) -> io::Result<Box<dyn SegmentFile>> {
-        Ok(Box::new(ThreadedFile { file: Arc::clone(file) }))
+    fn adopt(&self, file: &Arc<std::fs::File>) -> io::Result<Arc<dyn SegmentFile>> {
+        Ok(Arc::new(ThreadedFile { file: Arc::clone(file) }))
     }
 
     fn name(&self) -> &'static str {

@@ -131,7 +131,7 @@ async fn write_vectored_all(
 }
 
 impl FileIo for UringIo {
-    fn adopt(&self, file: &Arc<std::fs::File>) -> io::Result<Box<dyn SegmentFile>> {
+    fn adopt(&self, file: &Arc<std::fs::File>) -> io::Result<Arc<dyn SegmentFile>> {
         // The ring owns its own descriptor so that its lifetime is the ring's business.
         let own = file.try_clone()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -144,7 +144,7 @@ impl FileIo for UringIo {
                 mpsc::error::TrySendError::Closed(_) => Err(()),
             })
             .map_err(|()| io::Error::other("io_uring thread has stopped"))?;
-        Ok(Box::new(UringFile { id, requests: self.requests.clone() }))
+        Ok(Arc::new(UringFile { id, requests: self.requests.clone() }))
     }
 
     fn name(&self) -> &'static str {
