@@ -22,4 +22,5 @@ pub mod config;
 pub mod limits;
 pub mod log;
 pub mod queue;
+pub mod seq_map;
 pub mod server;

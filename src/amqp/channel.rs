@@ -2,7 +2,7 @@
 //! confirms, transactions, consumers with prefetch, delivery tags and acknowledgements.
 //! Delivery tags increase per channel in the order deliveries are written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ use crate::log::{now_ms, RecordInput};
 use crate::queue::classic::{ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, Delivery};
 use crate::queue::message::{Message, MessageView};
 use crate::queue::stream::{StreamAttach, StreamOffset};
+use crate::seq_map::SeqMap;
 
 /// The pseudo-queue of direct reply-to.
 const REPLY_TO: &[u8] = b"amq.rabbitmq.reply-to";
@@ -73,7 +74,7 @@ pub struct Channel {
     held_publishes: Vec<HeldPublish>,
     held_settlements: Vec<(Arc<QueueEntry>, Vec<u64>, Option<bool>)>,
     next_delivery_tag: u64,
-    unacked: BTreeMap<u64, Unacked>,
+    unacked: SeqMap<Unacked>,
     consumers: HashMap<Bytes, ConsumerEntry, foldhash::fast::RandomState>,
     consumer_prefetch: u16,
     credit: Arc<ChannelCredit>,
@@ -98,7 +99,7 @@ impl Channel {
             held_publishes: Vec::new(),
             held_settlements: Vec::new(),
             next_delivery_tag: 1,
-            unacked: BTreeMap::new(),
+            unacked: SeqMap::new(),
             consumers: HashMap::default(),
             consumer_prefetch: 0,
             credit: Arc::new(ChannelCredit::default()),
@@ -1056,16 +1057,15 @@ impl Connection {
         let channel = self.channels.get_mut(&number).expect("open channel");
         let settled: Vec<(u64, Unacked)> = if multiple {
             let upto = if delivery_tag == 0 { u64::MAX } else { delivery_tag };
-            if delivery_tag != 0 && !channel.unacked.contains_key(&delivery_tag) {
+            if delivery_tag != 0 && !channel.unacked.contains_key(delivery_tag) {
                 return Err(Reply::channel(
                     reply_code::PRECONDITION_FAILED,
                     format!("unknown delivery tag {delivery_tag}"),
                 ));
             }
-            let keys: Vec<u64> = channel.unacked.range(..=upto).map(|(k, _)| *k).collect();
-            keys.into_iter().filter_map(|k| channel.unacked.remove(&k).map(|u| (k, u))).collect()
+            channel.unacked.remove_through(upto)
         } else {
-            match channel.unacked.remove(&delivery_tag) {
+            match channel.unacked.remove(delivery_tag) {
                 Some(unacked) => vec![(delivery_tag, unacked)],
                 None => {
                     return Err(Reply::channel(
@@ -1077,15 +1077,15 @@ impl Connection {
         };
         let counted = settled.iter().filter(|(_, u)| u.counted).count() as u32;
         channel.credit.give_back(counted);
-        let mut by_queue: HashMap<Bytes, (Arc<QueueEntry>, Vec<u64>)> = HashMap::new();
+        // A channel's deliveries come from few queues: a short list beats hashing names.
+        let mut by_queue: Vec<(Arc<QueueEntry>, Vec<u64>)> = Vec::new();
         for (_, unacked) in settled {
-            by_queue
-                .entry(unacked.queue.name.clone())
-                .or_insert_with(|| (Arc::clone(&unacked.queue), Vec::new()))
-                .1
-                .push(unacked.offset);
+            match by_queue.iter_mut().find(|(queue, _)| queue.id == unacked.queue.id) {
+                Some((_, offsets)) => offsets.push(unacked.offset),
+                None => by_queue.push((unacked.queue, vec![unacked.offset])),
+            }
         }
-        for (_, (queue, offsets)) in by_queue {
+        for (queue, offsets) in by_queue {
             if channel.transactional {
                 channel.held_settlements.push((queue, offsets, requeue));
                 continue;

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::message::{Message, MessageView};
 use crate::log::{now_ms, Log, Record};
+use crate::seq_map::SeqMap;
 
 /// Identifies a channel across the whole broker.
 pub type ChannelId = u64;
@@ -395,7 +396,7 @@ struct Actor {
     /// offset; with whether it was delivered before.
     prioritized: BTreeMap<(Reverse<u8>, u64), (Record, bool)>,
     requeued: BTreeSet<u64>,
-    unacked: BTreeMap<u64, Unacked>,
+    unacked: SeqMap<Unacked>,
     consumers: Vec<ConsumerState>,
     round_robin: usize,
     persisted_floor: u64,
@@ -420,7 +421,7 @@ impl Actor {
             buffered: VecDeque::new(),
             prioritized: BTreeMap::new(),
             requeued: BTreeSet::new(),
-            unacked: BTreeMap::new(),
+            unacked: SeqMap::new(),
             consumers: Vec::new(),
             round_robin: 0,
             persisted_floor: cursor,
@@ -557,11 +558,11 @@ impl Actor {
 
     /// Removes an unacked delivery; returns whether it was one of `channel`'s.
     fn settle(&mut self, channel: ChannelId, offset: u64) -> bool {
-        match self.unacked.get(&offset) {
+        match self.unacked.get(offset) {
             Some(entry) if entry.channel == channel => {}
             _ => return false,
         }
-        let Some(entry) = self.unacked.remove(&offset) else { return false };
+        let Some(entry) = self.unacked.remove(offset) else { return false };
         if let Some(tag) = entry.tag {
             if let Some(consumer) =
                 self.consumers.iter_mut().find(|c| c.spec.channel == channel && c.spec.tag == tag)
@@ -574,7 +575,7 @@ impl Actor {
 
     fn requeue_channel(&mut self, channel: ChannelId) {
         let offsets: Vec<u64> =
-            self.unacked.iter().filter(|(_, u)| u.channel == channel).map(|(offset, _)| *offset).collect();
+            self.unacked.iter().filter(|(_, u)| u.channel == channel).map(|(offset, _)| offset).collect();
         for offset in offsets {
             self.settle(channel, offset);
             self.requeued.insert(offset);
@@ -926,7 +927,7 @@ impl Actor {
     /// The lowest offset still needed; everything below is released to retention.
     fn floor(&self) -> u64 {
         let mut floor = self.read_position();
-        if let Some((&first, _)) = self.unacked.first_key_value() {
+        if let Some((first, _)) = self.unacked.first() {
             floor = floor.min(first);
         }
         if let Some(&first) = self.requeued.first() {

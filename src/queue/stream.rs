@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use super::classic::{Command, ConsumerEvent, ConsumerSpec, Delivery, QueueOptions, QueueStats};
 use super::message::MessageView;
 use crate::log::{now_ms, Record};
+use crate::seq_map::SeqMap;
 
 /// Bytes read ahead per consumer and refill.
 const READ_AHEAD_BYTES: usize = 256 * 1024;
@@ -72,7 +73,7 @@ struct StreamConsumer {
     cursor: u64,
     buffered: VecDeque<Record>,
     /// Delivered, not yet acknowledged: holds credit.
-    in_flight: BTreeSet<u64>,
+    in_flight: SeqMap<()>,
     /// Nacked or rejected: the credit is back, but the offset is not acknowledged, so the
     /// stored offset stays at or below it.
     rejected: BTreeSet<u64>,
@@ -83,9 +84,9 @@ impl StreamConsumer {
     /// The lowest offset not yet acknowledged.
     fn committed(&self) -> u64 {
         let next = self.buffered.front().map_or(self.cursor, |r| r.offset);
-        let lowest_open = match (self.in_flight.first(), self.rejected.first()) {
-            (Some(a), Some(b)) => Some(*a.min(b)),
-            (a, b) => a.or(b).copied(),
+        let lowest_open = match (self.in_flight.first().map(|(offset, _)| offset), self.rejected.first()) {
+            (Some(a), Some(&b)) => Some(a.min(b)),
+            (a, b) => a.or(b.copied()),
         };
         lowest_open.map_or(next, |open| open.min(next))
     }
@@ -186,7 +187,7 @@ impl StreamActor {
                     name,
                     cursor: start,
                     buffered: VecDeque::new(),
-                    in_flight: BTreeSet::new(),
+                    in_flight: SeqMap::new(),
                     rejected: BTreeSet::new(),
                     stored,
                 });
@@ -201,7 +202,7 @@ impl StreamActor {
             Command::Ack { channel, offsets } => {
                 for consumer in self.consumers.iter_mut().filter(|c| c.spec.channel == channel) {
                     for offset in &offsets {
-                        consumer.in_flight.remove(offset);
+                        consumer.in_flight.remove(*offset);
                         consumer.rejected.remove(offset);
                     }
                 }
@@ -210,7 +211,7 @@ impl StreamActor {
                 // Credit comes back; nothing is requeued or removed.
                 for consumer in self.consumers.iter_mut().filter(|c| c.spec.channel == channel) {
                     for offset in &offsets {
-                        if consumer.in_flight.remove(offset) {
+                        if consumer.in_flight.remove(*offset).is_some() {
                             consumer.rejected.insert(*offset);
                         }
                     }
@@ -313,9 +314,9 @@ impl StreamActor {
                     message_count: 0,
                 };
                 let offset = delivery.offset;
-                consumer.in_flight.insert(offset);
+                consumer.in_flight.insert(offset, ());
                 if let Err(refused) = consumer.spec.sink.try_send(ConsumerEvent::Deliver(delivery)) {
-                    consumer.in_flight.remove(&offset);
+                    consumer.in_flight.remove(offset);
                     consumer.spec.channel_credit.give_back(1);
                     if let ConsumerEvent::Deliver(delivery) = refused.into_inner() {
                         consumer.buffered.push_front(delivery.record);
