@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::limits::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use crate::limits::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, WORKER_THREADS_MAX};
 use crate::log::storage::IoBackendChoice;
 use crate::log::FsyncPolicy;
 
@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// Block publishers below this much free disc space, in bytes [default: 50000000].
     #[arg(long, env = "WARREN_DISK_FREE_LIMIT")]
     pub disk_free_limit: Option<u64>,
+    /// Threads that run connections and queues [default: one per CPU]. One thread has the
+    /// lowest latency at low rates and the least throughput.
+    #[arg(long, env = "WARREN_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -95,6 +99,7 @@ pub struct FileConfig {
     memory_limit: Option<u64>,
     disk_free_limit: Option<u64>,
     status_interval: Option<String>,
+    worker_threads: Option<usize>,
 }
 
 /// The validated configuration of a broker.
@@ -122,6 +127,8 @@ pub struct Config {
     pub disk_free_limit_bytes: u64,
     /// Period of the status log line.
     pub status_interval: Duration,
+    /// Runtime worker threads (`None`: one per CPU).
+    pub worker_threads: Option<usize>,
 }
 
 /// A setting that does not parse or is out of range.
@@ -185,6 +192,13 @@ impl Config {
                 reason: format!("{segment_bytes} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}"),
             });
         }
+        let worker_threads = args.worker_threads.or(file.worker_threads);
+        if let Some(threads) = worker_threads.filter(|n| !(1..=WORKER_THREADS_MAX).contains(n)) {
+            return Err(ConfigError::Invalid {
+                setting: "worker-threads",
+                reason: format!("{threads} is outside 1..={WORKER_THREADS_MAX}"),
+            });
+        }
         Ok(Config {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("warren-data")),
             storage: args.storage.or(file.storage).unwrap_or(StorageMode::Disk),
@@ -201,6 +215,7 @@ impl Config {
             memory_limit_bytes: args.memory_limit.or(file.memory_limit),
             disk_free_limit_bytes: args.disk_free_limit.or(file.disk_free_limit).unwrap_or(50_000_000),
             status_interval,
+            worker_threads,
         })
     }
 }
@@ -253,6 +268,10 @@ mod tests {
         assert!(Config::load(&args).is_err());
         let args = ServeArgs { fsync_interval: Some("soon".into()), ..ServeArgs::default() };
         assert!(Config::load(&args).is_err());
+        let args = ServeArgs { worker_threads: Some(0), ..ServeArgs::default() };
+        assert!(Config::load(&args).is_err());
+        let args = ServeArgs { worker_threads: Some(1), ..ServeArgs::default() };
+        assert_eq!(Config::load(&args).expect("valid").worker_threads, Some(1));
         assert_eq!(parse_duration("200ms"), Some(Duration::from_millis(200)));
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
     }

@@ -13,6 +13,10 @@ pub const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
 /// index, and a segment may overshoot its limit by at most one batch.
 pub const SEGMENT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
 
+/// Most runtime worker threads accepted from configuration: more than any machine Warren
+/// targets has cores, few enough that a typo cannot start thousands of threads.
+pub const WORKER_THREADS_MAX: usize = 1024;
+
 /// Largest batch the writer ever produces or a reader accepts (256 MiB). A single record may
 /// not exceed it; anything larger is refused at append time.
 pub const BATCH_BYTES_MAX: u64 = 256 * 1024 * 1024;

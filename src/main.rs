@@ -36,7 +36,11 @@ fn main() -> anyhow::Result<()> {
         None => ServeArgs::default(),
     };
     let config = Config::load(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.worker_threads {
+        runtime.worker_threads(threads);
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
         let server = warren::server::Server::start(config)?;
         server.run(warren::server::shutdown::signal()).await

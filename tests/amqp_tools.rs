@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::clients::{amqp_url, assert_success, run_amqp_tool, unique_name, AmqpBroker};
+use crate::harness::clients::{
+    amqp_url, assert_success, run_amqp_tool, unique_name, warren_with, AmqpBroker,
+};
 
 fn tool_ok(broker: &AmqpBroker, tool: &str, args: &[&str], stdin: &[u8]) -> String {
     let output = run_amqp_tool(broker, tool, args, stdin);
@@ -63,6 +65,26 @@ fn amqp_tools_declare_publish_consume() {
     assert!(!empty.status.success(), "amqp-get on an empty queue fails: {}", empty.stdout);
     assert_eq!(empty.stdout, "");
     assert_eq!(delete(&broker, &queue), "0", "the deleted queue held no messages");
+}
+
+/// `--worker-threads 1` runs the broker on one runtime thread, and it serves as usual.
+#[test]
+fn one_worker_thread_serves_clients() {
+    let broker = warren_with(&["--storage", "memory", "--worker-threads", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let started = loop {
+        let line = broker.log_lines().into_iter().find(|line| line.contains("warren is running"));
+        if line.is_some() || Instant::now() > deadline {
+            break line;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(started.as_deref().is_some_and(|line| line.contains("workers=1")), "start line: {started:?}");
+    let queue = declare(&broker, &["-q", &unique_name("one-thread")]);
+    tool_ok(&broker, "amqp-publish", &["-r", &queue, "-b", "on one thread"], b"");
+    assert_eq!(tool_ok(&broker, "amqp-get", &["-q", &queue], b""), "on one thread");
+    assert_eq!(delete(&broker, &queue), "0");
+    broker.stop();
 }
 
 #[test]

@@ -90,7 +90,8 @@ impl Server {
             write_ports_file(path, &[("amqp", amqp_addr)])
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        tracing::info!(storage = ?self.config.storage, amqp = %amqp_addr, "warren is running");
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        tracing::info!(storage = ?self.config.storage, amqp = %amqp_addr, workers, "warren is running");
         tokio::spawn(status::report(Arc::downgrade(&broker), self.config.status_interval));
         let (stop, stopped) = watch::channel(false);
         let listener = tokio::spawn(amqp_listener::serve(amqp, Arc::clone(&broker), stopped));
