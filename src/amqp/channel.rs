@@ -563,9 +563,9 @@ impl Connection {
             tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored message header is damaged");
             return;
         };
-        let queue = Arc::clone(&consumer.queue);
+        let queue = delivery.needs_ack.then(|| Arc::clone(&consumer.queue));
         let delivery_tag = channel.take_tag();
-        if delivery.needs_ack {
+        if let Some(queue) = queue {
             channel.unacked.insert(delivery_tag, Unacked { queue, offset: delivery.offset, counted: true });
         }
         encode_deliver_frame(

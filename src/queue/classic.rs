@@ -864,7 +864,6 @@ impl Actor {
             }
             let tag = spec.tag.clone();
             let channel = spec.channel;
-            let sink = spec.sink.clone();
             if needs_ack {
                 consumer.unacked += 1;
                 self.unacked.insert(record.offset, Unacked { channel, tag: Some(tag.clone()) });
@@ -873,7 +872,7 @@ impl Actor {
             let Some(delivery) = self.delivery(channel, record, redelivered, Some(tag), needs_ack, 0) else {
                 continue;
             };
-            if sink.try_send(ConsumerEvent::Deliver(delivery)).is_err() {
+            if self.consumers[index].spec.sink.try_send(ConsumerEvent::Deliver(delivery)).is_err() {
                 // The sink filled or closed since `can_take`: take the message back.
                 if needs_ack {
                     self.consumers[index].spec.channel_credit.give_back(1);
