@@ -126,6 +126,13 @@ async fn serve_connection(
             let reason = alarm.borrow().unwrap_or_default();
             connection.set_blocked(alarmed.then_some(reason));
             blocked_sent = alarmed;
+            // At once, not after the next event: a client told it is blocked stops sending
+            // before its socket buffers fill, while this connection no longer reads.
+            if let Err(error) = write_chunks(&mut writer, connection.take_output()).await {
+                outcome = Err(error);
+                break 'serve;
+            }
+            last_write = Instant::now();
         }
         if buf.capacity() - buf.len() < READ_BUFFER_BYTES / 4 {
             buf.reserve(if busy { BUSY_READ_BUFFER_BYTES } else { READ_BUFFER_BYTES });
