@@ -1,10 +1,14 @@
 //! The log core on every backend: appends and reads across segment rolls, group commit,
 //! waiting at the tail, timestamp seeks, retention by size and by age, consumer offsets.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use warren::log::{Compression, Error, FsyncPolicy, Log, RecordInput};
+use warren::log::storage::threaded::ThreadedIo;
+use warren::log::storage::{FileIo, IoFuture, SegmentFile};
+use warren::log::{Compression, Error, FsyncPolicy, Log, LogOptions, RecordInput, Storage};
 
 use crate::harness::{run, small_options, Backend};
 use crate::{on_disk_backends, on_every_backend};
@@ -286,4 +290,73 @@ on_every_backend!(
 mod restarts {
     use super::*;
     on_disk_backends!(reopen_continues_offsets_and_time);
+}
+
+/// Positioned writes on threads, with an `fdatasync` that fails while `fail` is set.
+#[derive(Debug)]
+struct FailingSyncs {
+    fail: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct FailingSyncFile {
+    inner: Arc<dyn SegmentFile>,
+    fail: Arc<AtomicBool>,
+}
+
+impl FileIo for FailingSyncs {
+    fn adopt(&self, file: &Arc<std::fs::File>) -> std::io::Result<Arc<dyn SegmentFile>> {
+        let inner = ThreadedIo.adopt(file)?;
+        Ok(Arc::new(FailingSyncFile { inner, fail: Arc::clone(&self.fail) }))
+    }
+
+    fn name(&self) -> &'static str {
+        "failing-syncs"
+    }
+}
+
+impl SegmentFile for FailingSyncFile {
+    fn write_all_at(&self, position: u64, chunks: Vec<Bytes>) -> IoFuture {
+        self.inner.write_all_at(position, chunks)
+    }
+
+    fn sync_data(&self) -> IoFuture {
+        if self.fail.load(Ordering::SeqCst) {
+            Box::pin(async { Err(std::io::Error::other("fdatasync failed (injected)")) })
+        } else {
+            self.inner.sync_data()
+        }
+    }
+}
+
+/// Under `fsync always`, a failed `fdatasync` fails every append it would have covered,
+/// leaves their records invisible, and fails every later append: the log cannot know
+/// what reached the disc.
+#[test]
+fn a_failed_sync_fails_its_appends_and_every_later_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    run(async {
+        let fail = Arc::new(AtomicBool::new(false));
+        let io: Arc<dyn FileIo> = Arc::new(FailingSyncs { fail: Arc::clone(&fail) });
+        let storage = Storage::Disk { dir: dir.path().to_path_buf(), fsync: FsyncPolicy::Always, io };
+        let log = Log::open(LogOptions::new(storage)).await.expect("open");
+        assert_eq!(log.append(vec![record(0, 100)]).await.expect("append").first_offset, 0);
+        fail.store(true, Ordering::SeqCst);
+        // Concurrent appenders: groups reach the sync task while a sync is in flight.
+        let tasks: Vec<_> = (1..=32u64)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append(vec![record(i, 100)]).await })
+            })
+            .collect();
+        for task in tasks {
+            let outcome = task.await.expect("task");
+            assert!(matches!(outcome, Err(Error::Failed { .. })), "{outcome:?}");
+        }
+        assert_eq!(log.next_offset(), 1, "nothing unsynced became visible");
+        fail.store(false, Ordering::SeqCst);
+        let later = log.append(vec![record(99, 10)]).await;
+        assert!(matches!(later, Err(Error::Failed { .. })), "{later:?}");
+        assert_eq!(read_all(&log, 0).await.len(), 1);
+    });
 }
