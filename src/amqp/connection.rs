@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 
 use super::channel::Channel;
 use super::codec::{
-    encode_method_frame, encode_raw_header_frame, reply_code, ChannelOpenOk, ConnectionClose,
-    ConnectionCloseOk, ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune,
-    ConnectionTuneOk, ContentHeader, FieldTable, FieldValue, Frame, Method, ShortStr,
+    encode_body_frames, encode_method_frame, encode_raw_header_frame, reply_code, ChannelOpenOk,
+    ConnectionClose, ConnectionCloseOk, ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune,
+    ConnectionTuneOk, ContentHeader, FieldTable, FieldValue, Frame, FrameType, Method, ShortStr, FRAME_END,
 };
 use super::reply::Reply;
 use crate::broker::{Broker, ConnectionId};
@@ -238,7 +238,7 @@ impl Connection {
         let key = ShortStr::from_static("x-stream-offset");
         let value = FieldValue::I64(offset as i64);
         let start = self.out.len();
-        self.out.put_u8(2);
+        self.out.put_u8(FrameType::Header as u8);
         self.out.put_u16(channel);
         self.out.put_u32(0);
         let payload_at = self.out.len();
@@ -247,7 +247,7 @@ impl Connection {
             if let Some(field) = self.out.get_mut(payload_at - 4..payload_at) {
                 field.copy_from_slice(&size.to_be_bytes());
             }
-            self.out.put_u8(0xCE);
+            self.out.put_u8(FRAME_END);
             return;
         }
         self.out.truncate(start);
@@ -266,26 +266,19 @@ impl Connection {
     pub fn send_body_frames(&mut self, channel: u16, body: &Bytes, frame_max: u32) {
         let piece_max = (frame_max as usize).saturating_sub(8).max(1);
         if body.len() <= INLINE_BODY_MAX.min(piece_max) {
-            // A small body costs less to copy than to reference.
-            if !body.is_empty() {
-                self.out.reserve(body.len() + 8);
-                self.out.put_u8(3);
-                self.out.put_u16(channel);
-                self.out.put_u32(body.len() as u32);
-                self.out.put_slice(body);
-                self.out.put_u8(0xCE);
-            }
+            // A small body costs less to copy than to reference: one frame, copied.
+            encode_body_frames(&mut self.out, channel, body, frame_max);
             return;
         }
         let mut at = 0;
         while at < body.len() {
             let end = (at + piece_max).min(body.len());
-            self.out.put_u8(3);
+            self.out.put_u8(FrameType::Body as u8);
             self.out.put_u16(channel);
             self.out.put_u32((end - at) as u32);
             self.out_chunks.push(self.out.split().freeze());
             self.out_chunks.push(body.slice(at..end));
-            self.out.put_u8(0xCE);
+            self.out.put_u8(FRAME_END);
             at = end;
         }
     }

@@ -126,11 +126,16 @@ async fn serve_connection(
             let reason = alarm.borrow().unwrap_or_default();
             connection.set_blocked(alarmed.then_some(reason));
             blocked_sent = alarmed;
-            // At once, not after the next event: a client told it is blocked stops sending
-            // before its socket buffers fill, while this connection no longer reads.
+        }
+        // Everything queued goes out before waiting again; a client told it is blocked then
+        // stops sending before its socket buffers fill, while this connection no longer reads.
+        if connection.has_output() {
             if let Err(error) = write_chunks(&mut writer, connection.take_output()).await {
                 outcome = Err(error);
                 break 'serve;
+            }
+            if connection.out.capacity() < 4096 {
+                connection.out.reserve(16 * 1024);
             }
             last_write = Instant::now();
         }
@@ -256,16 +261,6 @@ async fn serve_connection(
             if since.elapsed() > CLOSE_OK_TIMEOUT {
                 break 'serve;
             }
-        }
-        if connection.has_output() {
-            if let Err(error) = write_chunks(&mut writer, connection.take_output()).await {
-                outcome = Err(error);
-                break 'serve;
-            }
-            if connection.out.capacity() < 4096 {
-                connection.out.reserve(16 * 1024);
-            }
-            last_write = Instant::now();
         }
     }
     connection.release().await;
