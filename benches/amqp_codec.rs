@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
-use warren::amqp::codec::{
+use warren::wire::amqp::{
     decode_frame, encode_content_frames, BasicDeliver, BasicProperties, BasicPublish, ContentHeader, Frame,
     Method, ShortStr,
 };

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use warren::amqp::codec::{
+use warren::wire::amqp::{
     decode_frame, encode_content_frames, encode_method_frame, BasicAck, BasicConsume, BasicProperties,
     BasicPublish, BasicQos, ChannelOpen, ConfirmSelect, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk,
     ContentHeader, FieldTable, FieldValue, Frame, Method, QueueDeclare, ShortStr, PROTOCOL_HEADER,

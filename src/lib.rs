@@ -24,3 +24,4 @@ pub mod log;
 pub mod queue;
 pub mod seq_map;
 pub mod server;
+pub mod wire;

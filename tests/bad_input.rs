@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use warren::amqp::codec::{
+use warren::wire::amqp::{
     encode_method_frame, BasicProperties, ChannelOpen, ConnectionOpen, ConnectionStartOk, ContentHeader,
     Method, QueueDeclare, PROTOCOL_HEADER,
 };

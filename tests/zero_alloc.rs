@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use bytes::{Bytes, BytesMut};
-use warren::amqp::codec::{
+use warren::wire::amqp::{
     decode_frame, encode_content_frames, BasicDeliver, BasicProperties, BasicPublish, ContentHeader,
     FieldTable, FieldValue, Frame, Method, ShortStr,
 };

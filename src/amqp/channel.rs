@@ -8,14 +8,6 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::codec::{
-    encode_deliver_frame, encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk,
-    BasicConsumeOk, BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk, BasicRecoverOk,
-    BasicReturn, ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader, DecodeError,
-    ExchangeBindOk, ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, FieldValue, Frame, FrameType,
-    Method, QueueBindOk, QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, RawFrame, ShortStr,
-    TxCommitOk, TxRollbackOk, TxSelectOk,
-};
 use super::connection::{Connection, Next, PublishDone};
 use super::reply::Reply;
 use super::routes::Route;
@@ -25,6 +17,14 @@ use crate::queue::classic::{ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpe
 use crate::queue::message::{Message, MessageView};
 use crate::queue::stream::{StreamAttach, StreamOffset};
 use crate::seq_map::SeqMap;
+use crate::wire::amqp::{
+    encode_deliver_frame, encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk,
+    BasicConsumeOk, BasicGetEmpty, BasicGetOk, BasicNack, BasicPublish, BasicQosOk, BasicRecoverOk,
+    BasicReturn, ChannelClose, ChannelCloseOk, ChannelFlowOk, ConfirmSelectOk, ContentHeader, DecodeError,
+    ExchangeBindOk, ExchangeDeclareOk, ExchangeDeleteOk, ExchangeUnbindOk, FieldValue, Frame, FrameType,
+    Method, QueueBindOk, QueueDeclareOk, QueueDeleteOk, QueuePurgeOk, QueueUnbindOk, RawFrame, ShortStr,
+    TxCommitOk, TxRollbackOk, TxSelectOk,
+};
 
 /// The pseudo-queue of direct reply-to.
 const REPLY_TO: &[u8] = b"amq.rabbitmq.reply-to";
@@ -387,7 +387,7 @@ impl Connection {
         if queues.is_empty() {
             if method.mandatory {
                 let returned = BasicReturn {
-                    reply_code: 312,
+                    reply_code: reply_code::NO_ROUTE,
                     reply_text: ShortStr::from_static("NO_ROUTE"),
                     exchange: method.exchange.clone(),
                     routing_key: method.routing_key.clone(),
@@ -893,7 +893,7 @@ impl Connection {
         Bytes::copy_from_slice(name)
     }
 
-    async fn consume(&mut self, number: u16, consume: super::codec::BasicConsume) -> Result<(), Reply> {
+    async fn consume(&mut self, number: u16, consume: crate::wire::amqp::BasicConsume) -> Result<(), Reply> {
         let connection = self.id;
         let broker = Arc::clone(&self.broker);
         let mut queue_name = self.queue_name(number, consume.queue.as_bytes());
@@ -954,7 +954,7 @@ impl Connection {
         &mut self,
         number: u16,
         queue: &QueueEntry,
-        consume: &super::codec::BasicConsume,
+        consume: &crate::wire::amqp::BasicConsume,
     ) -> Result<StreamAttach, Reply> {
         let described = format!("queue '{}' in vhost '/'", queue.name_str());
         if consume.no_ack {

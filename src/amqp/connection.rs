@@ -14,14 +14,14 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
 use super::channel::Channel;
-use super::codec::{
+use super::reply::Reply;
+use crate::broker::{Broker, ConnectionId};
+use crate::queue::classic::ConsumerEvent;
+use crate::wire::amqp::{
     encode_body_frames, encode_method_frame, encode_raw_header_frame, reply_code, ChannelOpenOk,
     ConnectionClose, ConnectionCloseOk, ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune,
     ConnectionTuneOk, ContentHeader, FieldTable, FieldValue, Frame, FrameType, Method, ShortStr, FRAME_END,
 };
-use super::reply::Reply;
-use crate::broker::{Broker, ConnectionId};
-use crate::queue::classic::ConsumerEvent;
 
 /// Largest channel number a client may use (RabbitMQ's default).
 pub const CHANNEL_MAX: u16 = 2047;
@@ -205,8 +205,8 @@ impl Connection {
     /// Sends `connection.blocked` with `reason`, or `connection.unblocked` for `None`.
     pub fn set_blocked(&mut self, reason: Option<&str>) {
         let method: Method = match reason {
-            Some(reason) => super::codec::ConnectionBlocked { reason: short(reason) }.into(),
-            None => super::codec::ConnectionUnblocked::default().into(),
+            Some(reason) => crate::wire::amqp::ConnectionBlocked { reason: short(reason) }.into(),
+            None => crate::wire::amqp::ConnectionUnblocked::default().into(),
         };
         self.send(0, &method);
     }

@@ -1,9 +1,8 @@
-//! AMQP GATEWAY: the pure wire codec ([`codec`]) and, above it, the connection and channel
-//! state machines that turn frames into broker calls and broker events into frames. Every
-//! error sent to a client is worded in [`reply`].
+//! AMQP GATEWAY: the connection and channel state machines that turn frames (decoded by the
+//! pure codec in [`crate::wire::amqp`]) into broker calls, and broker events into frames.
+//! Every error sent to a client is worded in [`reply`].
 
 pub mod channel;
-pub mod codec;
 pub mod connection;
 pub mod reply;
 pub mod routes;

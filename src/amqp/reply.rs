@@ -1,9 +1,9 @@
 //! Every error that reaches a client becomes a `channel.close` or `connection.close` here,
 //! in one exhaustive match: a new error cannot ship without a reply code.
 
-use crate::amqp::codec::{reply_code, DecodeError};
 use crate::broker::Error;
 use crate::queue::classic::QueueError;
+use crate::wire::amqp::{reply_code, DecodeError};
 
 /// A close to send: the reply code, its text, and whether it closes the whole connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,37 +19,12 @@ pub struct Reply {
 impl Reply {
     /// A channel-level close.
     pub fn channel(code: u16, details: impl std::fmt::Display) -> Reply {
-        Reply { code, text: format!("{} - {details}", name(code)), connection: false }
+        Reply { code, text: format!("{} - {details}", reply_code::name(code)), connection: false }
     }
 
     /// A connection-level close.
     pub fn connection(code: u16, details: impl std::fmt::Display) -> Reply {
-        Reply { code, text: format!("{} - {details}", name(code)), connection: true }
-    }
-}
-
-/// The reply code's name.
-pub fn name(code: u16) -> &'static str {
-    match code {
-        200 => "OK",
-        311 => "CONTENT_TOO_LARGE",
-        312 => "NO_ROUTE",
-        313 => "NO_CONSUMERS",
-        320 => "CONNECTION_FORCED",
-        402 => "INVALID_PATH",
-        403 => "ACCESS_REFUSED",
-        404 => "NOT_FOUND",
-        405 => "RESOURCE_LOCKED",
-        406 => "PRECONDITION_FAILED",
-        501 => "FRAME_ERROR",
-        502 => "SYNTAX_ERROR",
-        503 => "COMMAND_INVALID",
-        504 => "CHANNEL_ERROR",
-        505 => "UNEXPECTED_FRAME",
-        506 => "RESOURCE_ERROR",
-        530 => "NOT_ALLOWED",
-        540 => "NOT_IMPLEMENTED",
-        _ => "INTERNAL_ERROR",
+        Reply { code, text: format!("{} - {details}", reply_code::name(code)), connection: true }
     }
 }
 

@@ -16,7 +16,7 @@ use bytes::BytesMut;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::amqp::codec::{
+use crate::wire::amqp::{
     encode_content_frames, encode_method_frame, BasicAck, BasicConsume, BasicProperties, BasicPublish,
     BasicQos, ConfirmSelect, ContentHeader, FieldTable, FrameType, Method, QueueBind, QueueDeclare, ShortStr,
 };
@@ -312,7 +312,7 @@ fn template(
     buf.clear();
     let body = vec![0u8; spec.body_bytes];
     encode_content_frames(&mut buf, channel, &publish, &header, &body, conn.frame_max);
-    let body_at = method_len + crate::amqp::codec::FRAME_OVERHEAD + header.encoded_len() + 7;
+    let body_at = method_len + crate::wire::amqp::FRAME_OVERHEAD + header.encoded_len() + 7;
     let stamp_at = (spec.body_bytes >= 8).then_some(body_at);
     Ok((buf.to_vec(), stamp_at))
 }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::amqp::codec::{
+use crate::wire::amqp::{
     encode_method_frame, peek_frame, ChannelClose, ChannelCloseOk, ChannelOpen, ConnectionClose,
     ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, FieldValue,
     FrameType, Method, ShortStr, FRAME_HEADER_SIZE, FRAME_MIN_SIZE, PROTOCOL_HEADER,

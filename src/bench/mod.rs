@@ -2,7 +2,7 @@
 //! `warren bench suite`, the standard scenarios run side by side against several brokers.
 //!
 //! The client is deliberately minimal so that it is never what limits a measurement: it speaks
-//! AMQP with Warren's pure codec ([`crate::amqp::codec`]) over plain tokio sockets, one task
+//! AMQP with Warren's pure codec ([`crate::wire::amqp`]) over plain tokio sockets, one task
 //! per connection owning its socket, with batched writes and a read path that scans frames in
 //! place without allocating. It knows nothing of the broker's internals and works against
 //! RabbitMQ as well as Warren.
@@ -44,7 +44,7 @@ pub enum Error {
     },
     /// The broker sent bytes that are not valid AMQP.
     #[error("malformed frame from the broker: {0}")]
-    Decode(#[from] crate::amqp::codec::DecodeError),
+    Decode(#[from] crate::wire::amqp::DecodeError),
     /// The broker closed a channel or the connection.
     #[error("broker closed the {scope}: {code} {text} (after {method})")]
     Closed {

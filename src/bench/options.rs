@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use clap::Args;
 
-use crate::amqp::codec::{FieldTable, FieldValue, ShortStr};
+use crate::wire::amqp::{FieldTable, FieldValue, ShortStr};
 
 use super::Error;
 

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::amqp::codec::{ExchangeDeclare, Method, QueueDelete, ShortStr};
+use crate::wire::amqp::{ExchangeDeclare, Method, QueueDelete, ShortStr};
 
 use super::actors::{phase, queue_bind, queue_declare, Consumer, ConsumerSpec, Producer, ProducerSpec};
 use super::client::Conn;

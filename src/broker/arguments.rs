@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Error;
-use crate::amqp::codec::{FieldTable, FieldValue};
+use crate::wire::amqp::{FieldTable, FieldValue};
 
 /// What `x-overflow` asks for when a length limit is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -272,7 +272,7 @@ pub fn check_queue_equivalence(name: &str, current: &FieldTable, received: &Fiel
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::amqp::codec::ShortStr;
+    use crate::wire::amqp::ShortStr;
 
     fn table(pairs: &[(&'static str, FieldValue)]) -> FieldTable {
         pairs.iter().map(|(k, v)| (ShortStr::from_static(k), v.clone())).collect()

@@ -7,10 +7,10 @@ use std::sync::Weak;
 use bytes::Bytes;
 
 use super::Broker;
-use crate::amqp::codec::{ContentHeader, FieldTable, FieldValue, ShortStr};
 use crate::log::now_ms;
 use crate::queue::classic::{DeadLetter, DeathReason};
 use crate::queue::message::Message;
+use crate::wire::amqp::{ContentHeader, FieldTable, FieldValue, ShortStr};
 
 /// Sends a queue's dead messages to its dead-letter exchange.
 #[derive(Debug)]

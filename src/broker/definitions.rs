@@ -5,8 +5,8 @@
 use bytes::{Bytes, BytesMut};
 
 use super::{arguments, exchange::ExchangeKind, Broker, Destination, Error, QueueDeclare};
-use crate::amqp::codec::{FieldTable, FieldValue, ShortStr};
 use crate::log::offsets::write_atomically;
+use crate::wire::amqp::{FieldTable, FieldValue, ShortStr};
 
 const FILE: &str = "definitions";
 

@@ -24,9 +24,9 @@ pub use arguments::{Overflow, QueueArgs};
 pub use error::Error;
 use exchange::{BindingTable, ExchangeKind};
 
-use crate::amqp::codec::{FieldTable, FieldValue, ShortStr};
 use crate::log::{Log, LogOptions, Storage};
 use crate::queue::classic::{DeadLetter, QueueHandle, QueueOptions, FLOOR_KEY};
+use crate::wire::amqp::{FieldTable, FieldValue, ShortStr};
 
 /// Identifies a client connection.
 pub type ConnectionId = u64;

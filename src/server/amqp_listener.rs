@@ -14,13 +14,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::amqp::codec::{
-    check_protocol_header, decode_raw_frame, encode_heartbeat_frame, DecodeError, ProtocolHeader,
-    PROTOCOL_HEADER,
-};
 use crate::amqp::connection::{Connection, Next, Phase, FRAME_MAX_BYTES};
 use crate::amqp::reply::{self, Reply};
 use crate::broker::Broker;
+use crate::wire::amqp::{
+    check_protocol_header, decode_raw_frame, encode_heartbeat_frame, reply_code, DecodeError, ProtocolHeader,
+    PROTOCOL_HEADER,
+};
 
 /// Time a client has to send the protocol header and finish the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -250,7 +250,7 @@ async fn serve_connection(
             }
             _ = shutdown.changed() => {
                 if connection.phase == Phase::Open {
-                    connection.close_with(&Reply::connection(320, "broker shutdown"), 0, 0);
+                    connection.close_with(&Reply::connection(reply_code::CONNECTION_FORCED, "broker shutdown"), 0, 0);
                 } else {
                     break 'serve;
                 }

@@ -1,7 +1,7 @@
 //! A small raw-TCP AMQP 0-9-1 client for tests that must put exact bytes on the wire:
 //! protocol headers, handshake steps one by one, arbitrary (malformed) frames, and reads of
 //! single frames with a deadline. Frames are encoded and decoded with Warren's own pure codec
-//! (`warren::amqp::codec`); nothing here trusts the broker to behave.
+//! (`warren::wire::amqp`); nothing here trusts the broker to behave.
 //!
 //! Every read takes a deadline; a read never waits forever.
 
@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use warren::amqp::codec::{
+use warren::wire::amqp::{
     decode_frame, encode_body_frames, encode_header_frame, encode_heartbeat_frame, encode_method_frame,
     BasicAck, BasicGet, BasicProperties, BasicPublish, ChannelClose, ChannelOpen, ConfirmSelect,
     ConnectionClose, ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, ContentHeader,

@@ -7,7 +7,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use warren::amqp::codec::{check_protocol_header, decode_frame, peek_frame, Frame, Method};
+use warren::wire::amqp::{check_protocol_header, decode_frame, peek_frame, Frame, Method};
 
 fuzz_target!(|data: &[u8]| {
     let (read_size, frame_max, input) = match data {

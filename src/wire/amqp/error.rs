@@ -10,6 +10,8 @@ pub mod reply_code {
     pub const REPLY_SUCCESS: u16 = 200;
     /// The message body is too large to be accepted.
     pub const CONTENT_TOO_LARGE: u16 = 311;
+    /// A mandatory message could not be routed to any queue.
+    pub const NO_ROUTE: u16 = 312;
     /// A mandatory/immediate message could not be delivered (no consumers).
     pub const NO_CONSUMERS: u16 = 313;
     /// The server closed the connection by operator intervention.
@@ -42,6 +44,32 @@ pub mod reply_code {
     pub const NOT_IMPLEMENTED: u16 = 540;
     /// An internal error occurred.
     pub const INTERNAL_ERROR: u16 = 541;
+
+    /// The reply code's name as the spec spells it (`"NOT_FOUND"`), `"OK"` for
+    /// [`REPLY_SUCCESS`], and `"INTERNAL_ERROR"` for any code the spec does not name.
+    pub fn name(code: u16) -> &'static str {
+        match code {
+            REPLY_SUCCESS => "OK",
+            CONTENT_TOO_LARGE => "CONTENT_TOO_LARGE",
+            NO_ROUTE => "NO_ROUTE",
+            NO_CONSUMERS => "NO_CONSUMERS",
+            CONNECTION_FORCED => "CONNECTION_FORCED",
+            INVALID_PATH => "INVALID_PATH",
+            ACCESS_REFUSED => "ACCESS_REFUSED",
+            NOT_FOUND => "NOT_FOUND",
+            RESOURCE_LOCKED => "RESOURCE_LOCKED",
+            PRECONDITION_FAILED => "PRECONDITION_FAILED",
+            FRAME_ERROR => "FRAME_ERROR",
+            SYNTAX_ERROR => "SYNTAX_ERROR",
+            COMMAND_INVALID => "COMMAND_INVALID",
+            CHANNEL_ERROR => "CHANNEL_ERROR",
+            UNEXPECTED_FRAME => "UNEXPECTED_FRAME",
+            RESOURCE_ERROR => "RESOURCE_ERROR",
+            NOT_ALLOWED => "NOT_ALLOWED",
+            NOT_IMPLEMENTED => "NOT_IMPLEMENTED",
+            _ => "INTERNAL_ERROR",
+        }
+    }
 }
 
 /// A protocol violation found while decoding received bytes.

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use super::*;
-use crate::amqp::codec::arb::arb_props;
-use crate::amqp::codec::table::FieldValue;
+use crate::wire::amqp::arb::arb_props;
+use crate::wire::amqp::table::FieldValue;
 use proptest::prelude::*;
 
 proptest! {

@@ -440,5 +440,5 @@ pub(crate) trait MethodArgs: Sized {
 }
 
 #[cfg(test)]
-#[path = "wire_tests.rs"]
+#[path = "primitives_tests.rs"]
 mod tests;

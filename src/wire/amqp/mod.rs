@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use bytes::BytesMut;
-//! use warren::amqp::codec::{decode_frame, Frame};
+//! use warren::wire::amqp::{decode_frame, Frame};
 //!
 //! let mut read_buf = BytesMut::new();
 //! // ... append bytes read from the socket to `read_buf` ...
@@ -30,7 +30,7 @@
 //!         Frame::Heartbeat => {}
 //!     }
 //! }
-//! # Ok::<(), warren::amqp::codec::DecodeError>(())
+//! # Ok::<(), warren::wire::amqp::DecodeError>(())
 //! ```
 //!
 //! [`Bytes`]: bytes::Bytes
@@ -38,7 +38,7 @@
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-mod wire;
+mod primitives;
 #[macro_use]
 mod macros;
 
@@ -81,6 +81,7 @@ pub use frame::{
     FRAME_END, FRAME_HEADER_SIZE, FRAME_MIN_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER,
 };
 pub use method::Method;
+pub use primitives::ShortStr;
 pub use properties::{BasicProperties, ContentHeader, PublishProperties};
 pub use queue::{
     QueueBind, QueueBindOk, QueueDeclare, QueueDeclareOk, QueueDelete, QueueDeleteOk, QueuePurge,
@@ -88,4 +89,3 @@ pub use queue::{
 };
 pub use table::{FieldTable, FieldValue, MAX_NESTING_DEPTH};
 pub use tx::{TxCommit, TxCommitOk, TxRollback, TxRollbackOk, TxSelect, TxSelectOk};
-pub use wire::ShortStr;

@@ -2,10 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
 use super::*;
-use crate::amqp::codec::arb::arb_props;
-use crate::amqp::codec::basic::{BasicDeliver, BasicPublish};
-use crate::amqp::codec::properties::BasicProperties;
-use crate::amqp::codec::wire::ShortStr;
+use crate::wire::amqp::arb::arb_props;
+use crate::wire::amqp::basic::{BasicDeliver, BasicPublish};
+use crate::wire::amqp::primitives::ShortStr;
+use crate::wire::amqp::properties::BasicProperties;
 use proptest::prelude::*;
 
 fn arb_frame() -> impl Strategy<Value = Frame> {

@@ -1,8 +1,8 @@
 //! Methods of the `exchange` class (class id 40): declare, delete, and
 //! RabbitMQ's exchange-to-exchange `bind`/`unbind`.
 
+use super::primitives::ShortStr;
 use super::table::FieldTable;
-use super::wire::ShortStr;
 
 amqp_method! {
     /// Declares (creates or checks) an exchange.

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::wire::ShortStr;
+use super::primitives::ShortStr;
 
 amqp_method! {
     /// Client opens a channel.

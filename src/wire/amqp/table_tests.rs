@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
 use super::*;
-use crate::amqp::codec::arb::Arb;
+use crate::wire::amqp::arb::Arb;
 use proptest::prelude::*;
 
 fn encode(t: &FieldTable) -> Bytes {

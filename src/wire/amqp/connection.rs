@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 
+use super::primitives::ShortStr;
 use super::table::FieldTable;
-use super::wire::ShortStr;
 
 amqp_method! {
     /// Server starts the handshake, announcing version, properties and SASL mechanisms.

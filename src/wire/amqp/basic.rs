@@ -6,8 +6,8 @@
 //! [`ShortStr`]s that decode as views of the received frame, so decoding a
 //! publish does not allocate.
 
+use super::primitives::ShortStr;
 use super::table::FieldTable;
-use super::wire::ShortStr;
 
 amqp_method! {
     /// Sets the prefetch window of the channel or of new consumers.

@@ -27,32 +27,32 @@ macro_rules! amqp_method {
             pub const NAME: &'static str = $text;
         }
 
-        impl $crate::amqp::codec::wire::MethodArgs for $name {
+        impl $crate::wire::amqp::primitives::MethodArgs for $name {
             #[allow(unused_variables)]
             fn read_args(
-                r: &mut $crate::amqp::codec::wire::Reader<'_>,
-            ) -> Result<Self, $crate::amqp::codec::DecodeError> {
+                r: &mut $crate::wire::amqp::primitives::Reader<'_>,
+            ) -> Result<Self, $crate::wire::amqp::DecodeError> {
                 Ok(Self {
-                    $( $field: $crate::amqp::codec::wire::Field::read(r)?, )*
+                    $( $field: $crate::wire::amqp::primitives::Field::read(r)?, )*
                 })
             }
             #[allow(unused_variables)]
-            fn write_args(&self, w: &mut $crate::amqp::codec::wire::Writer<'_>) {
-                $( $crate::amqp::codec::wire::Field::write(&self.$field, w); )*
+            fn write_args(&self, w: &mut $crate::wire::amqp::primitives::Writer<'_>) {
+                $( $crate::wire::amqp::primitives::Field::write(&self.$field, w); )*
             }
             #[allow(unused_variables)]
-            fn size_args(&self, s: &mut $crate::amqp::codec::wire::Sizer) {
-                $( $crate::amqp::codec::wire::Field::size(&self.$field, s); )*
+            fn size_args(&self, s: &mut $crate::wire::amqp::primitives::Sizer) {
+                $( $crate::wire::amqp::primitives::Field::size(&self.$field, s); )*
             }
         }
 
         #[cfg(test)]
-        impl $crate::amqp::codec::arb::Arb for $name {
+        impl $crate::wire::amqp::arb::Arb for $name {
             fn arb() -> proptest::strategy::BoxedStrategy<Self> {
                 use proptest::strategy::Strategy;
                 (
                     proptest::strategy::Just(()),
-                    $( <$ty as $crate::amqp::codec::arb::Arb>::arb(), )*
+                    $( <$ty as $crate::wire::amqp::arb::Arb>::arb(), )*
                 )
                     .prop_map(|((), $($field,)*)| Self { $($field,)* })
                     .boxed()

@@ -6,9 +6,9 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 
+use super::primitives::ShortStr;
 use super::properties::BasicProperties;
 use super::table::{FieldTable, FieldValue};
-use super::wire::ShortStr;
 
 /// A type with a canonical proptest strategy.
 pub(crate) trait Arb: Sized {

@@ -7,7 +7,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::error::DecodeError;
-use super::wire::{MethodArgs, Reader, Sizer, Writer};
+use super::primitives::{MethodArgs, Reader, Sizer, Writer};
 #[allow(clippy::wildcard_imports)]
 use super::{basic::*, channel::*, confirm::*, connection::*, exchange::*, queue::*, tx::*};
 
@@ -79,7 +79,7 @@ macro_rules! methods {
             #[cfg(test)]
             pub(crate) fn arb() -> proptest::strategy::BoxedStrategy<Method> {
                 use proptest::strategy::Strategy;
-                use $crate::amqp::codec::arb::Arb;
+                use $crate::wire::amqp::arb::Arb;
                 proptest::strategy::Union::new(vec![
                     $( $variant::arb().prop_map(Method::$variant).boxed(), )*
                 ])
@@ -152,8 +152,8 @@ impl Method {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::amqp::codec::table::{FieldTable, FieldValue};
-    use crate::amqp::codec::wire::ShortStr;
+    use crate::wire::amqp::primitives::ShortStr;
+    use crate::wire::amqp::table::{FieldTable, FieldValue};
     use proptest::prelude::*;
 
     fn encode(m: &Method) -> Bytes {

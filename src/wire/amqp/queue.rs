@@ -1,8 +1,8 @@
 //! Methods of the `queue` class (class id 50): declare, bind, unbind,
 //! purge, delete.
 
+use super::primitives::ShortStr;
 use super::table::FieldTable;
-use super::wire::ShortStr;
 
 amqp_method! {
     /// Declares (creates or checks) a queue.

@@ -12,8 +12,8 @@
 use bytes::{Bytes, BytesMut};
 
 use super::error::DecodeError;
+use super::primitives::{Reader, ShortStr, Writer};
 use super::table::{FieldTable, FieldValue};
-use super::wire::{Reader, ShortStr, Writer};
 
 /// Flag bit of each property, in wire order (bit 15 first).
 mod flag {

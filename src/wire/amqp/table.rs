@@ -19,7 +19,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::error::DecodeError;
-use super::wire::{Field, Reader, ShortStr, Sizer, Writer};
+use super::primitives::{Field, Reader, ShortStr, Sizer, Writer};
 
 /// Maximum nesting of tables/arrays accepted by the decoder. Deeper input is
 /// rejected with [`DecodeError::NestingTooDeep`] instead of risking stack
