@@ -1,6 +1,10 @@
 //! Every resource bound of Warren in one place: each limit has a unit in its name and a line
 //! on why it is what it is. Relations between limits are asserted at compile time.
 
+// ---------------------------------------------------------------------------------------------
+// Log core (`log/`) and the sorted deque (`seq_map`).
+// ---------------------------------------------------------------------------------------------
+
 /// Default size at which a segment is sealed and a new one started (256 MiB): large enough
 /// that a segment holds minutes of traffic, small enough that retention frees space in
 /// useful steps.
@@ -52,6 +56,30 @@ pub const CONSUMER_NAME_BYTES_MAX: usize = 255;
 
 /// Most named consumers one log's offset store keeps; past it, commits of new names fail.
 pub const CONSUMER_NAMES_PER_LOG_MAX: usize = 65_536;
+
+// ---------------------------------------------------------------------------------------------
+// Queues (`queue/`): consumer state, read-ahead, command channels.
+// ---------------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------------------------
+// Broker model (`broker/`): exchanges, bindings, definitions.
+// ---------------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------------------------
+// AMQP gateway (`amqp/`): what the connection and channel state machines negotiate and keep.
+// ---------------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------------------------
+// Server (`server/`): sockets, buffers, timeouts and watchers.
+// ---------------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------------------------
+// Bench (`bench/`): the load generator's own bounds.
+// ---------------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------------------------
+// Relations between the limits above, checked at compile time.
+// ---------------------------------------------------------------------------------------------
 
 const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
