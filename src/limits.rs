@@ -69,6 +69,21 @@ pub const CONSUMER_NAMES_PER_LOG_MAX: usize = 65_536;
 // AMQP gateway (`amqp/`): what the connection and channel state machines negotiate and keep.
 // ---------------------------------------------------------------------------------------------
 
+/// Largest channel number a client may use (RabbitMQ's default `channel_max`).
+pub const CHANNEL_MAX: u16 = 2047;
+/// Largest frame the server accepts, framing included (RabbitMQ's default).
+pub const FRAME_MAX_BYTES: u32 = 131_072;
+/// Smallest frame_max a client may ask for (the spec's frame-min-size).
+pub const FRAME_MIN_BYTES: u32 = 4096;
+/// Heartbeat interval the server proposes, in seconds (RabbitMQ's default).
+pub const HEARTBEAT_S: u16 = 60;
+/// Bound of the queue of deliveries waiting for a connection's attention: a full queue
+/// makes the queues' tasks wait, which is how a slow consumer's socket slows delivery.
+pub const CONSUMER_EVENTS_MAX: usize = 4096;
+/// Bodies up to this size are copied into the output buffer; larger ones are written from
+/// where they are stored.
+pub const INLINE_BODY_MAX: usize = 256;
+
 // ---------------------------------------------------------------------------------------------
 // Server (`server/`): sockets, buffers, timeouts and watchers.
 // ---------------------------------------------------------------------------------------------
@@ -89,3 +104,6 @@ const _: () = assert!((BATCH_BYTES_TARGET as u64) < BATCH_BYTES_MAX);
 // A message plus its stored headers (at most a few KiB beside the body) fits in one batch.
 const _: () = assert!(MESSAGE_BYTES_MAX + 1024 * 1024 < BATCH_BYTES_MAX);
 const _: () = assert!((INDEX_INTERVAL_BYTES_DEFAULT as u64) <= SEGMENT_BYTES_MIN);
+const _: () = assert!(FRAME_MIN_BYTES <= FRAME_MAX_BYTES);
+// A frame never carries more than a batch.
+const _: () = assert!((FRAME_MAX_BYTES as u64) < BATCH_BYTES_MAX);

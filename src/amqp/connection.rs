@@ -16,26 +16,15 @@ use tokio::sync::mpsc;
 use super::channel::Channel;
 use super::reply::Reply;
 use crate::broker::{Broker, ConnectionId};
+use crate::limits::{
+    CHANNEL_MAX, CONSUMER_EVENTS_MAX, FRAME_MAX_BYTES, FRAME_MIN_BYTES, HEARTBEAT_S, INLINE_BODY_MAX,
+};
 use crate::queue::classic::ConsumerEvent;
 use crate::wire::amqp::{
     encode_body_frames, encode_method_frame, encode_raw_header_frame, reply_code, ChannelOpenOk,
     ConnectionClose, ConnectionCloseOk, ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune,
     ConnectionTuneOk, ContentHeader, FieldTable, FieldValue, Frame, FrameType, Method, ShortStr, FRAME_END,
 };
-
-/// Largest channel number a client may use (RabbitMQ's default).
-pub const CHANNEL_MAX: u16 = 2047;
-/// Largest frame the server accepts, framing included (RabbitMQ's default).
-pub const FRAME_MAX_BYTES: u32 = 131_072;
-/// Smallest frame_max a client may ask for (the spec's frame-min-size).
-pub const FRAME_MIN_BYTES: u32 = 4096;
-/// Heartbeat interval the server proposes, in seconds.
-pub const HEARTBEAT_S: u16 = 60;
-/// Bound of the queue of deliveries waiting for a connection's attention.
-pub const CONSUMER_EVENTS_MAX: usize = 4096;
-/// Bodies up to this size are copied into the output buffer; larger ones are written from
-/// where they are stored.
-pub const INLINE_BODY_MAX: usize = 256;
 
 /// Where the handshake stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +201,7 @@ impl Connection {
     }
 
     /// Queues a method with content: the method and header frames are encoded; body frames
-    /// of bodies over [`INLINE_BODY_MAX`] point at the body's own bytes (a slice of a
+    /// of bodies over [`INLINE_BODY_MAX`](crate::limits::INLINE_BODY_MAX) point at the body's own bytes (a slice of a
     /// segment map or of the read buffer) and are written with vectored writes.
     pub fn send_content(
         &mut self,

@@ -14,9 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::amqp::connection::{Connection, Next, Phase, FRAME_MAX_BYTES};
+use crate::amqp::connection::{Connection, Next, Phase};
 use crate::amqp::reply::{self, Reply};
 use crate::broker::Broker;
+use crate::limits::FRAME_MAX_BYTES;
 use crate::wire::amqp::{
     check_protocol_header, decode_raw_frame, encode_heartbeat_frame, reply_code, DecodeError, ProtocolHeader,
     PROTOCOL_HEADER,
