@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::limits::{SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, WORKER_THREADS_MAX};
+use crate::limits::{
+    DISK_FREE_LIMIT_BYTES_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    WORKER_THREADS_MAX,
+};
 use crate::log::storage::IoBackendChoice;
 use crate::log::FsyncPolicy;
 
@@ -213,7 +216,10 @@ impl Config {
             http_listen: args.http_listen.or(file.http_listen).unwrap_or(([127, 0, 0, 1], 15672).into()),
             ports_file: args.ports_file.clone().or(file.ports_file),
             memory_limit_bytes: args.memory_limit.or(file.memory_limit),
-            disk_free_limit_bytes: args.disk_free_limit.or(file.disk_free_limit).unwrap_or(50_000_000),
+            disk_free_limit_bytes: args
+                .disk_free_limit
+                .or(file.disk_free_limit)
+                .unwrap_or(DISK_FREE_LIMIT_BYTES_DEFAULT),
             status_interval,
             worker_threads,
         })

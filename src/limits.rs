@@ -57,6 +57,37 @@ pub const CONSUMER_NAME_BYTES_MAX: usize = 255;
 /// Most named consumers one log's offset store keeps; past it, commits of new names fail.
 pub const CONSUMER_NAMES_PER_LOG_MAX: usize = 65_536;
 
+/// Groups a log's writer hands to its sync task (`fsync always`) before they are synced, at
+/// most: a full queue makes the writer wait for the disc.
+pub const SYNC_QUEUED_GROUPS_MAX: usize = 64;
+
+/// Buffers in one vectored write, at most: the kernel's `IOV_MAX`. A longer write is split.
+pub const IOVECS_MAX: usize = 1024;
+
+/// Bodies at least this large (bytes) are referenced by a batch built for vectored writes
+/// instead of being copied into it: below it, a copy costs less than one more iovec.
+pub const SHARED_BODY_MIN_BYTES: usize = 4096;
+
+/// Largest buffer (bytes) reserved up front for a vectored batch's record framing; it grows
+/// past this only when the records need it.
+pub const BATCH_RECORDS_RESERVE_BYTES_MAX: usize = 64 * 1024;
+
+/// How often (ms) a log applies retention when nothing rolls, by default: age limits are
+/// hours or days, so a minute's lateness frees nothing much later.
+pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 60_000;
+
+/// Period (ms) of the writer's sync timer when the policy has no interval (`always`,
+/// `never`): the timer then only wakes the writer, and rarely.
+pub const SYNC_TIMER_IDLE_MS: u64 = 3_600_000;
+
+/// Tombstones a `SeqMap` keeps before it considers a compaction, at least: compacting a few
+/// costs more than it frees.
+pub const SEQ_MAP_TOMBSTONES_KEPT_MIN: usize = 64;
+
+/// Default free disc space (bytes) below which publishers are blocked (RabbitMQ's
+/// `disk_free_limit`, 50 MB).
+pub const DISK_FREE_LIMIT_BYTES_DEFAULT: u64 = 50_000_000;
+
 // ---------------------------------------------------------------------------------------------
 // Queues (`queue/`): consumer state, read-ahead, command channels.
 // ---------------------------------------------------------------------------------------------

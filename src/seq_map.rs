@@ -11,8 +11,7 @@
 
 use std::collections::VecDeque;
 
-/// Tombstones kept, at least, before a compaction is considered.
-const TOMBSTONES_KEPT: usize = 64;
+use crate::limits::SEQ_MAP_TOMBSTONES_KEPT_MIN;
 
 /// A map from increasing `u64` keys to values. See the module documentation.
 #[derive(Debug, Clone)]
@@ -127,7 +126,7 @@ impl<V> SeqMap<V> {
             self.entries.pop_front();
         }
         let tombstones = self.entries.len() - self.live;
-        if tombstones > TOMBSTONES_KEPT && tombstones > self.live {
+        if tombstones > SEQ_MAP_TOMBSTONES_KEPT_MIN && tombstones > self.live {
             self.entries.retain(|(_, value)| value.is_some());
         }
     }
@@ -196,7 +195,7 @@ mod tests {
                 prop_assert_eq!(map.len(), model.len());
                 prop_assert_eq!(map.first(), model.first_key_value().map(|(k, v)| (*k, v)));
                 prop_assert!(map.iter().eq(model.iter().map(|(k, v)| (*k, v))));
-                prop_assert!(map.entries.len() <= 2 * map.len() + super::TOMBSTONES_KEPT + 1);
+                prop_assert!(map.entries.len() <= 2 * map.len() + crate::limits::SEQ_MAP_TOMBSTONES_KEPT_MIN + 1);
                 for key in [0, last, last / 2] {
                     prop_assert_eq!(map.get(key), model.get(&key));
                 }

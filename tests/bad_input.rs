@@ -1,5 +1,5 @@
 //! Malformed and hostile input on the AMQP port, answered exactly as RabbitMQ 3.10 answers it
-//! (see RABBITMQ-BEHAVIOUR.md, "Bad input", "Heartbeats", "Handshake" and "Auth"), while a
+//! (the codes and texts are listed under "Connections" in docs/amqp-compat.md), while a
 //! bystander on its own connection keeps publishing and getting, before, during and after,
 //! and never notices anything.
 //!

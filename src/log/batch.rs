@@ -8,7 +8,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::limits::BATCH_BYTES_MAX;
+use crate::limits::{BATCH_BYTES_MAX, BATCH_RECORDS_RESERVE_BYTES_MAX, SHARED_BODY_MIN_BYTES};
 
 /// The four bytes every batch starts with: `WRNB`.
 pub const BATCH_MAGIC: [u8; 4] = *b"WRNB";
@@ -348,10 +348,6 @@ fn decode_records(header: &BatchHeader, payload: &Bytes) -> Result<Vec<Record>, 
     Ok(records)
 }
 
-/// Bodies at least this large are referenced by a batch built for vectored writes instead
-/// of being copied into it.
-pub const SHARED_BODY_MIN_BYTES: usize = 4096;
-
 /// Builds one batch: records are appended in offset order, then [`BatchBuilder::finish`]
 /// writes the header, compresses if asked and computes the crc.
 ///
@@ -402,7 +398,7 @@ impl BatchBuilder {
     /// pushed with [`BatchBuilder::push_shared`] are not copied.
     pub fn vectored(base_offset: u64, capacity_bytes: usize) -> BatchBuilder {
         BatchBuilder {
-            records: BytesMut::with_capacity(capacity_bytes.min(64 * 1024)),
+            records: BytesMut::with_capacity(capacity_bytes.min(BATCH_RECORDS_RESERVE_BYTES_MAX)),
             vectored: true,
             ..BatchBuilder::new(base_offset, 0)
         }

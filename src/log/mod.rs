@@ -37,8 +37,8 @@ use segment::Segment;
 use storage::FileIo;
 
 use crate::limits::{
-    BATCH_BYTES_MAX, INDEX_INTERVAL_BYTES_DEFAULT, LOG_APPEND_QUEUE_MAX, SEGMENT_BYTES_DEFAULT,
-    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    BATCH_BYTES_MAX, INDEX_INTERVAL_BYTES_DEFAULT, LOG_APPEND_QUEUE_MAX, RETENTION_CHECK_INTERVAL_MS_DEFAULT,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 
 /// Everything that can go wrong in the log.
@@ -194,7 +194,7 @@ impl LogOptions {
             segment_age_max: None,
             retention_bytes_max: None,
             retention_age_max: None,
-            retention_check_interval: Duration::from_secs(60),
+            retention_check_interval: Duration::from_millis(RETENTION_CHECK_INTERVAL_MS_DEFAULT),
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             compression: Compression::None,
         }

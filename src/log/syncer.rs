@@ -19,9 +19,7 @@ use super::segment::Segment;
 use super::storage::SegmentFile;
 use super::writer::{commit, Answer, Pending};
 use super::{Error, Shared};
-
-/// Groups handed over but not yet synced, at most: a full queue makes the writer wait.
-const QUEUED_GROUPS_MAX: usize = 64;
+use crate::limits::SYNC_QUEUED_GROUPS_MAX;
 
 enum Job {
     /// A written group: sync `file`, then commit `batches` and send `answers`.
@@ -40,7 +38,7 @@ impl SyncQueue {
     /// Starts the sync task of the log behind `shared` on the current runtime. It stops when
     /// the queue is dropped.
     pub fn start(shared: Arc<Shared>) -> SyncQueue {
-        let (jobs, receiver) = mpsc::channel(QUEUED_GROUPS_MAX);
+        let (jobs, receiver) = mpsc::channel(SYNC_QUEUED_GROUPS_MAX);
         let failure = Arc::new(OnceLock::new());
         tokio::spawn(serve(shared, receiver, Arc::clone(&failure)));
         SyncQueue { jobs, failure }

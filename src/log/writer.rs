@@ -23,7 +23,7 @@ use super::storage::memory::MemorySegment;
 use super::storage::SegmentFile;
 use super::syncer::SyncQueue;
 use super::{now_ms, AppendAck, Error, FsyncPolicy, LogOptions, RecordInput, Shared};
-use crate::limits::{BATCH_BYTES_TARGET, BATCH_RECORDS_MAX};
+use crate::limits::{BATCH_BYTES_TARGET, BATCH_RECORDS_MAX, SYNC_TIMER_IDLE_MS};
 
 /// What the writer is asked to do.
 pub enum Command {
@@ -108,7 +108,7 @@ impl Writer {
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let sync_period = match self.options.fsync() {
             Some(FsyncPolicy::Interval(period)) => period,
-            _ => Duration::from_secs(3600),
+            _ => Duration::from_millis(SYNC_TIMER_IDLE_MS),
         };
         let mut sync_timer = tokio::time::interval(sync_period);
         sync_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::limits::IOVECS_MAX;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{FileIo, IoFuture, SegmentFile};
@@ -101,8 +103,6 @@ async fn write_vectored_all(
     mut chunks: Vec<Bytes>,
     mut position: u64,
 ) -> io::Result<()> {
-    // The kernel's IOV_MAX.
-    const IOVECS_MAX: usize = 1024;
     chunks.retain(|c| !c.is_empty());
     while !chunks.is_empty() {
         let rest = if chunks.len() > IOVECS_MAX { chunks.split_off(IOVECS_MAX) } else { Vec::new() };
