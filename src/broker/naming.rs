@@ -4,23 +4,26 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::limits::GENERATED_NAME_RANDOM_BYTES;
+
 /// A name as text (for errors and tracing), with invalid UTF-8 replaced.
 pub(super) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// `prefix` followed by 22 random URL-safe characters, like RabbitMQ's `amq.gen-…`.
+/// `prefix` followed by [`GENERATED_NAME_RANDOM_BYTES`] (22) random URL-safe characters,
+/// like RabbitMQ's `amq.gen-…`.
 pub fn generated_name(prefix: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(prefix.len() + 22);
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(prefix.len() + GENERATED_NAME_RANDOM_BYTES);
     out.push_str(prefix);
     let mut state = rand_seed();
-    for _ in 0..22 {
+    for _ in 0..GENERATED_NAME_RANDOM_BYTES {
         // xorshift64, with Marsaglia's shift triple.
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        out.push(char::from(ALPHABET[(state % 64) as usize]));
+        out.push(char::from(ALPHABET[(state % ALPHABET.len() as u64) as usize]));
     }
     out
 }

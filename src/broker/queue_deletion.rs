@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::naming::text;
 use super::{definitions, Broker, ConnectionId, Destination, Error, QueueEntry};
+use crate::limits::QUEUE_EXPIRY_SWEEP_INTERVAL_MS;
 
 impl Broker {
     /// `queue.delete`; answers the ready count. A missing queue is not an error.
@@ -131,7 +132,7 @@ impl Broker {
 pub(super) fn spawn_expiry_sweeper(broker: &Arc<Broker>) {
     let sweeper = Arc::downgrade(broker);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_EXPIRY_SWEEP_INTERVAL_MS));
         loop {
             tick.tick().await;
             let Some(broker) = sweeper.upgrade() else { return };

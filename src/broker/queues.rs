@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::arguments::{self, Overflow, QueueArgs};
 use super::naming::{generated_name, hex, text};
 use super::{dead_letter, definitions, Broker, ConnectionId, Error};
+use crate::limits::STREAM_AGE_CHECK_INTERVAL_MS;
 use crate::log::{Log, LogOptions, Storage};
 use crate::queue::classic::{DeadLetter, QueueHandle, QueueOptions, FLOOR_KEY};
 use crate::wire::amqp::FieldTable;
@@ -197,7 +198,7 @@ impl Broker {
             log_options.retention_bytes_max = args.max_length_bytes;
             log_options.retention_age_max = args.max_age;
             if args.max_age.is_some() {
-                log_options.retention_check_interval = Duration::from_secs(1);
+                log_options.retention_check_interval = Duration::from_millis(STREAM_AGE_CHECK_INTERVAL_MS);
             }
             if args.compress {
                 log_options.compression = crate::log::Compression::Zstd;
