@@ -96,6 +96,27 @@ pub const DISK_FREE_LIMIT_BYTES_DEFAULT: u64 = 50_000_000;
 // Broker model (`broker/`): exchanges, bindings, definitions.
 // ---------------------------------------------------------------------------------------------
 
+/// How often the broker looks for queues left unused past their `x-expires`, in ms: an
+/// expired queue outlives its lease by at most this long.
+pub const QUEUE_EXPIRY_SWEEP_INTERVAL_MS: u64 = 100;
+
+/// How often a stream with `x-max-age` checks its oldest segment's age, in ms: a segment
+/// is removed at most this long after it passes the age limit.
+pub const STREAM_AGE_CHECK_INTERVAL_MS: u64 = 1000;
+
+/// Largest `x-max-priority` a queue takes (larger values are lowered to it): a message's
+/// priority is stored in one byte, and RabbitMQ caps it the same way.
+pub const QUEUE_PRIORITY_MAX: u8 = u8::MAX;
+
+/// Random characters (one byte each) after the prefix of a server-generated name
+/// (`amq.gen-…`, `amq.ctag-…`), as RabbitMQ: 22 of 64 symbols give 132 random bits, so
+/// generated names do not collide.
+pub const GENERATED_NAME_RANDOM_BYTES: usize = 22;
+
+// A zero interval would make the broker's periodic tasks panic or spin.
+const _: () = assert!(QUEUE_EXPIRY_SWEEP_INTERVAL_MS > 0);
+const _: () = assert!(STREAM_AGE_CHECK_INTERVAL_MS > 0);
+
 // ---------------------------------------------------------------------------------------------
 // AMQP gateway (`amqp/`): what the connection and channel state machines negotiate and keep.
 // ---------------------------------------------------------------------------------------------

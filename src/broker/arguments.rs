@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Error;
+use crate::limits::QUEUE_PRIORITY_MAX;
 use crate::wire::amqp::{FieldTable, FieldValue};
 
 /// What `x-overflow` asks for when a length limit is reached.
@@ -161,7 +162,7 @@ pub fn parse_queue_args(name: &str, args: &FieldTable) -> Result<QueueArgs, Erro
                     ));
                 }
                 let priority = non_negative(name, key, value)?;
-                out.max_priority = Some(priority.min(255) as u8);
+                out.max_priority = Some(priority.min(u64::from(QUEUE_PRIORITY_MAX)) as u8);
             }
             "x-dead-letter-exchange" => out.dead_letter_exchange = Some(string(name, key, value)?),
             "x-dead-letter-routing-key" => out.dead_letter_routing_key = Some(string(name, key, value)?),

@@ -1,0 +1,106 @@
+//! Bindings in the model: `queue.bind`, `exchange.bind` and their unbinds, with the
+//! checks RabbitMQ makes. The per-exchange tables they edit are in `exchange`; routing
+//! through them is in `routing`. No frames, no I/O beyond saving durable definitions.
+
+use super::exchange::BindingTable;
+use super::naming::text;
+use super::{definitions, Broker, ConnectionId, Error};
+use crate::wire::amqp::{FieldTable, FieldValue, ShortStr};
+
+/// Where a binding leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Destination {
+    /// A queue, by id.
+    Queue(u64),
+    /// An exchange, by id (exchange-to-exchange binding).
+    Exchange(u64),
+}
+
+/// Bindings of one exchange.
+pub type Bindings = BindingTable<Destination, ShortStr, FieldValue>;
+
+impl Broker {
+    /// The destination called `name` (a queue when `is_queue`, else an exchange) and
+    /// whether it is durable.
+    fn destination(
+        &self,
+        name: &[u8],
+        is_queue: bool,
+        connection: ConnectionId,
+    ) -> Result<(Destination, bool), Error> {
+        if is_queue {
+            let queue = self.queue_for(name, connection)?;
+            Ok((Destination::Queue(queue.id), queue.durable))
+        } else {
+            let exchange = self.exchange(name).ok_or_else(|| Error::ExchangeNotFound(text(name)))?;
+            Ok((Destination::Exchange(exchange.id), exchange.durable))
+        }
+    }
+
+    /// `queue.bind` (`is_queue`) or `exchange.bind`.
+    ///
+    /// # Errors
+    /// 403 for the default exchange; 404 for a missing end; 405; 406 for bad headers args.
+    pub async fn bind(
+        &self,
+        source: &[u8],
+        destination: &[u8],
+        is_queue: bool,
+        routing_key: &[u8],
+        arguments: FieldTable,
+        connection: ConnectionId,
+    ) -> Result<(), Error> {
+        let _changes = self.changes.lock().await;
+        if source.is_empty() || (!is_queue && destination.is_empty()) {
+            return Err(Error::DefaultExchange);
+        }
+        let (target, target_durable) = self.destination(destination, is_queue, connection)?;
+        let exchange = self.exchange(source).ok_or_else(|| Error::ExchangeNotFound(text(source)))?;
+        exchange.kind.validate_binding(&arguments.0).map_err(|e| Error::InvalidArg {
+            kind: "exchange",
+            name: text(source),
+            arg: "x-match".into(),
+            reason: e.to_string(),
+        })?;
+        let added =
+            exchange.bindings.write().expect("bindings lock poisoned").bind(routing_key, arguments.0, target);
+        self.topology_changed();
+        if added && exchange.durable && target_durable {
+            definitions::save(self)?;
+        }
+        Ok(())
+    }
+
+    /// `queue.unbind` or `exchange.unbind`. Unbinding what is not bound is not an error.
+    ///
+    /// # Errors
+    /// 403 for the default exchange; 404 for a missing end.
+    pub async fn unbind(
+        &self,
+        source: &[u8],
+        destination: &[u8],
+        is_queue: bool,
+        routing_key: &[u8],
+        arguments: &FieldTable,
+        connection: ConnectionId,
+    ) -> Result<(), Error> {
+        let _changes = self.changes.lock().await;
+        if source.is_empty() {
+            return Err(Error::DefaultExchange);
+        }
+        let (target, target_durable) = self.destination(destination, is_queue, connection)?;
+        let exchange = self.exchange(source).ok_or_else(|| Error::ExchangeNotFound(text(source)))?;
+        let (removed, now_empty) = {
+            let mut bindings = exchange.bindings.write().expect("bindings lock poisoned");
+            (bindings.unbind(routing_key, &arguments.0, target), bindings.is_empty())
+        };
+        self.topology_changed();
+        if removed && exchange.auto_delete && now_empty {
+            self.remove_exchange(source);
+        }
+        if removed && exchange.durable && target_durable {
+            definitions::save(self)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! Exchanges in the model: the built-in ones, `exchange.declare` with RabbitMQ's
+//! equivalence checks, and `exchange.delete`. Routing through an exchange's bindings is in
+//! `routing`, the binding tables in `exchange`. No frames, no I/O beyond saving durable
+//! definitions.
+
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+
+use super::exchange::{BindingTable, ExchangeKind};
+use super::naming::text;
+use super::{definitions, Bindings, Broker, Destination, Error};
+use crate::wire::amqp::FieldTable;
+
+/// An exchange.
+#[derive(Debug)]
+pub struct ExchangeEntry {
+    /// Internal id, used in bindings.
+    pub id: u64,
+    /// Its name.
+    pub name: Bytes,
+    /// Its type.
+    pub kind: ExchangeKind,
+    /// Survives restarts.
+    pub durable: bool,
+    /// Deleted when its last binding goes.
+    pub auto_delete: bool,
+    /// Takes no publishes, only exchange-to-exchange traffic.
+    pub internal: bool,
+    /// Its arguments.
+    pub arguments: FieldTable,
+    /// `alternate-exchange`.
+    pub alternate: Option<Bytes>,
+    /// Its bindings, as source.
+    pub bindings: RwLock<Bindings>,
+}
+
+/// An `exchange.declare`.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeDeclare {
+    /// Name.
+    pub name: Bytes,
+    /// Type name.
+    pub kind: Bytes,
+    /// Only check that it exists.
+    pub passive: bool,
+    /// Survives restarts.
+    pub durable: bool,
+    /// Deleted with its last binding.
+    pub auto_delete: bool,
+    /// Takes no publishes.
+    pub internal: bool,
+    /// Arguments.
+    pub arguments: FieldTable,
+}
+
+/// The exchanges every vhost has; none can be deleted.
+const BUILTIN_EXCHANGES: [(&str, ExchangeKind); 6] = [
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+    ("", ExchangeKind::Direct),
+];
+
+impl Broker {
+    /// The exchange called `name`.
+    pub fn exchange(&self, name: &[u8]) -> Option<Arc<ExchangeEntry>> {
+        self.model.read().expect("model lock poisoned").exchanges.get(name).cloned()
+    }
+
+    /// Every exchange.
+    pub fn exchanges(&self) -> Vec<Arc<ExchangeEntry>> {
+        self.model.read().expect("model lock poisoned").exchanges.values().cloned().collect()
+    }
+
+    /// Adds the built-in exchanges (when the broker opens).
+    pub(super) fn insert_builtin_exchanges(&self) {
+        for (name, kind) in BUILTIN_EXCHANGES {
+            self.insert_exchange(
+                Bytes::from_static(name.as_bytes()),
+                kind,
+                true,
+                false,
+                false,
+                FieldTable::default(),
+            );
+        }
+    }
+
+    /// Adds an exchange to the model, replacing any of that name.
+    pub(super) fn insert_exchange(
+        &self,
+        name: Bytes,
+        kind: ExchangeKind,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    ) -> Arc<ExchangeEntry> {
+        let alternate =
+            arguments.get("alternate-exchange").and_then(|v| v.as_bytes()).map(Bytes::copy_from_slice);
+        let entry = Arc::new(ExchangeEntry {
+            id: self.id(),
+            name: name.clone(),
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+            alternate,
+            bindings: RwLock::new(BindingTable::new(kind)),
+        });
+        let mut model = self.model.write().expect("model lock poisoned");
+        model.exchange_names.insert(entry.id, name.clone());
+        model.exchanges.insert(name, Arc::clone(&entry));
+        drop(model);
+        self.topology_changed();
+        entry
+    }
+
+    /// `exchange.declare`.
+    ///
+    /// # Errors
+    /// 503 (connection) for an unknown type; 403 for reserved names; 404 passive; 406.
+    pub async fn declare_exchange(&self, request: ExchangeDeclare) -> Result<(), Error> {
+        let _changes = self.changes.lock().await;
+        let kind_text = text(&request.kind);
+        if let Some(existing) = self.exchange(&request.name) {
+            if request.passive {
+                return Ok(());
+            }
+            // Built-in `amq.*` exchanges may be redeclared when equivalent, as in RabbitMQ.
+            if request.name.is_empty() {
+                return Err(Error::DefaultExchange);
+            }
+            return check_exchange_redeclare(&existing, &request, kind_text);
+        }
+        if request.passive {
+            return Err(Error::ExchangeNotFound(text(&request.name)));
+        }
+        let kind = ExchangeKind::parse(&kind_text).ok_or(Error::UnknownExchangeType(kind_text))?;
+        if request.name.starts_with(b"amq.") {
+            return Err(Error::ReservedName { kind: "exchange", name: text(&request.name) });
+        }
+        let durable = request.durable;
+        self.insert_exchange(
+            request.name,
+            kind,
+            durable,
+            request.auto_delete,
+            request.internal,
+            request.arguments,
+        );
+        if durable {
+            definitions::save(self)?;
+        }
+        Ok(())
+    }
+
+    /// `exchange.delete`. A missing exchange is not an error.
+    ///
+    /// # Errors
+    /// 403 for the default and built-in exchanges; 406 for if-unused with bindings.
+    pub async fn delete_exchange(&self, name: &[u8], if_unused: bool) -> Result<(), Error> {
+        let _changes = self.changes.lock().await;
+        if name.is_empty() {
+            return Err(Error::DefaultExchange);
+        }
+        if BUILTIN_EXCHANGES.iter().any(|(builtin, _)| builtin.as_bytes() == name) {
+            return Err(Error::SystemExchange(text(name)));
+        }
+        let Some(exchange) = self.exchange(name) else { return Ok(()) };
+        if if_unused && !exchange.bindings.read().expect("bindings lock poisoned").is_empty() {
+            return Err(Error::ExchangeInUse(text(name)));
+        }
+        self.remove_exchange(name);
+        if exchange.durable {
+            definitions::save(self)?;
+        }
+        Ok(())
+    }
+
+    /// Removes an exchange and every binding that leads to it.
+    pub(super) fn remove_exchange(&self, name: &[u8]) {
+        let mut model = self.model.write().expect("model lock poisoned");
+        if let Some(exchange) = model.exchanges.remove(name) {
+            model.exchange_names.remove(&exchange.id);
+            for other in model.exchanges.values() {
+                other
+                    .bindings
+                    .write()
+                    .expect("bindings lock poisoned")
+                    .unbind_destination(Destination::Exchange(exchange.id));
+            }
+        }
+        drop(model);
+        self.topology_changed();
+    }
+}
+
+/// Checks a redeclare of `existing` (not passive, not the default exchange) as RabbitMQ
+/// does: type, then durable, auto-delete and internal must match.
+fn check_exchange_redeclare(
+    existing: &ExchangeEntry,
+    request: &ExchangeDeclare,
+    kind_text: String,
+) -> Result<(), Error> {
+    let kind = ExchangeKind::parse(&kind_text).ok_or(Error::UnknownExchangeType(kind_text.clone()))?;
+    let inequivalent = |arg: &str, received: String, current: String| Error::Inequivalent {
+        kind: "exchange",
+        name: text(&request.name),
+        arg: arg.to_owned(),
+        received: format!("'{received}'"),
+        current: format!("'{current}'"),
+    };
+    if kind != existing.kind {
+        return Err(inequivalent("type", kind_text, existing.kind.as_str().to_owned()));
+    }
+    let flags = [
+        ("durable", request.durable, existing.durable),
+        ("auto_delete", request.auto_delete, existing.auto_delete),
+        ("internal", request.internal, existing.internal),
+    ];
+    for (arg, received, current) in flags {
+        if received != current {
+            return Err(inequivalent(arg, received.to_string(), current.to_string()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! Queues in the model: lookups, `queue.declare` with RabbitMQ's checks, opening a queue's
+//! log and starting it, and `queue.purge`. How queues go is in `queue_deletion`. The
+//! running queue is `queue::classic`'s; this file knows no frames and no log internals
+//! beyond the options it opens a log with.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::arguments::{self, Overflow, QueueArgs};
+use super::naming::{generated_name, hex, text};
+use super::{dead_letter, definitions, Broker, ConnectionId, Error};
+use crate::limits::STREAM_AGE_CHECK_INTERVAL_MS;
+use crate::log::{Log, LogOptions, Storage};
+use crate::queue::classic::{DeadLetter, QueueHandle, QueueOptions, FLOOR_KEY};
+use crate::wire::amqp::FieldTable;
+
+/// A queue.
+#[derive(Debug)]
+pub struct QueueEntry {
+    /// Internal id, used in bindings.
+    pub id: u64,
+    /// Its name.
+    pub name: Bytes,
+    /// Survives restarts.
+    pub durable: bool,
+    /// The connection that owns an exclusive queue.
+    pub exclusive_owner: Option<ConnectionId>,
+    /// Deleted when its last consumer goes.
+    pub auto_delete: bool,
+    /// Its arguments as declared.
+    pub arguments: FieldTable,
+    /// Its arguments parsed.
+    pub args: QueueArgs,
+    /// The running queue.
+    pub handle: Arc<QueueHandle>,
+    /// Last declare, get or consumer activity (for `x-expires`).
+    pub last_used: Mutex<Instant>,
+}
+
+impl QueueEntry {
+    /// The name as text.
+    pub fn name_str(&self) -> String {
+        String::from_utf8_lossy(&self.name).into_owned()
+    }
+
+    /// Whether this is a stream queue.
+    pub fn is_stream(&self) -> bool {
+        self.args.queue_type == arguments::QueueType::Stream
+    }
+
+    /// Marks the queue as used now (renews its `x-expires` lease).
+    pub fn touch(&self) {
+        *self.last_used.lock().expect("queue lease lock poisoned") = Instant::now();
+    }
+}
+
+/// A `queue.declare`.
+#[derive(Debug, Clone, Default)]
+pub struct QueueDeclare {
+    /// Name; empty asks for a server-named queue.
+    pub name: Bytes,
+    /// Only check that it exists.
+    pub passive: bool,
+    /// Survives restarts.
+    pub durable: bool,
+    /// Owned by the declaring connection.
+    pub exclusive: bool,
+    /// Deleted with its last consumer.
+    pub auto_delete: bool,
+    /// `x-*` arguments.
+    pub arguments: FieldTable,
+    /// The declaring connection.
+    pub connection: ConnectionId,
+}
+
+impl Broker {
+    /// The queue called `name`.
+    pub fn queue(&self, name: &[u8]) -> Option<Arc<QueueEntry>> {
+        self.model.read().expect("model lock poisoned").queues.get(name).cloned()
+    }
+
+    /// Every queue.
+    pub fn queues(&self) -> Vec<Arc<QueueEntry>> {
+        self.model.read().expect("model lock poisoned").queues.values().cloned().collect()
+    }
+
+    /// The queue `name`, checked for use by `connection`.
+    ///
+    /// # Errors
+    /// 404 if missing, 405 if it is another connection's exclusive queue.
+    pub fn queue_for(&self, name: &[u8], connection: ConnectionId) -> Result<Arc<QueueEntry>, Error> {
+        let queue = self.queue(name).ok_or_else(|| Error::QueueNotFound(text(name)))?;
+        if queue.exclusive_owner.is_some_and(|owner| owner != connection) {
+            return Err(Error::Locked(text(name)));
+        }
+        Ok(queue)
+    }
+
+    /// `queue.declare`; answers the name, ready count and consumer count.
+    ///
+    /// # Errors
+    /// As RabbitMQ: 403, 404, 405, 406.
+    pub async fn declare_queue(&self, request: QueueDeclare) -> Result<(Arc<QueueEntry>, u32, u32), Error> {
+        let _changes = self.changes.lock().await;
+        let mut request = request;
+        if request.name.is_empty() && !request.passive {
+            request.name = Bytes::from(generated_name("amq.gen-"));
+        } else if request.name.starts_with(b"amq.") && !request.passive && self.queue(&request.name).is_none()
+        {
+            return Err(Error::ReservedName { kind: "queue", name: text(&request.name) });
+        }
+        if let Some(existing) = self.queue(&request.name) {
+            check_queue_redeclare(&existing, &request)?;
+            existing.touch();
+            let stats = existing.handle.stats();
+            let ready = existing.handle.ready_count().min(u64::from(u32::MAX)) as u32;
+            return Ok((Arc::clone(&existing), ready, stats.consumers.load(Ordering::Acquire)));
+        }
+        if request.passive {
+            return Err(Error::QueueNotFound(text(&request.name)));
+        }
+        let args = arguments::parse_queue_args(&text(&request.name), &request.arguments)?;
+        if args.queue_type == arguments::QueueType::Stream {
+            check_stream_properties(&request)?;
+        }
+        let entry = self.create_queue(&request, args).await?;
+        if entry.durable {
+            definitions::save(self)?;
+        }
+        Ok((entry, 0, 0))
+    }
+
+    /// Opens the queue's log and starts it (also used when restoring definitions).
+    pub(crate) async fn create_queue(
+        &self,
+        request: &QueueDeclare,
+        args: QueueArgs,
+    ) -> Result<Arc<QueueEntry>, Error> {
+        let log_options = self.queue_log_options(request, &args);
+        let on_disk = matches!(log_options.storage, Storage::Disk { .. });
+        let log = Log::open(log_options).await.map_err(|e| Error::Internal(e.to_string()))?;
+        let restart_offset = log.next_offset();
+        let start_offset = log.offsets().get(FLOOR_KEY).unwrap_or(0);
+        let drop_head = args.overflow == Overflow::DropHead;
+        let handle = QueueHandle::start(QueueOptions {
+            name: Arc::from(text(&request.name)),
+            log,
+            restart_offset,
+            start_offset,
+            persist_floor: on_disk,
+            message_ttl: args.message_ttl,
+            max_length: if drop_head { args.max_length } else { None },
+            max_length_bytes: if drop_head { args.max_length_bytes } else { None },
+            max_priority: args.max_priority,
+            dead_letter: self.dead_letter_sink(&args),
+            stream: args.queue_type == arguments::QueueType::Stream,
+        });
+        let entry = Arc::new(QueueEntry {
+            id: self.id(),
+            name: request.name.clone(),
+            durable: request.durable,
+            exclusive_owner: request.exclusive.then_some(request.connection),
+            auto_delete: request.auto_delete,
+            arguments: request.arguments.clone(),
+            args,
+            handle,
+            last_used: Mutex::new(Instant::now()),
+        });
+        let mut model = self.model.write().expect("model lock poisoned");
+        model.queue_ids.insert(entry.id, Arc::clone(&entry));
+        model.queues.insert(entry.name.clone(), Arc::clone(&entry));
+        drop(model);
+        self.topology_changed();
+        Ok(entry)
+    }
+
+    /// How the queue's log is opened: on disc for a durable queue when the broker stores on
+    /// disc, else in memory; a stream's own segment size, retention and compression.
+    fn queue_log_options(&self, request: &QueueDeclare, args: &QueueArgs) -> LogOptions {
+        let storage = match (&self.options.storage, request.durable) {
+            (Storage::Disk { dir, fsync, io }, true) => Storage::Disk {
+                dir: dir.join("queues").join(hex(&request.name)),
+                fsync: *fsync,
+                io: Arc::clone(io),
+            },
+            _ => Storage::Memory,
+        };
+        let mut log_options = LogOptions::new(storage);
+        log_options.segment_bytes_max = self.options.segment_bytes;
+        if args.queue_type == arguments::QueueType::Stream {
+            if let Some(bytes) = args.stream_segment_bytes {
+                log_options.segment_bytes_max =
+                    bytes.clamp(crate::limits::SEGMENT_BYTES_MIN, crate::limits::SEGMENT_BYTES_MAX);
+            }
+            log_options.retention_bytes_max = args.max_length_bytes;
+            log_options.retention_age_max = args.max_age;
+            if args.max_age.is_some() {
+                log_options.retention_check_interval = Duration::from_millis(STREAM_AGE_CHECK_INTERVAL_MS);
+            }
+            if args.compress {
+                log_options.compression = crate::log::Compression::Zstd;
+            }
+        }
+        log_options
+    }
+
+    /// The sink of a queue with `x-dead-letter-exchange`.
+    fn dead_letter_sink(&self, args: &QueueArgs) -> Option<Arc<dyn DeadLetter>> {
+        args.dead_letter_exchange.as_ref().map(|exchange| {
+            Arc::new(dead_letter::DeadLetterSink {
+                broker: self.myself.clone(),
+                exchange: exchange.clone(),
+                routing_key: args.dead_letter_routing_key.clone(),
+            }) as Arc<dyn DeadLetter>
+        })
+    }
+
+    /// `queue.purge`; answers the ready count removed.
+    ///
+    /// # Errors
+    /// 404 / 405.
+    pub async fn purge_queue(&self, name: &[u8], connection: ConnectionId) -> Result<u32, Error> {
+        let queue = self.queue_for(name, connection)?;
+        let purged = queue.handle.purge().await.map_err(|_| Error::QueueNotFound(text(name)))?;
+        Ok(purged.min(u64::from(u32::MAX)) as u32)
+    }
+}
+
+/// Refuses the properties a stream cannot have, as RabbitMQ does.
+fn check_stream_properties(request: &QueueDeclare) -> Result<(), Error> {
+    let property = if !request.durable {
+        Some("non-durable")
+    } else if request.exclusive {
+        Some("exclusive-owner")
+    } else if request.auto_delete {
+        Some("auto-delete")
+    } else {
+        None
+    };
+    match property {
+        Some(property) => Err(Error::InvalidProperty { name: text(&request.name), property }),
+        None => Ok(()),
+    }
+}
+
+/// Checks a redeclare of `existing` as RabbitMQ does: exclusivity first, then durable,
+/// auto-delete and the arguments.
+fn check_queue_redeclare(existing: &QueueEntry, request: &QueueDeclare) -> Result<(), Error> {
+    let name = text(&request.name);
+    if existing.exclusive_owner.is_some_and(|owner| owner != request.connection) {
+        return Err(Error::Locked(name));
+    }
+    if request.passive {
+        return Ok(());
+    }
+    if existing.exclusive_owner.is_some() != request.exclusive {
+        return Err(Error::Locked(name));
+    }
+    let inequivalent = |arg: &str, received: bool, current: bool| Error::Inequivalent {
+        kind: "queue",
+        name: name.clone(),
+        arg: arg.to_owned(),
+        received: format!("'{received}'"),
+        current: format!("'{current}'"),
+    };
+    if existing.durable != request.durable {
+        return Err(inequivalent("durable", request.durable, existing.durable));
+    }
+    if existing.auto_delete != request.auto_delete {
+        return Err(inequivalent("auto_delete", request.auto_delete, existing.auto_delete));
+    }
+    arguments::check_queue_equivalence(&name, &existing.arguments, &request.arguments)
+}
