@@ -3,7 +3,7 @@
 //!
 //! Producers encode each channel's message once into a template and copy it per publish,
 //! writing the send time (wall-clock ns, big-endian) into the first 8 body bytes; they fill
-//! the write buffer up to [`WRITE_BATCH_BYTES`] at a time, within the rate limit and the
+//! the write buffer up to [`BENCH_WRITE_BATCH_BYTES`] at a time, within the rate limit and the
 //! confirm window. Consumers scan received frames in place and acknowledge into the write
 //! buffer, so one read of many deliveries costs one write of acks.
 
@@ -16,6 +16,7 @@ use bytes::BytesMut;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::limits::{BENCH_CONFIRM_POLL_MS, BENCH_CONFIRM_WAIT_MS, BENCH_WRITE_BATCH_BYTES};
 use crate::wire::amqp::{
     encode_content_frames, encode_method_frame, BasicAck, BasicConsume, BasicProperties, BasicPublish,
     BasicQos, ConfirmSelect, ContentHeader, FieldTable, FrameType, Method, QueueBind, QueueDeclare, ShortStr,
@@ -38,11 +39,6 @@ pub(crate) mod phase {
     /// Everyone closes.
     pub const EXIT: u8 = 3;
 }
-
-/// Bytes of publishes queued in the write buffer before it is handed to the socket.
-const WRITE_BATCH_BYTES: usize = 128 * 1024;
-/// How long a stopping producer waits for its outstanding confirms.
-const CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
 fn short(s: &str) -> Result<ShortStr, Error> {
     ShortStr::try_from(s.to_owned()).map_err(|_| Error::Usage(format!("name {s:?} is longer than 255 bytes")))
@@ -188,7 +184,10 @@ impl Producer {
             let stopping = current >= phase::STOP || limit_reached;
             if stopping {
                 let since = *stop_at.get_or_insert_with(Instant::now);
-                if self.conn.wbuf.is_empty() && (self.outstanding() == 0 || since.elapsed() > CONFIRM_WAIT) {
+                if self.conn.wbuf.is_empty()
+                    && (self.outstanding() == 0
+                        || since.elapsed() > Duration::from_millis(BENCH_CONFIRM_WAIT_MS))
+                {
                     break;
                 }
             } else {
@@ -196,7 +195,7 @@ impl Producer {
                 shard.sent.fetch_add(n, Relaxed);
             }
             let deadline = match (stopping, self.spec.rate) {
-                (true, _) => Some(Instant::now() + Duration::from_millis(100)),
+                (true, _) => Some(Instant::now() + Duration::from_millis(BENCH_CONFIRM_POLL_MS)),
                 (false, Some(rate)) if self.conn.wbuf.is_empty() => {
                     Some(start + Duration::from_secs_f64(self.sent as f64 / rate))
                 }
@@ -230,7 +229,7 @@ impl Producer {
         let count = self.channels.len();
         let mut stalled = 0;
         let mut n = 0;
-        while budget > 0 && self.conn.wbuf.len() < WRITE_BATCH_BYTES && stalled < count {
+        while budget > 0 && self.conn.wbuf.len() < BENCH_WRITE_BATCH_BYTES && stalled < count {
             let i = self.next_channel;
             self.next_channel = (i + 1) % count;
             let Some(ch) = self.channels.get_mut(i) else { break };

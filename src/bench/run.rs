@@ -10,6 +10,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::limits::{
+    BENCH_ACTOR_STOP_TIMEOUT_MS, BENCH_CONNECT_PARALLELISM_MAX, BENCH_DRAIN_IDLE_MS, BENCH_TICK_MS,
+};
 use crate::wire::amqp::{ExchangeDeclare, Method, QueueDelete, ShortStr};
 
 use super::actors::{phase, queue_bind, queue_declare, Consumer, ConsumerSpec, Producer, ProducerSpec};
@@ -18,13 +21,6 @@ use super::options::{Plan, RunOptions};
 use super::stats::{interval_line, summary_text, to_csv, to_json, Collector, IntervalRow, Stats, Summary};
 use super::uri::AmqpUri;
 use super::{plot, Error};
-
-/// How often the run checks its actors and end conditions.
-const TICK: Duration = Duration::from_millis(50);
-/// Connections opened concurrently during set-up.
-const CONNECT_PARALLELISM: usize = 64;
-/// Draining ends once no delivery arrived for this long.
-const DRAIN_IDLE: Duration = Duration::from_secs(2);
 
 /// The outcome of a run.
 #[derive(Debug, Clone)]
@@ -101,7 +97,7 @@ pub(crate) async fn execute(opts: &RunOptions, verbose: bool) -> Result<Report, 
             };
             Consumer::connect(&uri, spec)
         }))
-        .buffered(CONNECT_PARALLELISM)
+        .buffered(BENCH_CONNECT_PARALLELISM_MAX)
         .try_collect()
         .await?;
     let producers: Vec<Producer> =
@@ -118,7 +114,7 @@ pub(crate) async fn execute(opts: &RunOptions, verbose: bool) -> Result<Report, 
             };
             Producer::connect(&uri, spec)
         }))
-        .buffered(CONNECT_PARALLELISM)
+        .buffered(BENCH_CONNECT_PARALLELISM_MAX)
         .try_collect()
         .await?;
 
@@ -139,7 +135,7 @@ pub(crate) async fn execute(opts: &RunOptions, verbose: bool) -> Result<Report, 
         Err(e) => (None, Some(e)),
     };
     for handle in actors.into_iter().filter_map(|a| a.handle) {
-        match tokio::time::timeout(Duration::from_secs(10), handle).await {
+        match tokio::time::timeout(Duration::from_millis(BENCH_ACTOR_STOP_TIMEOUT_MS), handle).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => {
                 first_error.get_or_insert(e);
@@ -205,6 +201,7 @@ async fn drive(
 ) -> Result<Report, Error> {
     let tty = verbose && std::io::stdout().is_terminal();
     let interval = Duration::from_secs_f64(opts.interval);
+    let tick = Duration::from_millis(BENCH_TICK_MS);
     let time_limit = opts.time.filter(|t| *t > 0.0).map(Duration::from_secs_f64);
     let producers_bounded = opts.pmessages > 0;
     let consumers_bounded = opts.cmessages > 0;
@@ -219,7 +216,7 @@ async fn drive(
     tokio::pin!(ctrl_c);
     let window_end = loop {
         tokio::select! {
-            () = tokio::time::sleep_until(next_row.min(Instant::now() + TICK)) => {}
+            () = tokio::time::sleep_until(next_row.min(Instant::now() + tick)) => {}
             _ = &mut ctrl_c => break Instant::now(),
         }
         check_failures(actors).await?;
@@ -246,7 +243,9 @@ async fn drive(
             if t.received != idle_since.1 {
                 idle_since = (now, t.received);
             }
-            if expected(&t).is_some_and(|e| t.received >= e) || now - idle_since.0 >= DRAIN_IDLE {
+            if expected(&t).is_some_and(|e| t.received >= e)
+                || now - idle_since.0 >= Duration::from_millis(BENCH_DRAIN_IDLE_MS)
+            {
                 break now;
             }
         }
@@ -282,7 +281,7 @@ async fn drain(
     let deadline = Instant::now() + Duration::from_secs_f64(opts.drain_timeout.max(0.0));
     let mut idle_since = (Instant::now(), u64::MAX);
     loop {
-        tokio::time::sleep(TICK).await;
+        tokio::time::sleep(Duration::from_millis(BENCH_TICK_MS)).await;
         check_failures(actors).await?;
         let now = Instant::now();
         let t = stats.totals();
@@ -294,7 +293,7 @@ async fn drain(
         let received_all = !consuming
             || consumers_done
             || expected(&t).is_some_and(|e| t.received >= e)
-            || now - idle_since.0 >= DRAIN_IDLE;
+            || now - idle_since.0 >= Duration::from_millis(BENCH_DRAIN_IDLE_MS);
         if (producers_done && received_all) || now >= deadline {
             return Ok(());
         }

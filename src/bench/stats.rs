@@ -3,7 +3,7 @@
 //!
 //! Actors bump relaxed atomics and record latencies into a mutex-guarded hdrhistogram once per
 //! read batch; the reporter drains them every interval. Actors share a bounded number of
-//! shards ([`SHARDS_MAX`]), which keeps memory flat with thousands of connections.
+//! shards ([`BENCH_SHARDS_MAX`]), which keeps memory flat with thousands of connections.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -13,10 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// Latency shards at most; actors beyond this share them round-robin.
-pub(crate) const SHARDS_MAX: usize = 16;
-/// Largest latency recorded, in µs (one hour); larger values saturate.
-const LATENCY_US_MAX: u64 = 3_600_000_000;
+use crate::limits::{BENCH_LATENCY_US_MAX, BENCH_SHARDS_MAX};
 
 /// Wall-clock nanoseconds read through the monotonic clock, so that stamps taken in one process
 /// are consistent, and stamps from an earlier run (a replayed stream) still mean something.
@@ -39,7 +36,7 @@ impl Clock {
 }
 
 fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("constant bounds are valid")
+    Histogram::new_with_bounds(1, BENCH_LATENCY_US_MAX, 3).expect("constant bounds are valid")
 }
 
 /// Counters and histograms shared by a few actors.
@@ -78,7 +75,7 @@ impl Shard {
 
     /// Records `count` confirms that each took `ns`.
     pub fn record_confirm_ns(&self, ns: u64, count: u64) {
-        let _ = lock(&self.confirm_latency).record_n((ns / 1_000).clamp(1, LATENCY_US_MAX), count);
+        let _ = lock(&self.confirm_latency).record_n((ns / 1_000).clamp(1, BENCH_LATENCY_US_MAX), count);
     }
 }
 
@@ -109,7 +106,7 @@ pub(crate) struct Stats {
 
 impl Stats {
     pub fn new(actors: usize) -> Arc<Self> {
-        let n = actors.clamp(1, SHARDS_MAX);
+        let n = actors.clamp(1, BENCH_SHARDS_MAX);
         Arc::new(Self { shards: (0..n).map(|_| Arc::new(Shard::new())).collect(), clock: Clock::new() })
     }
 

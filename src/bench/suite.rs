@@ -11,6 +11,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::limits::BENCH_RSS_SAMPLE_INTERVAL_MS;
+
 use super::options::RunOptions;
 use super::run::execute;
 use super::stats::Summary;
@@ -110,10 +112,11 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Samples the resident memory of `pid` every 100 ms until `stop` fires; the peak in MiB.
+/// Samples the resident memory of `pid` every [`BENCH_RSS_SAMPLE_INTERVAL_MS`] until `stop`
+/// fires; the peak in MiB.
 async fn peak_rss(pid: u32, mut stop: tokio::sync::oneshot::Receiver<()>) -> Option<f64> {
     let mut peak = rss_mib(pid);
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(BENCH_RSS_SAMPLE_INTERVAL_MS));
     loop {
         tokio::select! {
             _ = &mut stop => return peak,
@@ -418,10 +421,12 @@ fn table(
     for s in scenarios {
         let _ = writeln!(out, "- {}: {}.", s.name, s.about);
     }
-    out.push_str(
+    let _ = write!(
+        out,
         "\ndurable-confirm-1K is meant for Warren in `--storage disk --fsync always`, which the suite cannot check. \
          Latency is end to end (publish to delivery) on one machine; MB are 10^6 bytes of bodies. \
-         Peak RSS (for brokers named with `--pid`) is the largest resident memory sampled every 100 ms during a run.\n",
+         Peak RSS (for brokers named with `--pid`) is the largest resident memory sampled every \
+         {BENCH_RSS_SAMPLE_INTERVAL_MS} ms during a run.\n",
     );
     out
 }
