@@ -124,13 +124,21 @@ struct ProducerChannel {
 
 /// What a producer does.
 pub(crate) struct ProducerSpec {
+    /// Connection name shown by the broker.
     pub name: String,
+    /// Where each channel publishes, one entry per channel.
     pub targets: Vec<Target>,
+    /// Message body size in bytes.
     pub body_bytes: usize,
+    /// Publishing rate limit in messages per second; none for no limit.
     pub rate: Option<f64>,
+    /// Most unconfirmed publishes per channel, in confirm mode; none without confirms.
     pub confirm_window: Option<u64>,
+    /// Messages to publish before stopping (0: no limit).
     pub pmessages: u64,
+    /// Publish persistent messages (delivery mode 2).
     pub persistent: bool,
+    /// Publish with `mandatory`.
     pub mandatory: bool,
 }
 
@@ -318,14 +326,23 @@ fn template(
 
 /// What a consumer does.
 pub(crate) struct ConsumerSpec {
+    /// Connection name shown by the broker.
     pub name: String,
+    /// What each channel consumes from, one entry per channel.
     pub sources: Vec<Source>,
+    /// Exchange its own queues are bound to (`""`: they are not bound).
     pub exchange: String,
+    /// Consume with automatic acknowledgement.
     pub autoack: bool,
+    /// Acknowledge every this many deliveries, with `multiple` when above 1.
     pub ack_every: u32,
+    /// Prefetch count per channel (0: no `basic.qos`).
     pub qos: u16,
+    /// Consuming rate limit in messages per second; none for no limit.
     pub rate: Option<f64>,
+    /// Deliveries to receive before stopping (0: no limit).
     pub cmessages: u64,
+    /// Arguments of `basic.consume` (`x-stream-offset`).
     pub consume_args: FieldTable,
 }
 

@@ -1,4 +1,4 @@
-//! The flags of one run, with RabbitMQ PerfTest's names and meanings, and the [`Plan`] they
+//! The flags of one run, with RabbitMQ PerfTest's names and meanings, and the `Plan` they
 //! describe: which exchange and queues to declare, what each producer channel publishes to
 //! and what each consumer channel consumes from.
 

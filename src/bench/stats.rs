@@ -24,6 +24,7 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
+    /// A clock anchored at the current wall-clock time.
     pub fn new() -> Self {
         let base_wall_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         Self { base: Instant::now(), base_wall_ns }
@@ -41,10 +42,15 @@ fn histogram() -> Histogram<u64> {
 
 /// Counters and histograms shared by a few actors.
 pub(crate) struct Shard {
+    /// Messages published.
     pub sent: AtomicU64,
+    /// Publishes the broker confirmed.
     pub confirmed: AtomicU64,
+    /// Publishes the broker nacked.
     pub nacked: AtomicU64,
+    /// Mandatory publishes the broker returned as unroutable.
     pub returned: AtomicU64,
+    /// Deliveries received.
     pub received: AtomicU64,
     consumer_latency: Mutex<Histogram<u64>>,
     confirm_latency: Mutex<Histogram<u64>>,
@@ -101,10 +107,12 @@ pub struct Totals {
 /// All shards of a run and its clock.
 pub(crate) struct Stats {
     shards: Vec<Arc<Shard>>,
+    /// The clock producers stamp bodies with and consumers read them against.
     pub clock: Clock,
 }
 
 impl Stats {
+    /// Shards for `actors` actors: one each, at most [`BENCH_SHARDS_MAX`].
     pub fn new(actors: usize) -> Arc<Self> {
         let n = actors.clamp(1, BENCH_SHARDS_MAX);
         Arc::new(Self { shards: (0..n).map(|_| Arc::new(Shard::new())).collect(), clock: Clock::new() })
@@ -115,6 +123,7 @@ impl Stats {
         Arc::clone(self.shards.get(i % self.shards.len()).expect("at least one shard"))
     }
 
+    /// The counts summed over every shard.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for s in &self.shards {
@@ -242,10 +251,12 @@ pub(crate) struct Collector {
     prev_s: f64,
     consumer_total: Histogram<u64>,
     confirm_total: Histogram<u64>,
+    /// The rows sampled so far.
     pub rows: Vec<IntervalRow>,
 }
 
 impl Collector {
+    /// A collector of `stats`, starting from zero.
     pub fn new(stats: Arc<Stats>) -> Self {
         Self {
             stats,
