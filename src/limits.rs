@@ -144,6 +144,51 @@ pub const INLINE_BODY_MAX: usize = 256;
 // Bench (`bench/`): the load generator's own bounds.
 // ---------------------------------------------------------------------------------------------
 
+/// How often a run checks its actors and end conditions, in ms: short enough that the end
+/// of a run and a failed actor are noticed at once, long enough to cost nothing.
+pub const BENCH_TICK_MS: u64 = 50;
+/// Connections opened concurrently during set-up: bounds the handshakes in flight, so that
+/// setting up thousands of connections opens them in waves rather than all at once.
+pub const BENCH_CONNECT_PARALLELISM_MAX: usize = 64;
+/// Draining after the window ends once no delivery arrived for this long, in ms: anything
+/// still in flight after it is taken as lost rather than slow.
+pub const BENCH_DRAIN_IDLE_MS: u64 = 2_000;
+/// How long the end of a run waits for each actor to stop, in ms, before reporting it as
+/// stuck: a stopping actor needs at most one close handshake.
+pub const BENCH_ACTOR_STOP_TIMEOUT_MS: u64 = 10_000;
+/// Bytes reserved in the read buffer before each socket read (and the initial size of both
+/// buffers): one read takes many deliveries or confirms at once.
+pub const BENCH_READ_CHUNK_BYTES: usize = 256 * 1024;
+/// How long a synchronous set-up request (declare, bind, consume) waits for its reply, in ms:
+/// a broker that does not answer fails the run instead of hanging it.
+pub const BENCH_RPC_TIMEOUT_MS: u64 = 30_000;
+/// How long closing a connection waits for `connection.close-ok`, in ms: closing is a
+/// courtesy, so a silent broker only delays the end of a run this much.
+pub const BENCH_CLOSE_WAIT_MS: u64 = 2_000;
+/// Bytes of publishes a producer queues in its write buffer before handing it to the
+/// socket: large enough to amortise the write call, and the buffer stays this size (plus
+/// one message) whatever the rate.
+pub const BENCH_WRITE_BATCH_BYTES: usize = 128 * 1024;
+/// How long a stopping producer waits for its outstanding confirms, in ms.
+pub const BENCH_CONFIRM_WAIT_MS: u64 = 5_000;
+/// How often a stopping producer checks whether its confirms are in, in ms.
+pub const BENCH_CONFIRM_POLL_MS: u64 = 100;
+/// Statistics shards at most; actors beyond this share them round-robin, which keeps
+/// memory flat with thousands of connections.
+pub const BENCH_SHARDS_MAX: usize = 16;
+/// Largest latency recorded, in µs (one hour); larger values saturate. Bounds the size of
+/// every latency histogram.
+pub const BENCH_LATENCY_US_MAX: u64 = 3_600_000_000;
+/// How often the suite samples a broker's resident memory (`--pid`), in ms.
+pub const BENCH_RSS_SAMPLE_INTERVAL_MS: u64 = 100;
+
+// Draining notices idleness only if it looks more than once within the idle time.
+const _: () = assert!(BENCH_TICK_MS < BENCH_DRAIN_IDLE_MS);
+// A stopping producer looks for its confirms more than once before giving up on them.
+const _: () = assert!(BENCH_CONFIRM_POLL_MS < BENCH_CONFIRM_WAIT_MS);
+// An actor told to exit closes its connection, which must fit in the time it is given.
+const _: () = assert!(BENCH_CLOSE_WAIT_MS < BENCH_ACTOR_STOP_TIMEOUT_MS);
+
 // ---------------------------------------------------------------------------------------------
 // Relations between the limits above, checked at compile time.
 // ---------------------------------------------------------------------------------------------

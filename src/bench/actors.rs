@@ -3,7 +3,7 @@
 //!
 //! Producers encode each channel's message once into a template and copy it per publish,
 //! writing the send time (wall-clock ns, big-endian) into the first 8 body bytes; they fill
-//! the write buffer up to [`WRITE_BATCH_BYTES`] at a time, within the rate limit and the
+//! the write buffer up to [`BENCH_WRITE_BATCH_BYTES`] at a time, within the rate limit and the
 //! confirm window. Consumers scan received frames in place and acknowledge into the write
 //! buffer, so one read of many deliveries costs one write of acks.
 
@@ -16,6 +16,7 @@ use bytes::BytesMut;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::limits::{BENCH_CONFIRM_POLL_MS, BENCH_CONFIRM_WAIT_MS, BENCH_WRITE_BATCH_BYTES};
 use crate::wire::amqp::{
     encode_content_frames, encode_method_frame, BasicAck, BasicConsume, BasicProperties, BasicPublish,
     BasicQos, ConfirmSelect, ContentHeader, FieldTable, FrameType, Method, QueueBind, QueueDeclare, ShortStr,
@@ -38,11 +39,6 @@ pub(crate) mod phase {
     /// Everyone closes.
     pub const EXIT: u8 = 3;
 }
-
-/// Bytes of publishes queued in the write buffer before it is handed to the socket.
-const WRITE_BATCH_BYTES: usize = 128 * 1024;
-/// How long a stopping producer waits for its outstanding confirms.
-const CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
 fn short(s: &str) -> Result<ShortStr, Error> {
     ShortStr::try_from(s.to_owned()).map_err(|_| Error::Usage(format!("name {s:?} is longer than 255 bytes")))
@@ -128,13 +124,21 @@ struct ProducerChannel {
 
 /// What a producer does.
 pub(crate) struct ProducerSpec {
+    /// Connection name shown by the broker.
     pub name: String,
+    /// Where each channel publishes, one entry per channel.
     pub targets: Vec<Target>,
+    /// Message body size in bytes.
     pub body_bytes: usize,
+    /// Publishing rate limit in messages per second; none for no limit.
     pub rate: Option<f64>,
+    /// Most unconfirmed publishes per channel, in confirm mode; none without confirms.
     pub confirm_window: Option<u64>,
+    /// Messages to publish before stopping (0: no limit).
     pub pmessages: u64,
+    /// Publish persistent messages (delivery mode 2).
     pub persistent: bool,
+    /// Publish with `mandatory`.
     pub mandatory: bool,
 }
 
@@ -188,7 +192,10 @@ impl Producer {
             let stopping = current >= phase::STOP || limit_reached;
             if stopping {
                 let since = *stop_at.get_or_insert_with(Instant::now);
-                if self.conn.wbuf.is_empty() && (self.outstanding() == 0 || since.elapsed() > CONFIRM_WAIT) {
+                if self.conn.wbuf.is_empty()
+                    && (self.outstanding() == 0
+                        || since.elapsed() > Duration::from_millis(BENCH_CONFIRM_WAIT_MS))
+                {
                     break;
                 }
             } else {
@@ -196,7 +203,7 @@ impl Producer {
                 shard.sent.fetch_add(n, Relaxed);
             }
             let deadline = match (stopping, self.spec.rate) {
-                (true, _) => Some(Instant::now() + Duration::from_millis(100)),
+                (true, _) => Some(Instant::now() + Duration::from_millis(BENCH_CONFIRM_POLL_MS)),
                 (false, Some(rate)) if self.conn.wbuf.is_empty() => {
                     Some(start + Duration::from_secs_f64(self.sent as f64 / rate))
                 }
@@ -230,7 +237,7 @@ impl Producer {
         let count = self.channels.len();
         let mut stalled = 0;
         let mut n = 0;
-        while budget > 0 && self.conn.wbuf.len() < WRITE_BATCH_BYTES && stalled < count {
+        while budget > 0 && self.conn.wbuf.len() < BENCH_WRITE_BATCH_BYTES && stalled < count {
             let i = self.next_channel;
             self.next_channel = (i + 1) % count;
             let Some(ch) = self.channels.get_mut(i) else { break };
@@ -319,14 +326,23 @@ fn template(
 
 /// What a consumer does.
 pub(crate) struct ConsumerSpec {
+    /// Connection name shown by the broker.
     pub name: String,
+    /// What each channel consumes from, one entry per channel.
     pub sources: Vec<Source>,
+    /// Exchange its own queues are bound to (`""`: they are not bound).
     pub exchange: String,
+    /// Consume with automatic acknowledgement.
     pub autoack: bool,
+    /// Acknowledge every this many deliveries, with `multiple` when above 1.
     pub ack_every: u32,
+    /// Prefetch count per channel (0: no `basic.qos`).
     pub qos: u16,
+    /// Consuming rate limit in messages per second; none for no limit.
     pub rate: Option<f64>,
+    /// Deliveries to receive before stopping (0: no limit).
     pub cmessages: u64,
+    /// Arguments of `basic.consume` (`x-stream-offset`).
     pub consume_args: FieldTable,
 }
 

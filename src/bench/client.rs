@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::limits::{BENCH_CLOSE_WAIT_MS, BENCH_READ_CHUNK_BYTES, BENCH_RPC_TIMEOUT_MS};
 use crate::wire::amqp::{
     encode_method_frame, peek_frame, ChannelClose, ChannelCloseOk, ChannelOpen, ConnectionClose,
     ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, FieldValue,
@@ -20,11 +21,6 @@ use crate::wire::amqp::{
 
 use super::uri::AmqpUri;
 use super::Error;
-
-/// Bytes read from the socket per read call, at least.
-const READ_CHUNK_BYTES: usize = 256 * 1024;
-/// How long a synchronous set-up request may wait for its reply.
-const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One AMQP connection and its buffers.
 pub(crate) struct Conn {
@@ -61,8 +57,8 @@ impl Conn {
         stream.set_nodelay(true).map_err(|e| Error::io("setting TCP_NODELAY", e))?;
         let mut conn = Conn {
             stream,
-            rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
-            wbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            rbuf: BytesMut::with_capacity(BENCH_READ_CHUNK_BYTES),
+            wbuf: BytesMut::with_capacity(BENCH_READ_CHUNK_BYTES),
             frame_max: FRAME_MIN_SIZE,
         };
         conn.wbuf.extend_from_slice(&PROTOCOL_HEADER);
@@ -143,7 +139,7 @@ impl Conn {
         let name = method.name();
         self.send(channel, method);
         self.flush().await?;
-        tokio::time::timeout(RPC_TIMEOUT, self.next_method(channel))
+        tokio::time::timeout(Duration::from_millis(BENCH_RPC_TIMEOUT_MS), self.next_method(channel))
             .await
             .map_err(|_| Error::Timeout(format!("no reply to {name}")))?
     }
@@ -190,7 +186,7 @@ impl Conn {
     }
 
     async fn read_more(&mut self) -> Result<(), Error> {
-        self.rbuf.reserve(READ_CHUNK_BYTES);
+        self.rbuf.reserve(BENCH_READ_CHUNK_BYTES);
         match self.stream.read_buf(&mut self.rbuf).await {
             Ok(0) => Err(Error::Protocol("the broker closed the socket".into())),
             Ok(_) => Ok(()),
@@ -208,7 +204,7 @@ impl Conn {
         deadline: Option<Instant>,
         signal: &mut tokio::sync::watch::Receiver<u8>,
     ) -> Result<Pumped, Error> {
-        self.rbuf.reserve(READ_CHUNK_BYTES);
+        self.rbuf.reserve(BENCH_READ_CHUNK_BYTES);
         let (mut reader, mut writer) = self.stream.split();
         let has_deadline = deadline.is_some();
         let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
@@ -250,7 +246,7 @@ impl Conn {
                 }
             }
         };
-        let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+        let _ = tokio::time::timeout(Duration::from_millis(BENCH_CLOSE_WAIT_MS), wait).await;
     }
 
     /// The next method on channel 0, skipping everything else (for closing).

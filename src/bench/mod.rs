@@ -5,7 +5,8 @@
 //! AMQP with Warren's pure codec ([`crate::wire::amqp`]) over plain tokio sockets, one task
 //! per connection owning its socket, with batched writes and a read path that scans frames in
 //! place without allocating. It knows nothing of the broker's internals and works against
-//! RabbitMQ as well as Warren.
+//! RabbitMQ as well as Warren. From the rest of the crate it uses only the codec and the
+//! bench's bounds in [`crate::limits`].
 //!
 //! Layout:
 //! - [`options`]: the PerfTest flags and how they become queues, exchanges and actors.
@@ -69,6 +70,7 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Io`] that says what was being done.
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io { context: context.into(), source }
     }

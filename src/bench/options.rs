@@ -1,4 +1,4 @@
-//! The flags of one run, with RabbitMQ PerfTest's names and meanings, and the [`Plan`] they
+//! The flags of one run, with RabbitMQ PerfTest's names and meanings, and the `Plan` they
 //! describe: which exchange and queues to declare, what each producer channel publishes to
 //! and what each consumer channel consumes from.
 
@@ -228,9 +228,74 @@ pub(crate) struct Plan {
     pub mandatory: bool,
 }
 
+/// How a plan's channels find their queues and routing keys.
+struct Routing<'a> {
+    /// The named queues; none when each consumer channel declares its own.
+    names: &'a [String],
+    /// The run's routing key (`-k`, or a random one).
+    key: String,
+    /// Producers publish to the default exchange, which routes by queue name.
+    default_exchange: bool,
+}
+
+impl Routing<'_> {
+    /// The key named queue `queue` is bound with and addressed by. With several named queues
+    /// each is bound with its own name, so that producers can address them one by one (and a
+    /// fanout exchange reaches them all anyway).
+    fn key_of(&self, queue: &str) -> String {
+        if self.names.len() > 1 || self.default_exchange {
+            queue.to_owned()
+        } else {
+            self.key.clone()
+        }
+    }
+
+    /// The named queue of the `n`th producer or consumer channel, round-robin; none when
+    /// there are no named queues.
+    fn queue(&self, n: usize) -> Option<&String> {
+        self.names.get(n % self.names.len().max(1))
+    }
+
+    /// The named queues to declare, with their binding keys (none for the default exchange).
+    fn queues(&self) -> Vec<(String, Option<String>)> {
+        self.names.iter().map(|q| (q.clone(), (!self.default_exchange).then(|| self.key_of(q)))).collect()
+    }
+}
+
 impl RunOptions {
     /// Checks the flags and resolves them into a plan.
     pub(crate) fn plan(&self) -> Result<Plan, Error> {
+        self.check()?;
+        let names = self.queue_names()?;
+        let default_exchange = self.exchange.is_empty();
+        if default_exchange && names.is_empty() && self.producers > 0 {
+            return Err(Error::Usage("the default exchange needs -u or --queue-pattern".into()));
+        }
+        let routing = Routing {
+            names: &names,
+            key: self.routing_key.clone().unwrap_or_else(random_key),
+            default_exchange,
+        };
+        let persistent = self.has_flag("persistent");
+        Ok(Plan {
+            exchange: self.exchange.clone(),
+            declare_exchange: (!default_exchange && !self.exchange.starts_with("amq."))
+                .then(|| (self.exchange.clone(), self.exchange_type.clone())),
+            queues: routing.queues(),
+            queue_args: self.queue_arguments()?,
+            durable: persistent || self.stream_queue,
+            auto_delete: self.auto_delete && !self.stream_queue,
+            targets: self.targets(&routing),
+            sources: self.sources(&routing),
+            consume_args: self.consume_arguments(),
+            fanout: self.fanout(names.len()),
+            persistent,
+            mandatory: self.has_flag("mandatory"),
+        })
+    }
+
+    /// Refuses unknown `-f` flags, channel counts of zero and a non-positive interval.
+    fn check(&self) -> Result<(), Error> {
         for flag in &self.flags {
             if !matches!(flag.to_ascii_lowercase().as_str(), "persistent" | "mandatory") {
                 return Err(Error::Usage(format!("unknown -f flag {flag:?}: use persistent or mandatory")));
@@ -242,80 +307,81 @@ impl RunOptions {
         if self.interval <= 0.0 {
             return Err(Error::Usage("-i must be positive".into()));
         }
-        let has = |f: &str| self.flags.iter().any(|x| x.eq_ignore_ascii_case(f));
-        let persistent = has("persistent");
-        let names: Vec<String> = match (&self.queue_pattern, &self.queue) {
+        Ok(())
+    }
+
+    /// Whether `-f flag` was given, in any case.
+    fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+    }
+
+    /// The named queues: the `--queue-pattern` range, the `-u` queue, or none.
+    fn queue_names(&self) -> Result<Vec<String>, Error> {
+        match (&self.queue_pattern, &self.queue) {
             (Some(pattern), _) => {
                 if !pattern.contains("%d") || self.queue_pattern_to < self.queue_pattern_from {
                     return Err(Error::Usage("--queue-pattern needs %d and from <= to".into()));
                 }
-                (self.queue_pattern_from..=self.queue_pattern_to)
+                Ok((self.queue_pattern_from..=self.queue_pattern_to)
                     .map(|n| pattern.replace("%d", &n.to_string()))
-                    .collect()
+                    .collect())
             }
-            (None, Some(q)) => vec![q.clone()],
-            (None, None) => vec![],
-        };
-        let default_exchange = self.exchange.is_empty();
-        if default_exchange && names.is_empty() && self.producers > 0 {
-            return Err(Error::Usage("the default exchange needs -u or --queue-pattern".into()));
+            (None, Some(q)) => Ok(vec![q.clone()]),
+            (None, None) => Ok(vec![]),
         }
-        let key = self.routing_key.clone().unwrap_or_else(random_key);
-        // With several named queues each is bound with its own name, so that producers can
-        // address them one by one (and a fanout exchange reaches them all anyway).
-        let key_of =
-            |queue: &str| if names.len() > 1 || default_exchange { queue.to_owned() } else { key.clone() };
-        let queues = names.iter().map(|q| (q.clone(), (!default_exchange).then(|| key_of(q)))).collect();
-        let pick = |i: &mut usize| {
-            let at = *i;
-            *i += 1;
-            names.get(at % names.len().max(1)).cloned()
-        };
-        let mut next = 0usize;
-        let targets = (0..self.producers)
+    }
+
+    /// Per producer, per channel: the named queues round-robin, or the run's routing key.
+    fn targets(&self, routing: &Routing<'_>) -> Vec<Vec<Target>> {
+        let mut channel = 0;
+        (0..self.producers)
             .map(|_| {
                 (0..self.producer_channels)
-                    .map(|_| Target {
-                        exchange: self.exchange.clone(),
-                        routing_key: pick(&mut next).map_or_else(|| key.clone(), |q| key_of(&q)),
+                    .map(|_| {
+                        let queue = routing.queue(channel);
+                        channel += 1;
+                        Target {
+                            exchange: self.exchange.clone(),
+                            routing_key: queue.map_or_else(|| routing.key.clone(), |q| routing.key_of(q)),
+                        }
                     })
                     .collect()
             })
-            .collect();
-        next = 0;
-        let sources: Vec<Vec<Source>> = (0..self.consumers)
+            .collect()
+    }
+
+    /// Per consumer, per channel: the named queues round-robin, or a queue of its own.
+    fn sources(&self, routing: &Routing<'_>) -> Vec<Vec<Source>> {
+        let mut channel = 0;
+        (0..self.consumers)
             .map(|_| {
                 (0..self.consumer_channels)
-                    .map(|_| match pick(&mut next) {
-                        Some(q) => Source::Named(q),
-                        None => Source::Own { routing_key: key.clone() },
+                    .map(|_| {
+                        let queue = routing.queue(channel);
+                        channel += 1;
+                        match queue {
+                            Some(q) => Source::Named(q.clone()),
+                            None => Source::Own { routing_key: routing.key.clone() },
+                        }
                     })
                     .collect()
             })
-            .collect();
+            .collect()
+    }
+
+    /// Deliveries each publish leads to, when the topology makes that known.
+    fn fanout(&self, named_queues: usize) -> Option<u64> {
         let consumer_channels = u64::from(self.consumers) * u64::from(self.consumer_channels);
-        let fanout = match (names.len(), self.exchange_type.as_str()) {
+        if consumer_channels == 0 {
+            return Some(0);
+        }
+        match (named_queues, self.exchange_type.as_str()) {
             (0, "direct" | "fanout") => Some(consumer_channels),
             (1, _) => Some(1),
             (n, "fanout") => Some(n as u64),
             (_, "direct") => Some(1),
             _ => None,
-        };
-        Ok(Plan {
-            exchange: self.exchange.clone(),
-            declare_exchange: (!default_exchange && !self.exchange.starts_with("amq."))
-                .then(|| (self.exchange.clone(), self.exchange_type.clone())),
-            queues,
-            queue_args: self.queue_arguments()?,
-            durable: persistent || self.stream_queue,
-            auto_delete: self.auto_delete && !self.stream_queue,
-            targets,
-            sources,
-            consume_args: self.consume_arguments(),
-            fanout: if consumer_channels == 0 { Some(0) } else { fanout },
-            persistent,
-            mandatory: has("mandatory"),
-        })
+        }
     }
 
     fn queue_arguments(&self) -> Result<FieldTable, Error> {

@@ -10,21 +10,19 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::limits::{
+    BENCH_ACTOR_STOP_TIMEOUT_MS, BENCH_CONNECT_PARALLELISM_MAX, BENCH_DRAIN_IDLE_MS, BENCH_TICK_MS,
+};
 use crate::wire::amqp::{ExchangeDeclare, Method, QueueDelete, ShortStr};
 
 use super::actors::{phase, queue_bind, queue_declare, Consumer, ConsumerSpec, Producer, ProducerSpec};
 use super::client::Conn;
-use super::options::{Plan, RunOptions};
-use super::stats::{interval_line, summary_text, to_csv, to_json, Collector, IntervalRow, Stats, Summary};
+use super::options::{Plan, RunOptions, Source, Target};
+use super::stats::{
+    interval_line, summary_text, to_csv, to_json, Collector, IntervalRow, Stats, Summary, Totals,
+};
 use super::uri::AmqpUri;
 use super::{plot, Error};
-
-/// How often the run checks its actors and end conditions.
-const TICK: Duration = Duration::from_millis(50);
-/// Connections opened concurrently during set-up.
-const CONNECT_PARALLELISM: usize = 64;
-/// Draining ends once no delivery arrived for this long.
-const DRAIN_IDLE: Duration = Duration::from_secs(2);
 
 /// The outcome of a run.
 #[derive(Debug, Clone)]
@@ -82,47 +80,85 @@ pub(crate) async fn execute(opts: &RunOptions, verbose: bool) -> Result<Report, 
 
     let stats = Stats::new(plan.targets.len() + plan.sources.len());
     let (phase_tx, phase_rx) = watch::channel(phase::SETUP);
-    let consumers: Vec<Consumer> =
-        futures::stream::iter(plan.sources.iter().enumerate().map(|(i, sources)| {
-            let spec = ConsumerSpec {
-                name: format!("{}-consumer-{i}", opts.id),
-                sources: sources.clone(),
-                exchange: opts.exchange.clone(),
-                autoack: opts.autoack,
-                ack_every: if opts.qos > 0 {
-                    opts.multi_ack_every.min(u32::from(opts.qos))
-                } else {
-                    opts.multi_ack_every
-                },
-                qos: opts.qos,
-                rate: opts.consumer_rate.filter(|r| *r > 0.0),
-                cmessages: opts.cmessages,
-                consume_args: plan.consume_args.clone(),
-            };
-            Consumer::connect(&uri, spec)
-        }))
-        .buffered(CONNECT_PARALLELISM)
-        .try_collect()
-        .await?;
-    let producers: Vec<Producer> =
-        futures::stream::iter(plan.targets.iter().enumerate().map(|(i, targets)| {
-            let spec = ProducerSpec {
-                name: format!("{}-producer-{i}", opts.id),
-                targets: targets.clone(),
-                body_bytes: opts.size,
-                rate: opts.rate.filter(|r| *r > 0.0),
-                confirm_window: opts.confirm.and_then(|c| u64::try_from(c).ok()).map(|c| c.max(1)),
-                pmessages: opts.pmessages,
-                persistent: plan.persistent,
-                mandatory: plan.mandatory,
-            };
-            Producer::connect(&uri, spec)
-        }))
-        .buffered(CONNECT_PARALLELISM)
-        .try_collect()
-        .await?;
+    // Consumers first, so that nothing published is lost to a missing binding.
+    let consumers = connect_consumers(&uri, opts, &plan).await?;
+    let producers = connect_producers(&uri, opts, &plan).await?;
+    let mut actors = spawn(consumers, producers, &stats, &phase_rx);
+    let result = drive(opts, &plan, &stats, &phase_tx, &mut actors, verbose).await;
+    let _ = phase_tx.send(phase::EXIT);
+    let stopped = stop(actors).await;
+    if opts.delete_queues {
+        delete_queues(&mut setup, &plan).await;
+    }
+    setup.close().await;
+    // An error of the run itself comes first; an actor's error at the end comes second.
+    let report = result?;
+    stopped.map(|()| report)
+}
 
-    let mut actors = Vec::new();
+/// What consumer `index` does, from the flags and the plan.
+fn consumer_spec(opts: &RunOptions, plan: &Plan, index: usize, sources: &[Source]) -> ConsumerSpec {
+    ConsumerSpec {
+        name: format!("{}-consumer-{index}", opts.id),
+        sources: sources.to_vec(),
+        exchange: opts.exchange.clone(),
+        autoack: opts.autoack,
+        ack_every: if opts.qos > 0 {
+            opts.multi_ack_every.min(u32::from(opts.qos))
+        } else {
+            opts.multi_ack_every
+        },
+        qos: opts.qos,
+        rate: opts.consumer_rate.filter(|r| *r > 0.0),
+        cmessages: opts.cmessages,
+        consume_args: plan.consume_args.clone(),
+    }
+}
+
+/// What producer `index` does, from the flags and the plan.
+fn producer_spec(opts: &RunOptions, plan: &Plan, index: usize, targets: &[Target]) -> ProducerSpec {
+    ProducerSpec {
+        name: format!("{}-producer-{index}", opts.id),
+        targets: targets.to_vec(),
+        body_bytes: opts.size,
+        rate: opts.rate.filter(|r| *r > 0.0),
+        confirm_window: opts.confirm.and_then(|c| u64::try_from(c).ok()).map(|c| c.max(1)),
+        pmessages: opts.pmessages,
+        persistent: plan.persistent,
+        mandatory: plan.mandatory,
+    }
+}
+
+/// Connects every consumer and registers its consumers, at most
+/// [`BENCH_CONNECT_PARALLELISM_MAX`] at a time.
+async fn connect_consumers(uri: &AmqpUri, opts: &RunOptions, plan: &Plan) -> Result<Vec<Consumer>, Error> {
+    let connects = plan
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, sources)| Consumer::connect(uri, consumer_spec(opts, plan, i, sources)));
+    futures::stream::iter(connects).buffered(BENCH_CONNECT_PARALLELISM_MAX).try_collect().await
+}
+
+/// Connects every producer and opens its channels, at most
+/// [`BENCH_CONNECT_PARALLELISM_MAX`] at a time.
+async fn connect_producers(uri: &AmqpUri, opts: &RunOptions, plan: &Plan) -> Result<Vec<Producer>, Error> {
+    let connects = plan
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, targets)| Producer::connect(uri, producer_spec(opts, plan, i, targets)));
+    futures::stream::iter(connects).buffered(BENCH_CONNECT_PARALLELISM_MAX).try_collect().await
+}
+
+/// Starts a task per actor: consumers take the first shards, producers the ones after.
+fn spawn(
+    consumers: Vec<Consumer>,
+    producers: Vec<Producer>,
+    stats: &Stats,
+    phase_rx: &watch::Receiver<u8>,
+) -> Vec<Actor> {
+    let mut actors = Vec::with_capacity(consumers.len() + producers.len());
     for (i, c) in consumers.into_iter().enumerate() {
         let handle = tokio::spawn(c.run(stats.shard(i), stats.clock, phase_rx.clone()));
         actors.push(Actor { producer: false, handle: Some(handle) });
@@ -132,14 +168,15 @@ pub(crate) async fn execute(opts: &RunOptions, verbose: bool) -> Result<Report, 
         let handle = tokio::spawn(p.run(stats.shard(offset + i), stats.clock, phase_rx.clone()));
         actors.push(Actor { producer: true, handle: Some(handle) });
     }
-    let result = drive(opts, &plan, &stats, &phase_tx, &mut actors, verbose).await;
-    let _ = phase_tx.send(phase::EXIT);
-    let (report, mut first_error) = match result {
-        Ok(report) => (Some(report), None),
-        Err(e) => (None, Some(e)),
-    };
+    actors
+}
+
+/// Waits for every actor told to exit, each for at most [`BENCH_ACTOR_STOP_TIMEOUT_MS`];
+/// returns the first error among them.
+async fn stop(actors: Vec<Actor>) -> Result<(), Error> {
+    let mut first_error = None;
     for handle in actors.into_iter().filter_map(|a| a.handle) {
-        match tokio::time::timeout(Duration::from_secs(10), handle).await {
+        match tokio::time::timeout(Duration::from_millis(BENCH_ACTOR_STOP_TIMEOUT_MS), handle).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => {
                 first_error.get_or_insert(e);
@@ -152,20 +189,17 @@ pub(crate) async fn execute(opts: &RunOptions, verbose: bool) -> Result<Report, 
             }
         }
     }
-    if opts.delete_queues {
-        for (queue, _) in &plan.queues {
-            let delete = QueueDelete {
-                queue: ShortStr::try_from(queue.as_str()).unwrap_or_default(),
-                ..Default::default()
-            };
-            let _ = setup.rpc(1, delete).await;
-        }
-    }
-    setup.close().await;
-    match (first_error, report) {
-        (None, Some(report)) => Ok(report),
-        (Some(e), _) => Err(e),
-        (None, None) => Err(Error::Protocol("the run ended without a report".into())),
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Deletes the named queues of the plan, ignoring failures (`--delete-queues`).
+async fn delete_queues(setup: &mut Conn, plan: &Plan) {
+    for (queue, _) in &plan.queues {
+        let delete = QueueDelete {
+            queue: ShortStr::try_from(queue.as_str()).unwrap_or_default(),
+            ..Default::default()
+        };
+        let _ = setup.rpc(1, delete).await;
     }
 }
 
@@ -205,11 +239,12 @@ async fn drive(
 ) -> Result<Report, Error> {
     let tty = verbose && std::io::stdout().is_terminal();
     let interval = Duration::from_secs_f64(opts.interval);
+    let tick = Duration::from_millis(BENCH_TICK_MS);
     let time_limit = opts.time.filter(|t| *t > 0.0).map(Duration::from_secs_f64);
     let producers_bounded = opts.pmessages > 0;
     let consumers_bounded = opts.cmessages > 0;
     let consuming = !plan.sources.is_empty();
-    let expected = |t: &super::stats::Totals| plan.fanout.map(|f| t.sent.saturating_sub(t.returned) * f);
+    let expected = |t: &Totals| plan.fanout.map(|f| t.sent.saturating_sub(t.returned) * f);
     let mut collector = Collector::new(Arc::clone(stats));
     let _ = phase_tx.send(phase::GO);
     let start = Instant::now();
@@ -219,7 +254,7 @@ async fn drive(
     tokio::pin!(ctrl_c);
     let window_end = loop {
         tokio::select! {
-            () = tokio::time::sleep_until(next_row.min(Instant::now() + TICK)) => {}
+            () = tokio::time::sleep_until(next_row.min(Instant::now() + tick)) => {}
             _ = &mut ctrl_c => break Instant::now(),
         }
         check_failures(actors).await?;
@@ -227,14 +262,11 @@ async fn drive(
         if now >= next_row {
             let row = collector.sample((now - start).as_secs_f64());
             if verbose {
-                clear_progress(tty);
-                println!("{}", interval_line(&opts.id, row, opts.confirm.is_some_and(|c| c >= 0)));
+                print_row(opts, row, tty);
             }
             next_row += interval;
         } else if tty {
-            let t = stats.totals();
-            print!("\r{:.1} s: sent {} received {} ", (now - start).as_secs_f64(), t.sent, t.received);
-            let _ = std::io::stdout().flush();
+            print_progress((now - start).as_secs_f64(), &stats.totals());
         }
         let producers_done = actors.iter().filter(|a| a.producer).all(Actor::finished);
         let consumers_done = actors.iter().filter(|a| !a.producer).all(Actor::finished);
@@ -246,7 +278,9 @@ async fn drive(
             if t.received != idle_since.1 {
                 idle_since = (now, t.received);
             }
-            if expected(&t).is_some_and(|e| t.received >= e) || now - idle_since.0 >= DRAIN_IDLE {
+            if expected(&t).is_some_and(|e| t.received >= e)
+                || now - idle_since.0 >= Duration::from_millis(BENCH_DRAIN_IDLE_MS)
+            {
                 break now;
             }
         }
@@ -258,8 +292,7 @@ async fn drive(
     {
         let row = collector.sample(duration_s);
         if verbose {
-            clear_progress(tty);
-            println!("{}", interval_line(&opts.id, row, opts.confirm.is_some_and(|c| c >= 0)));
+            print_row(opts, row, tty);
         }
     }
     clear_progress(tty);
@@ -277,12 +310,12 @@ async fn drain(
     stats: &Stats,
     actors: &mut [Actor],
     consuming: bool,
-    expected: &dyn Fn(&super::stats::Totals) -> Option<u64>,
+    expected: &dyn Fn(&Totals) -> Option<u64>,
 ) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs_f64(opts.drain_timeout.max(0.0));
     let mut idle_since = (Instant::now(), u64::MAX);
     loop {
-        tokio::time::sleep(TICK).await;
+        tokio::time::sleep(Duration::from_millis(BENCH_TICK_MS)).await;
         check_failures(actors).await?;
         let now = Instant::now();
         let t = stats.totals();
@@ -294,7 +327,7 @@ async fn drain(
         let received_all = !consuming
             || consumers_done
             || expected(&t).is_some_and(|e| t.received >= e)
-            || now - idle_since.0 >= DRAIN_IDLE;
+            || now - idle_since.0 >= Duration::from_millis(BENCH_DRAIN_IDLE_MS);
         if (producers_done && received_all) || now >= deadline {
             return Ok(());
         }
@@ -315,6 +348,19 @@ async fn check_failures(actors: &mut [Actor]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Prints an interval row in PerfTest's shape, in place of the progress line if there is one.
+fn print_row(opts: &RunOptions, row: &IntervalRow, tty: bool) {
+    clear_progress(tty);
+    println!("{}", interval_line(&opts.id, row, opts.confirm.is_some_and(|c| c >= 0)));
+}
+
+/// Rewrites the progress line shown on a terminal between interval rows.
+fn print_progress(elapsed_s: f64, totals: &Totals) {
+    print!("\r{elapsed_s:.1} s: sent {} received {} ", totals.sent, totals.received);
+    let _ = std::io::stdout().flush();
+}
+
+/// Erases the progress line, if one is shown.
 fn clear_progress(tty: bool) {
     if tty {
         print!("\r\x1b[2K");

@@ -3,7 +3,7 @@
 //!
 //! Actors bump relaxed atomics and record latencies into a mutex-guarded hdrhistogram once per
 //! read batch; the reporter drains them every interval. Actors share a bounded number of
-//! shards ([`SHARDS_MAX`]), which keeps memory flat with thousands of connections.
+//! shards ([`BENCH_SHARDS_MAX`]), which keeps memory flat with thousands of connections.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -13,10 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// Latency shards at most; actors beyond this share them round-robin.
-pub(crate) const SHARDS_MAX: usize = 16;
-/// Largest latency recorded, in µs (one hour); larger values saturate.
-const LATENCY_US_MAX: u64 = 3_600_000_000;
+use crate::limits::{BENCH_LATENCY_US_MAX, BENCH_SHARDS_MAX};
 
 /// Wall-clock nanoseconds read through the monotonic clock, so that stamps taken in one process
 /// are consistent, and stamps from an earlier run (a replayed stream) still mean something.
@@ -27,6 +24,7 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
+    /// A clock anchored at the current wall-clock time.
     pub fn new() -> Self {
         let base_wall_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         Self { base: Instant::now(), base_wall_ns }
@@ -39,15 +37,20 @@ impl Clock {
 }
 
 fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("constant bounds are valid")
+    Histogram::new_with_bounds(1, BENCH_LATENCY_US_MAX, 3).expect("constant bounds are valid")
 }
 
 /// Counters and histograms shared by a few actors.
 pub(crate) struct Shard {
+    /// Messages published.
     pub sent: AtomicU64,
+    /// Publishes the broker confirmed.
     pub confirmed: AtomicU64,
+    /// Publishes the broker nacked.
     pub nacked: AtomicU64,
+    /// Mandatory publishes the broker returned as unroutable.
     pub returned: AtomicU64,
+    /// Deliveries received.
     pub received: AtomicU64,
     consumer_latency: Mutex<Histogram<u64>>,
     confirm_latency: Mutex<Histogram<u64>>,
@@ -78,7 +81,7 @@ impl Shard {
 
     /// Records `count` confirms that each took `ns`.
     pub fn record_confirm_ns(&self, ns: u64, count: u64) {
-        let _ = lock(&self.confirm_latency).record_n((ns / 1_000).clamp(1, LATENCY_US_MAX), count);
+        let _ = lock(&self.confirm_latency).record_n((ns / 1_000).clamp(1, BENCH_LATENCY_US_MAX), count);
     }
 }
 
@@ -104,12 +107,14 @@ pub struct Totals {
 /// All shards of a run and its clock.
 pub(crate) struct Stats {
     shards: Vec<Arc<Shard>>,
+    /// The clock producers stamp bodies with and consumers read them against.
     pub clock: Clock,
 }
 
 impl Stats {
+    /// Shards for `actors` actors: one each, at most [`BENCH_SHARDS_MAX`].
     pub fn new(actors: usize) -> Arc<Self> {
-        let n = actors.clamp(1, SHARDS_MAX);
+        let n = actors.clamp(1, BENCH_SHARDS_MAX);
         Arc::new(Self { shards: (0..n).map(|_| Arc::new(Shard::new())).collect(), clock: Clock::new() })
     }
 
@@ -118,6 +123,7 @@ impl Stats {
         Arc::clone(self.shards.get(i % self.shards.len()).expect("at least one shard"))
     }
 
+    /// The counts summed over every shard.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for s in &self.shards {
@@ -245,10 +251,12 @@ pub(crate) struct Collector {
     prev_s: f64,
     consumer_total: Histogram<u64>,
     confirm_total: Histogram<u64>,
+    /// The rows sampled so far.
     pub rows: Vec<IntervalRow>,
 }
 
 impl Collector {
+    /// A collector of `stats`, starting from zero.
     pub fn new(stats: Arc<Stats>) -> Self {
         Self {
             stats,

@@ -11,8 +11,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::limits::BENCH_RSS_SAMPLE_INTERVAL_MS;
+
 use super::options::RunOptions;
-use super::run::execute;
+use super::run::{execute, Report};
 use super::stats::Summary;
 use super::Error;
 
@@ -110,10 +112,11 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Samples the resident memory of `pid` every 100 ms until `stop` fires; the peak in MiB.
+/// Samples the resident memory of `pid` every [`BENCH_RSS_SAMPLE_INTERVAL_MS`] until `stop`
+/// fires; the peak in MiB.
 async fn peak_rss(pid: u32, mut stop: tokio::sync::oneshot::Receiver<()>) -> Option<f64> {
     let mut peak = rss_mib(pid);
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(BENCH_RSS_SAMPLE_INTERVAL_MS));
     loop {
         tokio::select! {
             _ = &mut stop => return peak,
@@ -229,84 +232,124 @@ fn median(values: &mut [f64]) -> Option<f64> {
 /// in the table.
 pub(crate) async fn run(args: &SuiteArgs) -> Result<(), Error> {
     let brokers = brokers(&args.uris, &args.pids)?;
-    let selected: Vec<&Scenario> = if args.scenarios.is_empty() {
-        SCENARIOS.iter().collect()
-    } else {
-        let mut v = Vec::new();
-        for name in args.scenarios.iter().flat_map(|s| s.split(',')) {
-            let s = SCENARIOS
-                .iter()
-                .find(|s| s.name.eq_ignore_ascii_case(name))
-                .ok_or_else(|| Error::Usage(format!("unknown scenario {name:?}; known: {}", names())))?;
-            v.push(s);
-        }
-        v
-    };
+    let selected = select(&args.scenarios)?;
     let run_tag = std::process::id();
-    // (scenario, broker) → summaries, or the first error.
-    let mut results: HashMap<(&str, usize), Result<Vec<Summary>, String>> = HashMap::new();
-    // (broker, repetition) → messages confirmed into the stream by stream-publish-1K.
-    let mut streams: HashMap<(usize, u32), u64> = HashMap::new();
-    // (scenario, broker) → peak resident memory of each run, MiB.
-    let mut rss: HashMap<(&str, usize), Vec<f64>> = HashMap::new();
+    let mut measured = Measurements::default();
     for scenario in &selected {
         for rep in 0..args.repeat.max(1) {
             for (b, broker) in brokers.iter().enumerate() {
-                let slot = results.entry((scenario.name, b)).or_insert_with(|| Ok(Vec::new()));
-                if slot.is_err() {
-                    continue;
-                }
-                let tag = format!("{run_tag}-{b}-{rep}");
-                let stream_messages = streams.get(&(b, rep)).copied();
-                if scenario.name == "stream-replay-1K" && stream_messages.is_none() {
-                    *slot = Err("needs a successful stream-publish-1K run".into());
-                    continue;
-                }
-                let opts = options(scenario.name, &broker.uri, args.time, &tag, stream_messages.unwrap_or(0));
-                eprint!("{} on {} (run {}/{}): ", scenario.name, broker.label, rep + 1, args.repeat.max(1));
-                let sampler = broker.pid.map(|pid| {
-                    let (stop, stopped) = tokio::sync::oneshot::channel();
-                    (stop, tokio::spawn(peak_rss(pid, stopped)))
-                });
-                let outcome = execute(&opts, false).await;
-                if let Some((stop, sampler)) = sampler {
-                    let _ = stop.send(());
-                    if let Ok(Some(peak)) = sampler.await {
-                        if outcome.is_ok() {
-                            rss.entry((scenario.name, b)).or_default().push(peak);
-                        }
-                    }
-                }
-                match outcome {
-                    Ok(report) => {
-                        let s = report.summary;
-                        let figures: Vec<String> = scenario
-                            .metrics
-                            .iter()
-                            .map(|m| format!("{} {}", fmt((m.get)(&s)), m.unit))
-                            .collect();
-                        eprintln!("{}", figures.join(", "));
-                        if scenario.name == "stream-publish-1K" {
-                            streams.insert((b, rep), s.total.confirmed);
-                        }
-                        if let Ok(v) = slot {
-                            v.push(s);
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("failed: {e}");
-                        *slot = Err(unsupported(&e));
-                    }
-                }
+                measured.run_turn(Turn { scenario, b, broker, rep }, args, run_tag).await;
             }
         }
     }
-    let table = table(&selected, &brokers, &results, &rss, args);
+    let table = table(&selected, &brokers, &measured.results, &measured.rss, args);
     println!("\n{table}");
     if let Some(path) = &args.markdown {
         std::fs::write(path, &table).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     }
     Ok(())
+}
+
+/// The scenarios named with `--scenario` (comma-separated or repeated), or all of them.
+fn select(names_given: &[String]) -> Result<Vec<&'static Scenario>, Error> {
+    if names_given.is_empty() {
+        return Ok(SCENARIOS.iter().collect());
+    }
+    names_given
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|name| {
+            SCENARIOS
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| Error::Usage(format!("unknown scenario {name:?}; known: {}", names())))
+        })
+        .collect()
+}
+
+/// One run of the suite: a scenario on a broker, in one repetition.
+#[derive(Clone, Copy)]
+struct Turn<'a> {
+    scenario: &'static Scenario,
+    /// The broker's position among the `--uri`s.
+    b: usize,
+    broker: &'a Broker,
+    /// The repetition, from 0.
+    rep: u32,
+}
+
+/// What the suite has measured so far.
+#[derive(Default)]
+struct Measurements {
+    /// (scenario, broker) → summaries, or the first error.
+    results: HashMap<(&'static str, usize), Result<Vec<Summary>, String>>,
+    /// (broker, repetition) → messages confirmed into the stream by stream-publish-1K.
+    streams: HashMap<(usize, u32), u64>,
+    /// (scenario, broker) → peak resident memory of each run, MiB.
+    rss: HashMap<(&'static str, usize), Vec<f64>>,
+}
+
+impl Measurements {
+    /// Runs `turn`, unless its scenario already failed on that broker or needs a stream that
+    /// was not published, prints its figures and records them.
+    async fn run_turn(&mut self, turn: Turn<'_>, args: &SuiteArgs, run_tag: u32) {
+        let Turn { scenario, b, broker, rep } = turn;
+        let slot = self.results.entry((scenario.name, b)).or_insert_with(|| Ok(Vec::new()));
+        if slot.is_err() {
+            return;
+        }
+        let tag = format!("{run_tag}-{b}-{rep}");
+        let stream_messages = self.streams.get(&(b, rep)).copied();
+        if scenario.name == "stream-replay-1K" && stream_messages.is_none() {
+            *slot = Err("needs a successful stream-publish-1K run".into());
+            return;
+        }
+        let opts = options(scenario.name, &broker.uri, args.time, &tag, stream_messages.unwrap_or(0));
+        eprint!("{} on {} (run {}/{}): ", scenario.name, broker.label, rep + 1, args.repeat.max(1));
+        let (outcome, peak_rss_mib) = measure(&opts, broker.pid).await;
+        match outcome {
+            Ok(report) => {
+                let s = report.summary;
+                eprintln!("{}", figures(scenario, &s));
+                if let Some(peak) = peak_rss_mib {
+                    self.rss.entry((scenario.name, b)).or_default().push(peak);
+                }
+                if scenario.name == "stream-publish-1K" {
+                    self.streams.insert((b, rep), s.total.confirmed);
+                }
+                if let Ok(v) = slot {
+                    v.push(s);
+                }
+            }
+            Err(e) => {
+                eprintln!("failed: {e}");
+                *slot = Err(unsupported(&e));
+            }
+        }
+    }
+}
+
+/// Runs `opts` once and, when `pid` is given, samples that process's resident memory
+/// meanwhile; the outcome and the peak in MiB.
+async fn measure(opts: &RunOptions, pid: Option<u32>) -> (Result<Report, Error>, Option<f64>) {
+    let sampler = pid.map(|pid| {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        (stop, tokio::spawn(peak_rss(pid, stopped)))
+    });
+    let outcome = execute(opts, false).await;
+    let mut peak = None;
+    if let Some((stop, sampler)) = sampler {
+        let _ = stop.send(());
+        peak = sampler.await.ok().flatten();
+    }
+    (outcome, peak)
+}
+
+/// The figures `scenario` reports, as `value unit` pairs.
+fn figures(scenario: &Scenario, summary: &Summary) -> String {
+    let figures: Vec<String> =
+        scenario.metrics.iter().map(|m| format!("{} {}", fmt((m.get)(summary)), m.unit)).collect();
+    figures.join(", ")
 }
 
 fn names() -> String {
@@ -418,10 +461,12 @@ fn table(
     for s in scenarios {
         let _ = writeln!(out, "- {}: {}.", s.name, s.about);
     }
-    out.push_str(
+    let _ = write!(
+        out,
         "\ndurable-confirm-1K is meant for Warren in `--storage disk --fsync always`, which the suite cannot check. \
          Latency is end to end (publish to delivery) on one machine; MB are 10^6 bytes of bodies. \
-         Peak RSS (for brokers named with `--pid`) is the largest resident memory sampled every 100 ms during a run.\n",
+         Peak RSS (for brokers named with `--pid`) is the largest resident memory sampled every \
+         {BENCH_RSS_SAMPLE_INTERVAL_MS} ms during a run.\n",
     );
     out
 }
