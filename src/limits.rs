@@ -145,7 +145,7 @@ pub const INLINE_BODY_MAX: usize = 256;
 // ---------------------------------------------------------------------------------------------
 
 /// How often a run checks its actors and end conditions, in ms: short enough that the end
-/// of a run and a failed actor are noticed at once, long enough to cost nothing.
+/// of a run and a failed actor are noticed at once, long enough to be cheap.
 pub const BENCH_TICK_MS: u64 = 50;
 /// Connections opened concurrently during set-up: bounds the handshakes in flight, so that
 /// setting up thousands of connections opens them in waves rather than all at once.
