@@ -21,18 +21,12 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::message::{Message, MessageView};
+use crate::limits::{QUEUE_COMMANDS_MAX, QUEUE_TICK_MS, READ_AHEAD_BYTES, TRANSIENT_SCAN_BYTES};
 use crate::log::{now_ms, Log, Record};
 use crate::seq_map::SeqMap;
 
 /// Identifies a channel across the whole broker.
 pub type ChannelId = u64;
-
-/// Bytes read ahead from the log per refill.
-const READ_AHEAD_BYTES: usize = 256 * 1024;
-/// How often the queue re-checks skipped consumers, expiry and its floor.
-const TICK: Duration = Duration::from_millis(50);
-/// Bound of a queue's command queue.
-const COMMANDS_MAX: usize = 1024;
 
 /// Why a message left its queue without being acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +241,7 @@ impl std::fmt::Debug for QueueHandle {
 impl QueueHandle {
     /// Starts the queue's task on the current runtime.
     pub fn start(options: QueueOptions) -> Arc<QueueHandle> {
-        let (commands, receiver) = mpsc::channel(COMMANDS_MAX);
+        let (commands, receiver) = mpsc::channel(QUEUE_COMMANDS_MAX);
         let stats = Arc::new(QueueStats::default());
         let handle = Arc::new(QueueHandle {
             name: Arc::clone(&options.name),
@@ -432,7 +426,7 @@ impl Actor {
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut tick = tokio::time::interval(TICK);
+        let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.enforce_limits();
@@ -970,7 +964,7 @@ fn count_transient(log: &Log, from: u64, to: u64) -> u64 {
     let mut count = 0;
     let mut next = from.max(log.first_offset());
     while next < to {
-        let Ok(records) = log.read_records(next, 4 * 1024 * 1024) else { break };
+        let Ok(records) = log.read_records(next, TRANSIENT_SCAN_BYTES) else { break };
         let Some(last) = records.last().map(|r| r.offset) else { break };
         count += records
             .iter()

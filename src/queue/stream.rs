@@ -17,13 +17,9 @@ use tokio::sync::mpsc;
 
 use super::classic::{Command, ConsumerEvent, ConsumerSpec, Delivery, QueueOptions, QueueStats};
 use super::message::MessageView;
+use crate::limits::{QUEUE_TICK_MS, READ_AHEAD_BYTES};
 use crate::log::{now_ms, Record};
 use crate::seq_map::SeqMap;
-
-/// Bytes read ahead per consumer and refill.
-const READ_AHEAD_BYTES: usize = 256 * 1024;
-/// How often stored offsets are written and consumers re-checked.
-const TICK: Duration = Duration::from_millis(50);
 
 /// Where a stream consumer starts (`x-stream-offset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +117,7 @@ impl StreamActor {
 
     /// Serves commands and feeds consumers until the stream is deleted.
     pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut tick = tokio::time::interval(TICK);
+        let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.dispatch();
