@@ -8,8 +8,8 @@ use bytes::Bytes;
 
 use super::Broker;
 use crate::log::now_ms;
-use crate::queue::classic::{DeadLetter, DeathReason};
 use crate::queue::message::Message;
+use crate::queue::{DeadLetter, DeathReason};
 use crate::wire::amqp::{ContentHeader, FieldTable, FieldValue, ShortStr};
 
 /// Sends a queue's dead messages to its dead-letter exchange.

@@ -25,7 +25,8 @@ pub use error::Error;
 use exchange::{BindingTable, ExchangeKind};
 
 use crate::log::{Log, LogOptions, Storage};
-use crate::queue::classic::{DeadLetter, QueueHandle, QueueOptions, FLOOR_KEY};
+use crate::queue::classic::FLOOR_KEY;
+use crate::queue::{DeadLetter, QueueHandle, QueueOptions};
 use crate::wire::amqp::{FieldTable, FieldValue, ShortStr};
 
 /// Identifies a client connection.

@@ -15,11 +15,17 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::classic::{Command, ConsumerEvent, ConsumerSpec, Delivery, QueueOptions, QueueStats};
+use super::api::{ConsumerEvent, ConsumerSpec, Delivery};
+use super::handle::{Command, QueueOptions, QueueStats};
 use super::message::MessageView;
 use crate::limits::{QUEUE_TICK_MS, READ_AHEAD_BYTES};
 use crate::log::{now_ms, Record};
 use crate::seq_map::SeqMap;
+
+/// Starts a stream's task on the current runtime.
+pub(super) fn spawn(options: QueueOptions, stats: Arc<QueueStats>, commands: mpsc::Receiver<Command>) {
+    tokio::spawn(StreamActor::new(options, stats).run(commands));
+}
 
 /// Where a stream consumer starts (`x-stream-offset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +109,7 @@ impl StreamConsumer {
 }
 
 /// The task that owns a stream's consumers.
-pub(super) struct StreamActor {
+struct StreamActor {
     options: QueueOptions,
     stats: Arc<QueueStats>,
     consumers: Vec<StreamConsumer>,
@@ -111,12 +117,12 @@ pub(super) struct StreamActor {
 
 impl StreamActor {
     /// A stream with no consumers yet.
-    pub(super) fn new(options: QueueOptions, stats: Arc<QueueStats>) -> StreamActor {
+    fn new(options: QueueOptions, stats: Arc<QueueStats>) -> StreamActor {
         StreamActor { options, stats, consumers: Vec::new() }
     }
 
     /// Serves commands and feeds consumers until the stream is deleted.
-    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
