@@ -8,11 +8,14 @@
 //! released to the log's retention.
 //!
 //! Consumers are served round-robin within the highest priority that has room, each within
-//! its prefetch and its channel's shared prefetch. Deliveries go to the consumer's bounded
-//! sink; a full sink (a slow socket) makes the queue skip that consumer until it drains.
+//! its prefetch and its channel's shared prefetch (`super::credit`). Deliveries go to the
+//! consumer's bounded sink; a full sink (a slow socket) makes the queue skip that consumer
+//! until it drains.
+//!
+//! Like the whole queue layer it knows no frames, sockets or exchanges.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +24,11 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::api::{ChannelId, ConsumerEvent, ConsumerSpec, DeathReason, Delivery, QueueError};
+use super::credit::{wait_for_room, Consumer};
 use super::handle::{Command, QueueOptions, QueueStats};
-use super::message::{Message, MessageView};
-use crate::limits::{QUEUE_TICK_MS, READ_AHEAD_BYTES, TRANSIENT_SCAN_BYTES};
+use super::message::{expires_at_ms, Message, MessageView};
+use super::read_ahead::{Read, ReadAhead};
+use crate::limits::{QUEUE_TICK_MS, TRANSIENT_SCAN_BYTES};
 use crate::log::{now_ms, Log, Record};
 use crate::seq_map::SeqMap;
 
@@ -40,28 +45,24 @@ pub(super) fn spawn(options: QueueOptions, stats: Arc<QueueStats>, commands: mps
     tokio::spawn(actor.run(commands));
 }
 
-struct ConsumerState {
-    spec: ConsumerSpec,
-    unacked: u32,
-}
-
+/// Who holds an unacked delivery.
 struct Unacked {
     channel: ChannelId,
+    /// The consumer's tag, or `None` for `basic.get`.
     tag: Option<Bytes>,
 }
 
 struct Actor {
     options: QueueOptions,
     stats: Arc<QueueStats>,
-    /// Offset of the next record to read from the log (past `buffered`).
-    cursor: u64,
-    buffered: VecDeque<Record>,
+    /// The log read ahead of dispatch, from the read position on.
+    read_ahead: ReadAhead,
     /// Priority queues: every ready message read so far, highest priority first, then by
     /// offset; with whether it was delivered before.
     prioritized: BTreeMap<(Reverse<u8>, u64), (Record, bool)>,
     requeued: BTreeSet<u64>,
     unacked: SeqMap<Unacked>,
-    consumers: Vec<ConsumerState>,
+    consumers: Vec<Consumer>,
     round_robin: usize,
     persisted_floor: u64,
     /// Everything below this offset was delivered before (kept across restarts).
@@ -81,8 +82,7 @@ impl Actor {
         Actor {
             options,
             stats,
-            cursor,
-            buffered: VecDeque::new(),
+            read_ahead: ReadAhead::new(cursor),
             prioritized: BTreeMap::new(),
             requeued: BTreeSet::new(),
             unacked: SeqMap::new(),
@@ -105,7 +105,7 @@ impl Actor {
             let log = self.options.log.clone();
             // Wait at the log's tail only when nothing read is left to hand out; otherwise
             // dispatch has already done all it can and a command or the tick comes next.
-            let cursor = self.cursor;
+            let cursor = self.read_ahead.cursor();
             let blocked_sink = self.blocked_sink();
             // Queues with length limits also wake on every append, to drop the head at once.
             let limited = self.options.max_length.is_some() || self.options.max_length_bytes.is_some();
@@ -160,38 +160,17 @@ impl Actor {
                     self.settle(channel, offset);
                 }
             }
-            Command::Reject { channel, offsets, requeue } => {
-                if offsets.is_empty() && requeue {
-                    self.requeue_channel(channel);
-                }
-                for offset in offsets {
-                    if self.settle(channel, offset) {
-                        if requeue {
-                            self.requeued.insert(offset);
-                        } else {
-                            self.kill(offset, DeathReason::Rejected);
-                        }
-                    }
-                }
-            }
+            Command::Reject { channel, offsets, requeue } => self.reject(channel, offsets, requeue),
             Command::Get { channel, no_ack, done } => {
-                let delivery = self.next_ready().map(|(record, redelivered)| {
-                    let offset = record.offset;
-                    if !no_ack {
-                        self.unacked.insert(offset, Unacked { channel, tag: None });
-                    }
-                    let message_count = self.ready_count().min(u64::from(u32::MAX)) as u32;
-                    self.delivery(channel, record, redelivered, None, !no_ack, message_count)
-                });
+                let delivery = self.get(channel, no_ack);
                 self.publish_stats();
-                let _ = done.send(delivery.flatten());
+                let _ = done.send(delivery);
             }
             Command::Purge(done) => {
                 let ready = self.ready_count();
-                self.buffered.clear();
+                self.read_ahead.skip_to(self.options.log.next_offset());
                 self.prioritized.clear();
                 self.requeued.clear();
-                self.cursor = self.options.log.next_offset();
                 // Counts are current before the answer (a declare that follows sees them).
                 self.publish_stats();
                 let _ = done.send(ready);
@@ -216,8 +195,34 @@ impl Actor {
         if exclusive_held || (spec.exclusive && !self.consumers.is_empty()) {
             return Err(QueueError::ExclusiveUse { queue: self.options.name.to_string() });
         }
-        self.consumers.push(ConsumerState { spec, unacked: 0 });
+        self.consumers.push(Consumer::new(spec));
         Ok(())
+    }
+
+    /// `basic.reject` / `basic.nack` (and, with no offsets and `requeue`, `basic.recover`).
+    fn reject(&mut self, channel: ChannelId, offsets: Vec<u64>, requeue: bool) {
+        if offsets.is_empty() && requeue {
+            self.requeue_channel(channel);
+        }
+        for offset in offsets {
+            if self.settle(channel, offset) {
+                if requeue {
+                    self.requeued.insert(offset);
+                } else {
+                    self.kill(offset, DeathReason::Rejected);
+                }
+            }
+        }
+    }
+
+    /// `basic.get`: the next ready message, tracked as unacked unless `no_ack`.
+    fn get(&mut self, channel: ChannelId, no_ack: bool) -> Option<Delivery> {
+        let (record, redelivered) = self.next_ready()?;
+        if !no_ack {
+            self.unacked.insert(record.offset, Unacked { channel, tag: None });
+        }
+        let message_count = self.ready_count().min(u64::from(u32::MAX)) as u32;
+        self.delivery(channel, record, redelivered, None, !no_ack, message_count)
     }
 
     /// Removes an unacked delivery; returns whether it was one of `channel`'s.
@@ -231,7 +236,7 @@ impl Actor {
             if let Some(consumer) =
                 self.consumers.iter_mut().find(|c| c.spec.channel == channel && c.spec.tag == tag)
             {
-                consumer.unacked = consumer.unacked.saturating_sub(1);
+                consumer.settled();
             }
         }
         true
@@ -246,26 +251,8 @@ impl Actor {
         }
     }
 
-    /// The lowest offset not yet handed out.
-    fn read_position(&self) -> u64 {
-        let mut position = self.buffered.front().map_or(self.cursor, |r| r.offset);
-        if let Some(lowest) = self.prioritized.keys().map(|(_, offset)| *offset).min() {
-            position = position.min(lowest);
-        }
-        position
-    }
-
-    fn held(&self) -> u64 {
-        (self.buffered.len() + self.prioritized.len() + self.requeued.len()) as u64
-    }
-
-    fn ready_count(&self) -> u64 {
-        (self.options.log.next_offset().saturating_sub(self.cursor) + self.held())
-            .saturating_sub(self.transient_pending)
-    }
-
     fn publish_stats(&self) {
-        self.stats.cursor.store(self.cursor, Ordering::Release);
+        self.stats.cursor.store(self.read_ahead.cursor(), Ordering::Release);
         self.stats.held.store(self.held(), Ordering::Release);
         self.stats.lost.store(self.transient_pending, Ordering::Release);
         self.stats.unacked.store(self.unacked.len() as u64, Ordering::Release);
@@ -275,38 +262,98 @@ impl Actor {
     /// The sink of a consumer that could take a message but for its full sink, when there
     /// is something to deliver.
     fn blocked_sink(&self) -> Option<mpsc::Sender<ConsumerEvent>> {
-        if self.held() == 0 && self.cursor >= self.options.log.next_offset() {
+        if self.held() == 0 && self.read_ahead.cursor() >= self.options.log.next_offset() {
             return None;
         }
-        self.consumers
-            .iter()
-            .find(|c| {
-                c.spec.sink.capacity() == 0 && {
-                    let spec = &c.spec;
-                    spec.no_ack || spec.prefetch == 0 || c.unacked < spec.prefetch
-                }
-            })
-            .map(|c| c.spec.sink.clone())
+        self.consumers.iter().find_map(Consumer::blocked_sink)
     }
 
     /// Whether some consumer could take a message now.
     fn has_room(&self) -> bool {
-        self.consumers.iter().any(|c| self.can_take(c))
+        self.consumers.iter().any(Consumer::can_take)
     }
 
-    fn can_take(&self, consumer: &ConsumerState) -> bool {
-        let spec = &consumer.spec;
-        if spec.sink.capacity() == 0 {
-            return false;
+    fn dispatch(&mut self) {
+        while !self.consumers.is_empty() {
+            let Some(index) = self.pick_consumer() else { return };
+            let Some((record, redelivered)) = self.next_ready() else { return };
+            let consumer = &mut self.consumers[index];
+            if !consumer.take() {
+                self.requeued.insert(record.offset);
+                return;
+            }
+            let needs_ack = !consumer.spec.no_ack;
+            let tag = consumer.spec.tag.clone();
+            let channel = consumer.spec.channel;
+            if needs_ack {
+                self.unacked.insert(record.offset, Unacked { channel, tag: Some(tag.clone()) });
+            }
+            let offset = record.offset;
+            let Some(delivery) = self.delivery(channel, record, redelivered, Some(tag), needs_ack, 0) else {
+                continue;
+            };
+            if self.consumers[index].spec.sink.try_send(ConsumerEvent::Deliver(delivery)).is_err() {
+                // The sink filled or closed since `can_take`: take the message back.
+                if needs_ack {
+                    self.consumers[index].refused();
+                    self.unacked.remove(offset);
+                }
+                self.requeued.insert(offset);
+                return;
+            }
         }
-        if spec.no_ack {
-            return true;
-        }
-        let own_room = spec.prefetch == 0 || consumer.unacked < spec.prefetch;
-        let limit = spec.channel_credit.limit.load(Ordering::Acquire);
-        own_room && (limit == 0 || spec.channel_credit.unacked.load(Ordering::Acquire) < limit)
     }
 
+    /// Round-robin among the consumers of the highest priority that have room.
+    fn pick_consumer(&mut self) -> Option<usize> {
+        let best = self.consumers.iter().filter(|c| c.can_take()).map(|c| c.spec.priority).max()?;
+        let count = self.consumers.len();
+        for step in 0..count {
+            let index = (self.round_robin + step) % count;
+            let consumer = &self.consumers[index];
+            if consumer.spec.priority == best && consumer.can_take() {
+                self.round_robin = (index + 1) % count;
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    fn delivery(
+        &self,
+        channel: ChannelId,
+        record: Record,
+        redelivered: bool,
+        consumer_tag: Option<Bytes>,
+        needs_ack: bool,
+        message_count: u32,
+    ) -> Option<Delivery> {
+        let offset = record.offset;
+        MessageView::parse(&record.header)?;
+        Some(Delivery {
+            channel,
+            queue: Arc::clone(&self.options.name),
+            consumer_tag,
+            offset,
+            redelivered,
+            needs_ack,
+            stream: false,
+            record,
+            message_count,
+        })
+    }
+
+    fn shut_down(&mut self) {
+        for consumer in self.consumers.drain(..) {
+            let event =
+                ConsumerEvent::Cancelled { channel: consumer.spec.channel, consumer_tag: consumer.spec.tag };
+            let _ = consumer.spec.sink.try_send(event);
+        }
+        self.persist_floor();
+    }
+}
+
+impl Actor {
     /// The next ready record: requeued ones first (redelivered), then the log in order.
     /// Skips records that did not survive a restart and expired ones.
     fn next_ready(&mut self) -> Option<(Record, bool)> {
@@ -375,10 +422,10 @@ impl Actor {
             }
         }
         loop {
-            if self.buffered.is_empty() {
+            if self.read_ahead.is_empty() {
                 self.refill();
             }
-            let Some(record) = self.buffered.pop_front() else { break };
+            let Some(record) = self.read_ahead.pop_front() else { break };
             if self.lost_in_restart(&record) {
                 self.transient_pending = self.transient_pending.saturating_sub(1);
             } else {
@@ -400,44 +447,68 @@ impl Actor {
         None
     }
 
+    /// The next record read (in priority order in a priority queue), reading more of the
+    /// log when nothing read is left. Requeued messages are not considered.
     fn pop_buffered(&mut self) -> Option<Record> {
         if self.options.max_priority.is_some() {
             self.fill_prioritized();
             return self.prioritized.pop_first().map(|(_, (record, _))| record);
         }
-        if self.buffered.is_empty() {
+        if self.read_ahead.is_empty() {
             self.refill();
         }
-        self.buffered.pop_front()
+        self.read_ahead.pop_front()
     }
 
+    /// The first record of the log not handed out, reading more when nothing read is left.
+    fn peek_head(&mut self) -> Option<Record> {
+        if self.read_ahead.is_empty() {
+            self.refill();
+        }
+        self.read_ahead.front().cloned()
+    }
+
+    /// Reads ahead from the log, reporting what retention removed unread and what could
+    /// not be read.
     fn refill(&mut self) {
-        let log = &self.options.log;
-        if self.cursor < log.first_offset() {
-            tracing::warn!(queue = %self.options.name, from = self.cursor, to = log.first_offset(), "messages removed by retention were skipped");
-            self.cursor = log.first_offset();
+        let refill = self.read_ahead.refill(&self.options.log);
+        if let Some(removed) = refill.removed {
+            tracing::warn!(queue = %self.options.name, from = removed.start, to = removed.end, "messages removed by retention were skipped");
         }
-        if self.cursor >= log.next_offset() {
-            return;
-        }
-        match log.read_records(self.cursor, READ_AHEAD_BYTES) {
-            Ok(records) => {
-                if let Some(last) = records.last() {
-                    self.cursor = last.offset + 1;
-                }
-                self.buffered.extend(records);
-            }
-            Err(error) => {
-                // A damaged batch is reported and skipped; corrupt data is never delivered.
-                tracing::error!(queue = %self.options.name, offset = self.cursor, %error, "unreadable message skipped");
-                self.cursor += 1;
-            }
+        if let Read::Unreadable { offset, error } = refill.read {
+            // A damaged batch is reported and skipped; corrupt data is never delivered.
+            tracing::error!(queue = %self.options.name, offset, %error, "unreadable message skipped");
         }
     }
 
+    /// The lowest offset not yet handed out.
+    fn read_position(&self) -> u64 {
+        let mut position = self.read_ahead.position();
+        if let Some(lowest) = self.prioritized.keys().map(|(_, offset)| *offset).min() {
+            position = position.min(lowest);
+        }
+        position
+    }
+
+    /// Ready messages read from the log but not handed out: read ahead, requeued, or
+    /// ordered by priority.
+    fn held(&self) -> u64 {
+        (self.read_ahead.len() + self.prioritized.len() + self.requeued.len()) as u64
+    }
+
+    /// Ready messages, including those appended but not read yet, less the transient ones
+    /// from before a restart not skipped yet.
+    fn ready_count(&self) -> u64 {
+        (self.options.log.next_offset().saturating_sub(self.read_ahead.cursor()) + self.held())
+            .saturating_sub(self.transient_pending)
+    }
+}
+
+impl Actor {
+    /// Whether `record` is past the queue's TTL or its own expiry.
     fn expired(&self, record: &Record) -> bool {
         // Most messages have no expiry of their own and most queues no TTL: no clock read.
-        let own = crate::queue::message::expires_at_ms(&record.header);
+        let own = expires_at_ms(&record.header);
         if own.is_none() && self.options.message_ttl.is_none() {
             return false;
         }
@@ -450,6 +521,8 @@ impl Actor {
         own.is_some_and(|at| at <= now)
     }
 
+    /// Dead-letters the message at `offset`, read back from the log (when the queue has a
+    /// dead-letter sink at all).
     fn kill(&mut self, offset: u64, reason: DeathReason) {
         if self.options.dead_letter.is_none() {
             return;
@@ -461,6 +534,7 @@ impl Actor {
         }
     }
 
+    /// Dead-letters `record` (when the queue has a dead-letter sink).
     fn kill_record(&self, record: &Record, reason: DeathReason) {
         if let (Some(sink), Some(message)) = (&self.options.dead_letter, Message::from_record(record)) {
             sink.dead_letter(&self.options.name, message, reason);
@@ -486,107 +560,35 @@ impl Actor {
             }
         }
         if let Some(max) = self.options.max_length_bytes {
-            // Byte limits need the size of every ready message: read them all.
-            if self.options.max_priority.is_some() {
-                self.fill_prioritized();
-            } else {
-                while self.cursor < self.options.log.next_offset() {
-                    let before = self.cursor;
-                    self.refill();
-                    if self.cursor == before {
-                        break;
-                    }
+            self.enforce_max_length_bytes(max);
+        }
+    }
+
+    /// Drops the oldest ready messages while their bodies total more than `max` bytes.
+    fn enforce_max_length_bytes(&mut self, max: u64) {
+        // Byte limits need the size of every ready message: read them all.
+        if self.options.max_priority.is_some() {
+            self.fill_prioritized();
+        } else {
+            while self.read_ahead.cursor() < self.options.log.next_offset() {
+                let before = self.read_ahead.cursor();
+                self.refill();
+                if self.read_ahead.cursor() == before {
+                    break;
                 }
             }
-            let mut total: u64 = self.buffered.iter().map(|r| r.body.len() as u64).sum::<u64>()
-                + self.prioritized.values().map(|(r, _)| r.body.len() as u64).sum::<u64>();
-            while total > max {
-                let Some(record) = self.pop_buffered() else { break };
-                total = total.saturating_sub(record.body.len() as u64);
-                self.kill_record(&record, DeathReason::MaxLength);
-            }
+        }
+        let mut total: u64 = self.read_ahead.iter().map(|r| r.body.len() as u64).sum::<u64>()
+            + self.prioritized.values().map(|(r, _)| r.body.len() as u64).sum::<u64>();
+        while total > max {
+            let Some(record) = self.pop_buffered() else { break };
+            total = total.saturating_sub(record.body.len() as u64);
+            self.kill_record(&record, DeathReason::MaxLength);
         }
     }
+}
 
-    fn peek_head(&mut self) -> Option<Record> {
-        if self.buffered.is_empty() {
-            self.refill();
-        }
-        self.buffered.front().cloned()
-    }
-
-    fn dispatch(&mut self) {
-        while !self.consumers.is_empty() {
-            let Some(index) = self.pick_consumer() else { return };
-            let Some((record, redelivered)) = self.next_ready() else { return };
-            let consumer = &mut self.consumers[index];
-            let spec = &consumer.spec;
-            let needs_ack = !spec.no_ack;
-            if needs_ack && !spec.channel_credit.try_take() {
-                self.requeued.insert(record.offset);
-                return;
-            }
-            let tag = spec.tag.clone();
-            let channel = spec.channel;
-            if needs_ack {
-                consumer.unacked += 1;
-                self.unacked.insert(record.offset, Unacked { channel, tag: Some(tag.clone()) });
-            }
-            let offset = record.offset;
-            let Some(delivery) = self.delivery(channel, record, redelivered, Some(tag), needs_ack, 0) else {
-                continue;
-            };
-            if self.consumers[index].spec.sink.try_send(ConsumerEvent::Deliver(delivery)).is_err() {
-                // The sink filled or closed since `can_take`: take the message back.
-                if needs_ack {
-                    self.consumers[index].spec.channel_credit.give_back(1);
-                    self.settle(channel, offset);
-                }
-                self.requeued.insert(offset);
-                return;
-            }
-        }
-    }
-
-    /// Round-robin among the consumers of the highest priority that have room.
-    fn pick_consumer(&mut self) -> Option<usize> {
-        let best = self.consumers.iter().filter(|c| self.can_take(c)).map(|c| c.spec.priority).max()?;
-        let count = self.consumers.len();
-        for step in 0..count {
-            let index = (self.round_robin + step) % count;
-            let consumer = &self.consumers[index];
-            if consumer.spec.priority == best && self.can_take(consumer) {
-                self.round_robin = (index + 1) % count;
-                return Some(index);
-            }
-        }
-        None
-    }
-
-    fn delivery(
-        &self,
-        channel: ChannelId,
-        record: Record,
-        redelivered: bool,
-        consumer_tag: Option<Bytes>,
-        needs_ack: bool,
-        message_count: u32,
-    ) -> Option<Delivery> {
-        let offset = record.offset;
-        MessageView::parse(&record.header)?;
-        Some(Delivery {
-            channel,
-            queue: Arc::clone(&self.options.name),
-            consumer_tag,
-            offset,
-            redelivered,
-            needs_ack,
-            stream: false,
-            record,
-            message_count,
-        })
-    }
-
+impl Actor {
     /// The lowest offset still needed; everything below is released to retention.
     fn floor(&self) -> u64 {
         let mut floor = self.read_position();
@@ -599,6 +601,8 @@ impl Actor {
         floor
     }
 
+    /// Releases what is below the floor and, for durable queues, stores the floor and the
+    /// delivered mark when either moved.
     fn persist_floor(&mut self) {
         let floor = self.floor();
         // Everything below the read position has been handed out (or dropped) at least once.
@@ -617,15 +621,6 @@ impl Actor {
         self.persisted_floor = floor;
         self.persisted_delivered = delivered;
     }
-
-    fn shut_down(&mut self) {
-        for consumer in self.consumers.drain(..) {
-            let event =
-                ConsumerEvent::Cancelled { channel: consumer.spec.channel, consumer_tag: consumer.spec.tag };
-            let _ = consumer.spec.sink.try_send(event);
-        }
-        self.persist_floor();
-    }
 }
 
 /// Counts the records in `[from, to)` that are not persistent: after a restart they are
@@ -643,11 +638,4 @@ fn count_transient(log: &Log, from: u64, to: u64) -> u64 {
         next = last + 1;
     }
     count
-}
-
-/// Resolves once `sink` has room again (the slot is released at once).
-pub(super) async fn wait_for_room(sink: Option<&mpsc::Sender<ConsumerEvent>>) {
-    if let Some(sink) = sink {
-        let _ = sink.reserve().await;
-    }
 }

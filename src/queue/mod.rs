@@ -5,14 +5,18 @@
 //!   deliveries, errors, the dead-letter sink); re-exported here.
 //! - [`handle`]: [`QueueHandle`], [`QueueOptions`], [`QueueStats`]: starting a queue's task
 //!   and talking to it; re-exported here.
+//! - `credit` and `read_ahead`: the consumer credit (prefetch) and log read-ahead both kinds
+//!   share.
 //! - [`classic`]: the classic queue's task (ack tracker, requeue, TTL and length limits).
 //! - [`stream`]: the stream queue's task (consumers at their own offsets).
 //! - [`message`]: a message as a queue stores it in its log.
 
 pub mod api;
 pub mod classic;
+mod credit;
 pub mod handle;
 pub mod message;
+mod read_ahead;
 pub mod stream;
 
 pub use api::{
