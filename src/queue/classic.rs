@@ -12,7 +12,14 @@
 //! consumer's bounded sink; a full sink (a slow socket) makes the queue skip that consumer
 //! until it drains.
 //!
+//! This file holds the task's state, its loop, its commands and dispatch. The order in which
+//! ready messages come out is in `classic/ready.rs`, TTL and length limits in
+//! `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`.
 //! Like the whole queue layer it knows no frames, sockets or exchanges.
+
+mod floor;
+mod limits;
+mod ready;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,20 +30,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+pub use self::floor::{DELIVERED_KEY, FLOOR_KEY};
 use super::api::{ChannelId, ConsumerEvent, ConsumerSpec, DeathReason, Delivery, QueueError};
 use super::credit::{wait_for_room, Consumer};
 use super::handle::{Command, QueueOptions, QueueStats};
-use super::message::{expires_at_ms, Message, MessageView};
-use super::read_ahead::{Read, ReadAhead};
-use crate::limits::{QUEUE_TICK_MS, TRANSIENT_SCAN_BYTES};
-use crate::log::{now_ms, Log, Record};
+use super::message::MessageView;
+use super::read_ahead::ReadAhead;
+use crate::limits::QUEUE_TICK_MS;
+use crate::log::Record;
 use crate::seq_map::SeqMap;
-
-/// Name under which a durable queue's floor is kept in its log's offset store.
-pub const FLOOR_KEY: &str = "__queue_floor";
-/// Name under which a durable queue keeps the offset below which everything has been
-/// delivered at least once: after a restart those messages come with `redelivered=true`.
-pub const DELIVERED_KEY: &str = "__queue_delivered";
 
 /// Starts a classic queue's task on the current runtime.
 pub(super) fn spawn(options: QueueOptions, stats: Arc<QueueStats>, commands: mpsc::Receiver<Command>) {
@@ -78,7 +80,7 @@ impl Actor {
         let cursor = options.start_offset.max(options.log.first_offset());
         let delivered_below =
             options.log.offsets().get(DELIVERED_KEY).unwrap_or(0).min(options.restart_offset);
-        let transient_pending = count_transient(&options.log, cursor, options.restart_offset);
+        let transient_pending = floor::count_transient(&options.log, cursor, options.restart_offset);
         Actor {
             options,
             stats,
@@ -351,291 +353,4 @@ impl Actor {
         }
         self.persist_floor();
     }
-}
-
-impl Actor {
-    /// The next ready record: requeued ones first (redelivered), then the log in order.
-    /// Skips records that did not survive a restart and expired ones.
-    fn next_ready(&mut self) -> Option<(Record, bool)> {
-        if self.options.max_priority.is_some() {
-            return self.next_by_priority();
-        }
-        loop {
-            if let Some(offset) = self.requeued.pop_first() {
-                match self.options.log.read_records(offset, 1) {
-                    Ok(records) => match records.into_iter().next() {
-                        Some(record) if record.offset == offset => {
-                            if self.expired(&record) {
-                                self.kill_record(&record, DeathReason::Expired);
-                                continue;
-                            }
-                            return Some((record, true));
-                        }
-                        _ => continue,
-                    },
-                    Err(error) => {
-                        tracing::error!(queue = %self.options.name, offset, %error, "requeued message unreadable");
-                        continue;
-                    }
-                }
-            }
-            let record = self.pop_buffered()?;
-            if self.lost_in_restart(&record) {
-                self.transient_pending = self.transient_pending.saturating_sub(1);
-                continue;
-            }
-            if self.expired(&record) {
-                self.kill_record(&record, DeathReason::Expired);
-                continue;
-            }
-            let redelivered = record.offset < self.delivered_below;
-            return Some((record, redelivered));
-        }
-    }
-
-    /// Reads one requeued message back from the log.
-    fn read_one(&self, offset: u64) -> Option<Record> {
-        match self.options.log.read_records(offset, 1) {
-            Ok(records) => records.into_iter().next().filter(|r| r.offset == offset),
-            Err(error) => {
-                tracing::error!(queue = %self.options.name, offset, %error, "requeued message unreadable");
-                None
-            }
-        }
-    }
-
-    /// Whether a record from before a restart was transient (and so did not survive it).
-    fn lost_in_restart(&self, record: &Record) -> bool {
-        record.offset < self.options.restart_offset
-            && !MessageView::parse(&record.header).is_some_and(|m| m.persistent)
-    }
-
-    /// Moves everything ready (the log up to its end, and requeued messages) into the
-    /// priority order.
-    fn fill_prioritized(&mut self) {
-        let max = self.options.max_priority.unwrap_or(0);
-        let priority =
-            |record: &Record| MessageView::parse(&record.header).map_or(0, |m| m.priority.min(max));
-        while let Some(offset) = self.requeued.pop_first() {
-            if let Some(record) = self.read_one(offset) {
-                self.prioritized.insert((Reverse(priority(&record)), offset), (record, true));
-            }
-        }
-        loop {
-            if self.read_ahead.is_empty() {
-                self.refill();
-            }
-            let Some(record) = self.read_ahead.pop_front() else { break };
-            if self.lost_in_restart(&record) {
-                self.transient_pending = self.transient_pending.saturating_sub(1);
-            } else {
-                let redelivered = record.offset < self.delivered_below;
-                self.prioritized.insert((Reverse(priority(&record)), record.offset), (record, redelivered));
-            }
-        }
-    }
-
-    fn next_by_priority(&mut self) -> Option<(Record, bool)> {
-        self.fill_prioritized();
-        while let Some((_, (record, redelivered))) = self.prioritized.pop_first() {
-            if self.expired(&record) {
-                self.kill_record(&record, DeathReason::Expired);
-                continue;
-            }
-            return Some((record, redelivered));
-        }
-        None
-    }
-
-    /// The next record read (in priority order in a priority queue), reading more of the
-    /// log when nothing read is left. Requeued messages are not considered.
-    fn pop_buffered(&mut self) -> Option<Record> {
-        if self.options.max_priority.is_some() {
-            self.fill_prioritized();
-            return self.prioritized.pop_first().map(|(_, (record, _))| record);
-        }
-        if self.read_ahead.is_empty() {
-            self.refill();
-        }
-        self.read_ahead.pop_front()
-    }
-
-    /// The first record of the log not handed out, reading more when nothing read is left.
-    fn peek_head(&mut self) -> Option<Record> {
-        if self.read_ahead.is_empty() {
-            self.refill();
-        }
-        self.read_ahead.front().cloned()
-    }
-
-    /// Reads ahead from the log, reporting what retention removed unread and what could
-    /// not be read.
-    fn refill(&mut self) {
-        let refill = self.read_ahead.refill(&self.options.log);
-        if let Some(removed) = refill.removed {
-            tracing::warn!(queue = %self.options.name, from = removed.start, to = removed.end, "messages removed by retention were skipped");
-        }
-        if let Read::Unreadable { offset, error } = refill.read {
-            // A damaged batch is reported and skipped; corrupt data is never delivered.
-            tracing::error!(queue = %self.options.name, offset, %error, "unreadable message skipped");
-        }
-    }
-
-    /// The lowest offset not yet handed out.
-    fn read_position(&self) -> u64 {
-        let mut position = self.read_ahead.position();
-        if let Some(lowest) = self.prioritized.keys().map(|(_, offset)| *offset).min() {
-            position = position.min(lowest);
-        }
-        position
-    }
-
-    /// Ready messages read from the log but not handed out: read ahead, requeued, or
-    /// ordered by priority.
-    fn held(&self) -> u64 {
-        (self.read_ahead.len() + self.prioritized.len() + self.requeued.len()) as u64
-    }
-
-    /// Ready messages, including those appended but not read yet, less the transient ones
-    /// from before a restart not skipped yet.
-    fn ready_count(&self) -> u64 {
-        (self.options.log.next_offset().saturating_sub(self.read_ahead.cursor()) + self.held())
-            .saturating_sub(self.transient_pending)
-    }
-}
-
-impl Actor {
-    /// Whether `record` is past the queue's TTL or its own expiry.
-    fn expired(&self, record: &Record) -> bool {
-        // Most messages have no expiry of their own and most queues no TTL: no clock read.
-        let own = expires_at_ms(&record.header);
-        if own.is_none() && self.options.message_ttl.is_none() {
-            return false;
-        }
-        let now = now_ms();
-        if let Some(ttl) = self.options.message_ttl {
-            if record.timestamp_ms.saturating_add(ttl.as_millis() as i64) <= now {
-                return true;
-            }
-        }
-        own.is_some_and(|at| at <= now)
-    }
-
-    /// Dead-letters the message at `offset`, read back from the log (when the queue has a
-    /// dead-letter sink at all).
-    fn kill(&mut self, offset: u64, reason: DeathReason) {
-        if self.options.dead_letter.is_none() {
-            return;
-        }
-        if let Ok(records) = self.options.log.read_records(offset, 1) {
-            if let Some(record) = records.into_iter().next().filter(|r| r.offset == offset) {
-                self.kill_record(&record, reason);
-            }
-        }
-    }
-
-    /// Dead-letters `record` (when the queue has a dead-letter sink).
-    fn kill_record(&self, record: &Record, reason: DeathReason) {
-        if let (Some(sink), Some(message)) = (&self.options.dead_letter, Message::from_record(record)) {
-            sink.dead_letter(&self.options.name, message, reason);
-        }
-    }
-
-    /// Drops expired messages at the head (queue TTL removes proactively) and, with a
-    /// length limit, the oldest messages beyond it.
-    fn enforce_limits(&mut self) {
-        if self.options.message_ttl.is_some() {
-            while let Some(record) = self.peek_head() {
-                if !self.expired(&record) {
-                    break;
-                }
-                let _ = self.pop_buffered();
-                self.kill_record(&record, DeathReason::Expired);
-            }
-        }
-        if let Some(max) = self.options.max_length {
-            while self.ready_count() > max {
-                let Some(record) = self.pop_buffered() else { break };
-                self.kill_record(&record, DeathReason::MaxLength);
-            }
-        }
-        if let Some(max) = self.options.max_length_bytes {
-            self.enforce_max_length_bytes(max);
-        }
-    }
-
-    /// Drops the oldest ready messages while their bodies total more than `max` bytes.
-    fn enforce_max_length_bytes(&mut self, max: u64) {
-        // Byte limits need the size of every ready message: read them all.
-        if self.options.max_priority.is_some() {
-            self.fill_prioritized();
-        } else {
-            while self.read_ahead.cursor() < self.options.log.next_offset() {
-                let before = self.read_ahead.cursor();
-                self.refill();
-                if self.read_ahead.cursor() == before {
-                    break;
-                }
-            }
-        }
-        let mut total: u64 = self.read_ahead.iter().map(|r| r.body.len() as u64).sum::<u64>()
-            + self.prioritized.values().map(|(r, _)| r.body.len() as u64).sum::<u64>();
-        while total > max {
-            let Some(record) = self.pop_buffered() else { break };
-            total = total.saturating_sub(record.body.len() as u64);
-            self.kill_record(&record, DeathReason::MaxLength);
-        }
-    }
-}
-
-impl Actor {
-    /// The lowest offset still needed; everything below is released to retention.
-    fn floor(&self) -> u64 {
-        let mut floor = self.read_position();
-        if let Some((first, _)) = self.unacked.first() {
-            floor = floor.min(first);
-        }
-        if let Some(&first) = self.requeued.first() {
-            floor = floor.min(first);
-        }
-        floor
-    }
-
-    /// Releases what is below the floor and, for durable queues, stores the floor and the
-    /// delivered mark when either moved.
-    fn persist_floor(&mut self) {
-        let floor = self.floor();
-        // Everything below the read position has been handed out (or dropped) at least once.
-        let delivered = self.read_position().max(self.delivered_below);
-        if floor == self.persisted_floor && delivered == self.persisted_delivered {
-            return;
-        }
-        self.options.log.release_before(floor);
-        if self.options.persist_floor {
-            let entries = [(FLOOR_KEY, floor), (DELIVERED_KEY, delivered)];
-            if let Err(error) = self.options.log.offsets().commit_many(&entries) {
-                tracing::error!(queue = %self.options.name, %error, "cannot persist the queue's position");
-                return;
-            }
-        }
-        self.persisted_floor = floor;
-        self.persisted_delivered = delivered;
-    }
-}
-
-/// Counts the records in `[from, to)` that are not persistent: after a restart they are
-/// skipped, so they must not be counted as ready meanwhile.
-fn count_transient(log: &Log, from: u64, to: u64) -> u64 {
-    let mut count = 0;
-    let mut next = from.max(log.first_offset());
-    while next < to {
-        let Ok(records) = log.read_records(next, TRANSIENT_SCAN_BYTES) else { break };
-        let Some(last) = records.last().map(|r| r.offset) else { break };
-        count += records
-            .iter()
-            .filter(|r| r.offset < to && !MessageView::parse(&r.header).is_some_and(|m| m.persistent))
-            .count() as u64;
-        next = last + 1;
-    }
-    count
 }

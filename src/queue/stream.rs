@@ -177,7 +177,7 @@ impl StreamConsumer {
 }
 
 /// The task that owns a stream's consumers.
-pub(super) struct StreamActor {
+struct StreamActor {
     options: QueueOptions,
     stats: Arc<QueueStats>,
     consumers: Vec<StreamConsumer>,
@@ -185,12 +185,12 @@ pub(super) struct StreamActor {
 
 impl StreamActor {
     /// A stream with no consumers yet.
-    pub(super) fn new(options: QueueOptions, stats: Arc<QueueStats>) -> StreamActor {
+    fn new(options: QueueOptions, stats: Arc<QueueStats>) -> StreamActor {
         StreamActor { options, stats, consumers: Vec::new() }
     }
 
     /// Serves commands and feeds consumers until the stream is deleted.
-    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
