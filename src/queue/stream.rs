@@ -7,6 +7,9 @@
 //! in the log's offset store: the lowest offset it has not acknowledged, so a consumer that
 //! went away with unacked messages gets them again. Without an explicit offset, a named
 //! consumer resumes there.
+//!
+//! Credit and read-ahead are the shared ones (`super::credit`, `super::read_ahead`). Like
+//! the whole queue layer it knows no frames, sockets or exchanges.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;

@@ -1,7 +1,8 @@
 //! A classic queue's floor: the lowest offset it still needs. Everything below is released
 //! to the log's retention, and durable queues on disc keep the floor (and the offset below
 //! which everything was delivered once) in the log's offset store, so a restart resumes
-//! there and marks those messages redelivered.
+//! there and marks those messages redelivered. Uses only the log's public API (release,
+//! offset store, reads); knows no consumers, frames or sockets.
 
 use super::Actor;
 use crate::limits::TRANSIENT_SCAN_BYTES;

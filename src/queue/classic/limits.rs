@@ -1,7 +1,8 @@
 //! What leaves a classic queue without being consumed: messages past their time to live
 //! (`x-message-ttl` or their own expiration) and, with drop-head overflow, the oldest ones
 //! beyond `x-max-length` / `x-max-length-bytes`; rejected ones too. Each goes to the queue's
-//! dead-letter sink when it has one.
+//! dead-letter sink when it has one. The sink is the broker's business: this file only
+//! hands it the message and the reason, and knows no exchanges or frames.
 
 use super::Actor;
 use crate::log::{now_ms, Record};

@@ -1,7 +1,8 @@
 //! Which ready message a classic queue hands out next: requeued ones first (redelivered),
 //! then the log in offset order, or, in a priority queue, the highest priority first and
 //! FIFO within a priority. Skips records that did not survive a restart and expired ones.
-//! Also the counts derived from it (held, ready, read position).
+//! Also the counts derived from it (held, ready, read position). Reads the log only through
+//! its public API and the queue's read-ahead; knows no frames, sockets or exchanges.
 
 use std::cmp::Reverse;
 
