@@ -87,8 +87,6 @@ pub const MESSAGE_ARENA_BYTES: usize = 64 * 1024;
 // tokio refuses a zero interval and a zero-capacity channel: a queue could not start.
 const _: () = assert!(QUEUE_TICK_MS > 0);
 const _: () = assert!(QUEUE_COMMANDS_MAX > 0);
-// A refill or a start-up scan step that asks for nothing would make no progress.
-const _: () = assert!(READ_AHEAD_BYTES > 0 && TRANSIENT_SCAN_BYTES > 0);
 
 // ---------------------------------------------------------------------------------------------
 // Broker model (`broker/`): exchanges, bindings, definitions.
