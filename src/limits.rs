@@ -92,6 +92,33 @@ pub const DISK_FREE_LIMIT_BYTES_DEFAULT: u64 = 50_000_000;
 // Queues (`queue/`): consumer state, read-ahead, command channels.
 // ---------------------------------------------------------------------------------------------
 
+/// Bytes a queue reads ahead from its log per refill (256 KiB), for a classic queue as a
+/// whole and for each stream consumer: enough to batch log reads across many small
+/// messages, small enough that many idle consumers hold little memory.
+pub const READ_AHEAD_BYTES: usize = 256 * 1024;
+
+/// How often a queue's task wakes on its own, in ms: it re-checks consumers whose sinks were
+/// full, drops expired messages and persists its floor (classic) or stored consumer offsets
+/// (stream). Bounds how stale a persisted position can be.
+pub const QUEUE_TICK_MS: u64 = 50;
+
+/// Bound of a queue's command channel (consume, ack, reject, get...). A full channel makes
+/// the callers wait (acks and rejects are handed to a spawned task instead).
+pub const QUEUE_COMMANDS_MAX: usize = 1024;
+
+/// Bytes a classic queue reads per step when it counts, at start, the transient records left
+/// from before a restart (4 MiB): larger steps than read-ahead, as this runs once and reads
+/// everything up to the restart offset.
+pub const TRANSIENT_SCAN_BYTES: usize = 4 * 1024 * 1024;
+
+/// Size of a fresh buffer into which publishes write their record headers (64 KiB): many
+/// record headers share one allocation. A larger header gets a buffer of its own size.
+pub const MESSAGE_ARENA_BYTES: usize = 64 * 1024;
+
+// tokio refuses a zero interval and a zero-capacity channel: a queue could not start.
+const _: () = assert!(QUEUE_TICK_MS > 0);
+const _: () = assert!(QUEUE_COMMANDS_MAX > 0);
+
 // ---------------------------------------------------------------------------------------------
 // Broker model (`broker/`): exchanges, bindings, definitions.
 // ---------------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ use super::reply::Reply;
 use super::routes::Route;
 use crate::broker::{self, generated_name, Overflow, QueueEntry};
 use crate::log::{now_ms, RecordInput};
-use crate::queue::classic::{ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, Delivery};
 use crate::queue::message::{Message, MessageView};
 use crate::queue::stream::{StreamAttach, StreamOffset};
+use crate::queue::{ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, Delivery};
 use crate::seq_map::SeqMap;
 use crate::wire::amqp::{
     encode_deliver_frame, encode_method_frame, reply_code, BasicAck, BasicCancel, BasicCancelOk,

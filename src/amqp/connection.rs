@@ -19,7 +19,7 @@ use crate::broker::{Broker, ConnectionId};
 use crate::limits::{
     CHANNEL_MAX, CONSUMER_EVENTS_MAX, FRAME_MAX_BYTES, FRAME_MIN_BYTES, HEARTBEAT_S, INLINE_BODY_MAX,
 };
-use crate::queue::classic::ConsumerEvent;
+use crate::queue::ConsumerEvent;
 use crate::wire::amqp::{
     encode_body_frames, encode_method_frame, encode_raw_header_frame, reply_code, ChannelOpenOk,
     ConnectionClose, ConnectionCloseOk, ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune,

@@ -2,7 +2,7 @@
 //! in one exhaustive match: a new error cannot ship without a reply code.
 
 use crate::broker::Error;
-use crate::queue::classic::QueueError;
+use crate::queue::QueueError;
 use crate::wire::amqp::{reply_code, DecodeError};
 
 /// A close to send: the reply code, its text, and whether it closes the whole connection.

@@ -10,8 +10,8 @@ use std::sync::Weak;
 use bytes::Bytes;
 
 use super::Broker;
-use crate::queue::classic::{DeadLetter, DeathReason};
 use crate::queue::message::Message;
+use crate::queue::{DeadLetter, DeathReason};
 
 /// Sends a queue's dead messages to its dead-letter exchange.
 #[derive(Debug)]

@@ -14,7 +14,8 @@ use super::naming::{generated_name, hex, text};
 use super::{dead_letter, definitions, Broker, ConnectionId, Error};
 use crate::limits::STREAM_AGE_CHECK_INTERVAL_MS;
 use crate::log::{Log, LogOptions, Storage};
-use crate::queue::classic::{DeadLetter, QueueHandle, QueueOptions, FLOOR_KEY};
+use crate::queue::classic::FLOOR_KEY;
+use crate::queue::{DeadLetter, QueueHandle, QueueOptions};
 use crate::wire::amqp::FieldTable;
 
 /// A queue.

@@ -8,396 +8,63 @@
 //! released to the log's retention.
 //!
 //! Consumers are served round-robin within the highest priority that has room, each within
-//! its prefetch and its channel's shared prefetch. Deliveries go to the consumer's bounded
-//! sink; a full sink (a slow socket) makes the queue skip that consumer until it drains.
+//! its prefetch and its channel's shared prefetch (`super::credit`). Deliveries go to the
+//! consumer's bounded sink; a full sink (a slow socket) makes the queue skip that consumer
+//! until it drains.
+//!
+//! This file holds the task's state, its loop, its commands and dispatch. The order in which
+//! ready messages come out is in `classic/ready.rs`, TTL and length limits in
+//! `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`.
+//! Like the whole queue layer it knows no frames, sockets or exchanges.
+
+mod floor;
+mod limits;
+mod ready;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::message::{Message, MessageView};
-use crate::log::{now_ms, Log, Record};
+pub use self::floor::{DELIVERED_KEY, FLOOR_KEY};
+use super::api::{ChannelId, ConsumerEvent, ConsumerSpec, DeathReason, Delivery, QueueError};
+use super::credit::{wait_for_room, Consumer};
+use super::handle::{Command, QueueOptions, QueueStats};
+use super::message::MessageView;
+use super::read_ahead::ReadAhead;
+use crate::limits::QUEUE_TICK_MS;
+use crate::log::Record;
 use crate::seq_map::SeqMap;
 
-/// Identifies a channel across the whole broker.
-pub type ChannelId = u64;
-
-/// Bytes read ahead from the log per refill.
-const READ_AHEAD_BYTES: usize = 256 * 1024;
-/// How often the queue re-checks skipped consumers, expiry and its floor.
-const TICK: Duration = Duration::from_millis(50);
-/// Bound of a queue's command queue.
-const COMMANDS_MAX: usize = 1024;
-
-/// Why a message left its queue without being acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeathReason {
-    /// Rejected or nacked without requeue.
-    Rejected,
-    /// Its time to live passed.
-    Expired,
-    /// Dropped from the head to respect a length limit.
-    MaxLength,
+/// Starts a classic queue's task on the current runtime.
+pub(super) fn spawn(options: QueueOptions, stats: Arc<QueueStats>, commands: mpsc::Receiver<Command>) {
+    let actor = Actor::new(options, stats);
+    actor.publish_stats();
+    tokio::spawn(actor.run(commands));
 }
 
-impl DeathReason {
-    /// The name RabbitMQ uses in `x-death`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeathReason::Rejected => "rejected",
-            DeathReason::Expired => "expired",
-            DeathReason::MaxLength => "maxlen",
-        }
-    }
-}
-
-/// Where dead messages go (the broker republishes them to the dead-letter exchange).
-pub trait DeadLetter: Send + Sync {
-    /// Takes a message that died in `queue`.
-    fn dead_letter(&self, queue: &str, message: Message, reason: DeathReason);
-}
-
-/// A channel's shared prefetch (`basic.qos` with `global`), counted across its consumers.
-#[derive(Debug, Default)]
-pub struct ChannelCredit {
-    /// Most unacked deliveries for the channel; 0 means no limit.
-    pub limit: AtomicU32,
-    /// Unacked deliveries the channel holds now.
-    pub unacked: AtomicU32,
-}
-
-impl ChannelCredit {
-    /// Takes one delivery's credit if the channel's limit allows it.
-    pub fn try_take(&self) -> bool {
-        let limit = self.limit.load(Ordering::Acquire);
-        if limit == 0 {
-            self.unacked.fetch_add(1, Ordering::AcqRel);
-            return true;
-        }
-        self.unacked
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| (u < limit).then_some(u + 1))
-            .is_ok()
-    }
-
-    /// Returns `n` deliveries' credit (on ack, reject or requeue).
-    pub fn give_back(&self, n: u32) {
-        let _ = self.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| Some(u.saturating_sub(n)));
-    }
-}
-
-/// A message handed to a consumer or to `basic.get`.
-#[derive(Debug)]
-pub struct Delivery {
-    /// The channel the delivery is for.
-    pub channel: ChannelId,
-    /// The queue's name.
-    pub queue: Arc<str>,
-    /// The consumer's tag, or `None` for `basic.get`.
-    pub consumer_tag: Option<Bytes>,
-    /// The message's offset in the queue's log; the handle for ack and reject.
-    pub offset: u64,
-    /// Whether it was delivered before.
-    pub redelivered: bool,
-    /// Whether the receiver must acknowledge it.
-    pub needs_ack: bool,
-    /// A stream delivery: `offset` is the stream offset to show in `x-stream-offset`.
-    pub stream: bool,
-    /// The stored record: header fields read with [`MessageView`], body as stored.
-    pub record: Record,
-    /// Ready messages left in the queue (for `basic.get-ok`).
-    pub message_count: u32,
-}
-
-/// What a consumer's sink receives.
-#[derive(Debug)]
-pub enum ConsumerEvent {
-    /// A message.
-    Deliver(Delivery),
-    /// The queue cancelled the consumer (the queue was deleted).
-    Cancelled {
-        /// The consumer's channel.
-        channel: ChannelId,
-        /// The consumer's tag.
-        consumer_tag: Bytes,
-    },
-}
-
-/// A consumer as registered with a queue.
-#[derive(Debug)]
-pub struct ConsumerSpec {
-    /// The channel it belongs to.
-    pub channel: ChannelId,
-    /// Its tag, unique within the channel.
-    pub tag: Bytes,
-    /// Where deliveries go.
-    pub sink: mpsc::Sender<ConsumerEvent>,
-    /// Most unacked deliveries for this consumer; 0 means no limit.
-    pub prefetch: u32,
-    /// The channel's shared prefetch.
-    pub channel_credit: Arc<ChannelCredit>,
-    /// Deliveries need no ack.
-    pub no_ack: bool,
-    /// Wants the queue to itself.
-    pub exclusive: bool,
-    /// Higher priorities are served first (`x-priority`).
-    pub priority: i32,
-    /// Where a stream consumer starts and under which name its offset is kept.
-    pub stream: Option<super::stream::StreamAttach>,
-}
-
-/// Errors a queue answers with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueueError {
-    /// The queue has an exclusive consumer, or one was asked for while others exist.
-    #[error("queue '{queue}' in vhost '/' in exclusive use")]
-    ExclusiveUse {
-        /// The queue.
-        queue: String,
-    },
-    /// The queue is gone.
-    #[error("queue '{queue}' is deleted")]
-    Deleted {
-        /// The queue.
-        queue: String,
-    },
-}
-
-/// Counters a queue keeps up to date for others to read.
-#[derive(Debug, Default)]
-pub struct QueueStats {
-    /// Consumers attached.
-    pub consumers: AtomicU32,
-    /// Offset of the next record the queue task will read from its log.
-    pub cursor: AtomicU64,
-    /// Ready messages the task has read but not handed out (read ahead, requeued, or
-    /// ordered by priority).
-    pub held: AtomicU64,
-    /// Records in the log from before a restart that did not survive it (transient) and
-    /// are not skipped yet: not ready.
-    pub lost: AtomicU64,
-    /// Delivered, not yet acknowledged.
-    pub unacked: AtomicU64,
-}
-
-pub(super) enum Command {
-    Consume(ConsumerSpec, oneshot::Sender<Result<(), QueueError>>),
-    Cancel { channel: ChannelId, tag: Bytes, done: oneshot::Sender<bool> },
-    Ack { channel: ChannelId, offsets: Vec<u64> },
-    Reject { channel: ChannelId, offsets: Vec<u64>, requeue: bool },
-    Get { channel: ChannelId, no_ack: bool, done: oneshot::Sender<Option<Delivery>> },
-    Purge(oneshot::Sender<u64>),
-    ChannelClosed { channel: ChannelId, done: Option<oneshot::Sender<()>> },
-    Delete(oneshot::Sender<u64>),
-    Lag(oneshot::Sender<Vec<super::stream::ConsumerLag>>),
-}
-
-/// How a queue behaves.
-pub struct QueueOptions {
-    /// The queue's name.
-    pub name: Arc<str>,
-    /// Its log.
-    pub log: Log,
-    /// Records below this offset come from before a restart: the non-persistent ones are
-    /// skipped (they did not survive, as in RabbitMQ). 0 for a new queue.
-    pub restart_offset: u64,
-    /// Where to start reading after a restart (the persisted floor).
-    pub start_offset: u64,
-    /// Persist the floor in the log's offset store (durable queues on disc).
-    pub persist_floor: bool,
-    /// `x-message-ttl`.
-    pub message_ttl: Option<Duration>,
-    /// `x-max-length` with drop-head.
-    pub max_length: Option<u64>,
-    /// `x-max-length-bytes` (bodies) with drop-head.
-    pub max_length_bytes: Option<u64>,
-    /// `x-max-priority`: serve the highest priority first, FIFO within a priority.
-    pub max_priority: Option<u8>,
-    /// Dead-letter sink, when `x-dead-letter-exchange` is set.
-    pub dead_letter: Option<Arc<dyn DeadLetter>>,
-    /// A stream: consumers read at their own offsets; acks return credit, nothing is
-    /// removed or requeued.
-    pub stream: bool,
-}
-
-/// Name under which a durable queue's floor is kept in its log's offset store.
-pub const FLOOR_KEY: &str = "__queue_floor";
-/// Name under which a durable queue keeps the offset below which everything has been
-/// delivered at least once: after a restart those messages come with `redelivered=true`.
-pub const DELIVERED_KEY: &str = "__queue_delivered";
-
-/// A handle on a running queue. Publishing goes to [`QueueHandle::log`] directly.
-pub struct QueueHandle {
-    name: Arc<str>,
-    log: Log,
-    commands: mpsc::Sender<Command>,
-    stats: Arc<QueueStats>,
-}
-
-impl std::fmt::Debug for QueueHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueHandle").field("name", &self.name).finish()
-    }
-}
-
-impl QueueHandle {
-    /// Starts the queue's task on the current runtime.
-    pub fn start(options: QueueOptions) -> Arc<QueueHandle> {
-        let (commands, receiver) = mpsc::channel(COMMANDS_MAX);
-        let stats = Arc::new(QueueStats::default());
-        let handle = Arc::new(QueueHandle {
-            name: Arc::clone(&options.name),
-            log: options.log.clone(),
-            commands,
-            stats: Arc::clone(&stats),
-        });
-        if options.stream {
-            tokio::spawn(super::stream::StreamActor::new(options, stats).run(receiver));
-        } else {
-            let actor = Actor::new(options, stats);
-            actor.publish_stats();
-            tokio::spawn(actor.run(receiver));
-        }
-        handle
-    }
-
-    /// The queue's name.
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
-    }
-
-    /// The queue's log, to publish to.
-    pub fn log(&self) -> &Log {
-        &self.log
-    }
-
-    /// Live counters.
-    pub fn stats(&self) -> &QueueStats {
-        &self.stats
-    }
-
-    /// Ready messages, counting those appended but not yet seen by the queue task (it may
-    /// also count expired or non-persistent messages not yet skipped).
-    pub fn ready_count(&self) -> u64 {
-        let cursor = self.stats.cursor.load(Ordering::Acquire);
-        (self.log.next_offset().saturating_sub(cursor) + self.stats.held.load(Ordering::Acquire))
-            .saturating_sub(self.stats.lost.load(Ordering::Acquire))
-    }
-
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, QueueError> {
-        let gone = || QueueError::Deleted { queue: self.name.to_string() };
-        let (done, answer) = oneshot::channel();
-        self.commands.send(make(done)).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())
-    }
-
-    /// Adds a consumer.
-    ///
-    /// # Errors
-    /// [`QueueError::ExclusiveUse`] when exclusivity forbids it.
-    pub async fn consume(&self, spec: ConsumerSpec) -> Result<(), QueueError> {
-        self.ask(|done| Command::Consume(spec, done)).await?
-    }
-
-    /// Removes a consumer; answers whether the queue now has no consumer left.
-    ///
-    /// # Errors
-    /// [`QueueError::Deleted`].
-    pub async fn cancel(&self, channel: ChannelId, tag: Bytes) -> Result<bool, QueueError> {
-        self.ask(|done| Command::Cancel { channel, tag, done }).await
-    }
-
-    /// Acknowledges deliveries (by offset). Never waits on the queue.
-    pub fn ack(&self, channel: ChannelId, offsets: Vec<u64>) {
-        self.send_nowait(Command::Ack { channel, offsets });
-    }
-
-    /// Rejects deliveries: requeued, or dead-lettered / dropped.
-    pub fn reject(&self, channel: ChannelId, offsets: Vec<u64>, requeue: bool) {
-        self.send_nowait(Command::Reject { channel, offsets, requeue });
-    }
-
-    fn send_nowait(&self, command: Command) {
-        if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
-            let commands = self.commands.clone();
-            tokio::spawn(async move { commands.send(command).await });
-        }
-    }
-
-    /// `basic.get`: the next ready message, if any.
-    ///
-    /// # Errors
-    /// [`QueueError::Deleted`].
-    pub async fn get(&self, channel: ChannelId, no_ack: bool) -> Result<Option<Delivery>, QueueError> {
-        self.ask(|done| Command::Get { channel, no_ack, done }).await
-    }
-
-    /// Drops every ready message; answers how many.
-    ///
-    /// # Errors
-    /// [`QueueError::Deleted`].
-    pub async fn purge(&self) -> Result<u64, QueueError> {
-        self.ask(Command::Purge).await
-    }
-
-    /// Requeues every unacked delivery of `channel` and removes its consumers; resolves once
-    /// the queue has done so.
-    pub async fn channel_closed(&self, channel: ChannelId) {
-        let (done, answer) = oneshot::channel();
-        if self.commands.send(Command::ChannelClosed { channel, done: Some(done) }).await.is_ok() {
-            let _ = answer.await;
-        }
-    }
-
-    /// Requeues every unacked delivery of `channel` (`basic.recover`), keeping consumers.
-    pub fn recover(&self, channel: ChannelId) {
-        // Same as a close for the deliveries; consumers stay (see Actor::requeue_channel).
-        self.send_nowait(Command::Reject { channel, offsets: Vec::new(), requeue: true });
-    }
-
-    /// Stream queues: every consumer's position and lag.
-    ///
-    /// # Errors
-    /// [`QueueError::Deleted`].
-    pub async fn lag(&self) -> Result<Vec<super::stream::ConsumerLag>, QueueError> {
-        self.ask(Command::Lag).await
-    }
-
-    /// Stops the queue, cancelling its consumers; answers the ready count it had.
-    ///
-    /// # Errors
-    /// [`QueueError::Deleted`] if it was already gone.
-    pub async fn delete(&self) -> Result<u64, QueueError> {
-        self.ask(Command::Delete).await
-    }
-}
-
-struct ConsumerState {
-    spec: ConsumerSpec,
-    unacked: u32,
-}
-
+/// Who holds an unacked delivery.
 struct Unacked {
     channel: ChannelId,
+    /// The consumer's tag, or `None` for `basic.get`.
     tag: Option<Bytes>,
 }
 
 struct Actor {
     options: QueueOptions,
     stats: Arc<QueueStats>,
-    /// Offset of the next record to read from the log (past `buffered`).
-    cursor: u64,
-    buffered: VecDeque<Record>,
+    /// The log read ahead of dispatch, from the read position on.
+    read_ahead: ReadAhead,
     /// Priority queues: every ready message read so far, highest priority first, then by
     /// offset; with whether it was delivered before.
     prioritized: BTreeMap<(Reverse<u8>, u64), (Record, bool)>,
     requeued: BTreeSet<u64>,
     unacked: SeqMap<Unacked>,
-    consumers: Vec<ConsumerState>,
+    consumers: Vec<Consumer>,
     round_robin: usize,
     persisted_floor: u64,
     /// Everything below this offset was delivered before (kept across restarts).
@@ -413,12 +80,11 @@ impl Actor {
         let cursor = options.start_offset.max(options.log.first_offset());
         let delivered_below =
             options.log.offsets().get(DELIVERED_KEY).unwrap_or(0).min(options.restart_offset);
-        let transient_pending = count_transient(&options.log, cursor, options.restart_offset);
+        let transient_pending = floor::count_transient(&options.log, cursor, options.restart_offset);
         Actor {
             options,
             stats,
-            cursor,
-            buffered: VecDeque::new(),
+            read_ahead: ReadAhead::new(cursor),
             prioritized: BTreeMap::new(),
             requeued: BTreeSet::new(),
             unacked: SeqMap::new(),
@@ -432,7 +98,7 @@ impl Actor {
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut tick = tokio::time::interval(TICK);
+        let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.enforce_limits();
@@ -441,7 +107,7 @@ impl Actor {
             let log = self.options.log.clone();
             // Wait at the log's tail only when nothing read is left to hand out; otherwise
             // dispatch has already done all it can and a command or the tick comes next.
-            let cursor = self.cursor;
+            let cursor = self.read_ahead.cursor();
             let blocked_sink = self.blocked_sink();
             // Queues with length limits also wake on every append, to drop the head at once.
             let limited = self.options.max_length.is_some() || self.options.max_length_bytes.is_some();
@@ -496,38 +162,17 @@ impl Actor {
                     self.settle(channel, offset);
                 }
             }
-            Command::Reject { channel, offsets, requeue } => {
-                if offsets.is_empty() && requeue {
-                    self.requeue_channel(channel);
-                }
-                for offset in offsets {
-                    if self.settle(channel, offset) {
-                        if requeue {
-                            self.requeued.insert(offset);
-                        } else {
-                            self.kill(offset, DeathReason::Rejected);
-                        }
-                    }
-                }
-            }
+            Command::Reject { channel, offsets, requeue } => self.reject(channel, offsets, requeue),
             Command::Get { channel, no_ack, done } => {
-                let delivery = self.next_ready().map(|(record, redelivered)| {
-                    let offset = record.offset;
-                    if !no_ack {
-                        self.unacked.insert(offset, Unacked { channel, tag: None });
-                    }
-                    let message_count = self.ready_count().min(u64::from(u32::MAX)) as u32;
-                    self.delivery(channel, record, redelivered, None, !no_ack, message_count)
-                });
+                let delivery = self.get(channel, no_ack);
                 self.publish_stats();
-                let _ = done.send(delivery.flatten());
+                let _ = done.send(delivery);
             }
             Command::Purge(done) => {
                 let ready = self.ready_count();
-                self.buffered.clear();
+                self.read_ahead.skip_to(self.options.log.next_offset());
                 self.prioritized.clear();
                 self.requeued.clear();
-                self.cursor = self.options.log.next_offset();
                 // Counts are current before the answer (a declare that follows sees them).
                 self.publish_stats();
                 let _ = done.send(ready);
@@ -552,8 +197,34 @@ impl Actor {
         if exclusive_held || (spec.exclusive && !self.consumers.is_empty()) {
             return Err(QueueError::ExclusiveUse { queue: self.options.name.to_string() });
         }
-        self.consumers.push(ConsumerState { spec, unacked: 0 });
+        self.consumers.push(Consumer::new(spec));
         Ok(())
+    }
+
+    /// `basic.reject` / `basic.nack` (and, with no offsets and `requeue`, `basic.recover`).
+    fn reject(&mut self, channel: ChannelId, offsets: Vec<u64>, requeue: bool) {
+        if offsets.is_empty() && requeue {
+            self.requeue_channel(channel);
+        }
+        for offset in offsets {
+            if self.settle(channel, offset) {
+                if requeue {
+                    self.requeued.insert(offset);
+                } else {
+                    self.kill(offset, DeathReason::Rejected);
+                }
+            }
+        }
+    }
+
+    /// `basic.get`: the next ready message, tracked as unacked unless `no_ack`.
+    fn get(&mut self, channel: ChannelId, no_ack: bool) -> Option<Delivery> {
+        let (record, redelivered) = self.next_ready()?;
+        if !no_ack {
+            self.unacked.insert(record.offset, Unacked { channel, tag: None });
+        }
+        let message_count = self.ready_count().min(u64::from(u32::MAX)) as u32;
+        self.delivery(channel, record, redelivered, None, !no_ack, message_count)
     }
 
     /// Removes an unacked delivery; returns whether it was one of `channel`'s.
@@ -567,7 +238,7 @@ impl Actor {
             if let Some(consumer) =
                 self.consumers.iter_mut().find(|c| c.spec.channel == channel && c.spec.tag == tag)
             {
-                consumer.unacked = consumer.unacked.saturating_sub(1);
+                consumer.settled();
             }
         }
         true
@@ -582,26 +253,8 @@ impl Actor {
         }
     }
 
-    /// The lowest offset not yet handed out.
-    fn read_position(&self) -> u64 {
-        let mut position = self.buffered.front().map_or(self.cursor, |r| r.offset);
-        if let Some(lowest) = self.prioritized.keys().map(|(_, offset)| *offset).min() {
-            position = position.min(lowest);
-        }
-        position
-    }
-
-    fn held(&self) -> u64 {
-        (self.buffered.len() + self.prioritized.len() + self.requeued.len()) as u64
-    }
-
-    fn ready_count(&self) -> u64 {
-        (self.options.log.next_offset().saturating_sub(self.cursor) + self.held())
-            .saturating_sub(self.transient_pending)
-    }
-
     fn publish_stats(&self) {
-        self.stats.cursor.store(self.cursor, Ordering::Release);
+        self.stats.cursor.store(self.read_ahead.cursor(), Ordering::Release);
         self.stats.held.store(self.held(), Ordering::Release);
         self.stats.lost.store(self.transient_pending, Ordering::Release);
         self.stats.unacked.store(self.unacked.len() as u64, Ordering::Release);
@@ -611,244 +264,15 @@ impl Actor {
     /// The sink of a consumer that could take a message but for its full sink, when there
     /// is something to deliver.
     fn blocked_sink(&self) -> Option<mpsc::Sender<ConsumerEvent>> {
-        if self.held() == 0 && self.cursor >= self.options.log.next_offset() {
+        if self.held() == 0 && self.read_ahead.cursor() >= self.options.log.next_offset() {
             return None;
         }
-        self.consumers
-            .iter()
-            .find(|c| {
-                c.spec.sink.capacity() == 0 && {
-                    let spec = &c.spec;
-                    spec.no_ack || spec.prefetch == 0 || c.unacked < spec.prefetch
-                }
-            })
-            .map(|c| c.spec.sink.clone())
+        self.consumers.iter().find_map(Consumer::blocked_sink)
     }
 
     /// Whether some consumer could take a message now.
     fn has_room(&self) -> bool {
-        self.consumers.iter().any(|c| self.can_take(c))
-    }
-
-    fn can_take(&self, consumer: &ConsumerState) -> bool {
-        let spec = &consumer.spec;
-        if spec.sink.capacity() == 0 {
-            return false;
-        }
-        if spec.no_ack {
-            return true;
-        }
-        let own_room = spec.prefetch == 0 || consumer.unacked < spec.prefetch;
-        let limit = spec.channel_credit.limit.load(Ordering::Acquire);
-        own_room && (limit == 0 || spec.channel_credit.unacked.load(Ordering::Acquire) < limit)
-    }
-
-    /// The next ready record: requeued ones first (redelivered), then the log in order.
-    /// Skips records that did not survive a restart and expired ones.
-    fn next_ready(&mut self) -> Option<(Record, bool)> {
-        if self.options.max_priority.is_some() {
-            return self.next_by_priority();
-        }
-        loop {
-            if let Some(offset) = self.requeued.pop_first() {
-                match self.options.log.read_records(offset, 1) {
-                    Ok(records) => match records.into_iter().next() {
-                        Some(record) if record.offset == offset => {
-                            if self.expired(&record) {
-                                self.kill_record(&record, DeathReason::Expired);
-                                continue;
-                            }
-                            return Some((record, true));
-                        }
-                        _ => continue,
-                    },
-                    Err(error) => {
-                        tracing::error!(queue = %self.options.name, offset, %error, "requeued message unreadable");
-                        continue;
-                    }
-                }
-            }
-            let record = self.pop_buffered()?;
-            if self.lost_in_restart(&record) {
-                self.transient_pending = self.transient_pending.saturating_sub(1);
-                continue;
-            }
-            if self.expired(&record) {
-                self.kill_record(&record, DeathReason::Expired);
-                continue;
-            }
-            let redelivered = record.offset < self.delivered_below;
-            return Some((record, redelivered));
-        }
-    }
-
-    /// Reads one requeued message back from the log.
-    fn read_one(&self, offset: u64) -> Option<Record> {
-        match self.options.log.read_records(offset, 1) {
-            Ok(records) => records.into_iter().next().filter(|r| r.offset == offset),
-            Err(error) => {
-                tracing::error!(queue = %self.options.name, offset, %error, "requeued message unreadable");
-                None
-            }
-        }
-    }
-
-    /// Whether a record from before a restart was transient (and so did not survive it).
-    fn lost_in_restart(&self, record: &Record) -> bool {
-        record.offset < self.options.restart_offset
-            && !MessageView::parse(&record.header).is_some_and(|m| m.persistent)
-    }
-
-    /// Moves everything ready (the log up to its end, and requeued messages) into the
-    /// priority order.
-    fn fill_prioritized(&mut self) {
-        let max = self.options.max_priority.unwrap_or(0);
-        let priority =
-            |record: &Record| MessageView::parse(&record.header).map_or(0, |m| m.priority.min(max));
-        while let Some(offset) = self.requeued.pop_first() {
-            if let Some(record) = self.read_one(offset) {
-                self.prioritized.insert((Reverse(priority(&record)), offset), (record, true));
-            }
-        }
-        loop {
-            if self.buffered.is_empty() {
-                self.refill();
-            }
-            let Some(record) = self.buffered.pop_front() else { break };
-            if self.lost_in_restart(&record) {
-                self.transient_pending = self.transient_pending.saturating_sub(1);
-            } else {
-                let redelivered = record.offset < self.delivered_below;
-                self.prioritized.insert((Reverse(priority(&record)), record.offset), (record, redelivered));
-            }
-        }
-    }
-
-    fn next_by_priority(&mut self) -> Option<(Record, bool)> {
-        self.fill_prioritized();
-        while let Some((_, (record, redelivered))) = self.prioritized.pop_first() {
-            if self.expired(&record) {
-                self.kill_record(&record, DeathReason::Expired);
-                continue;
-            }
-            return Some((record, redelivered));
-        }
-        None
-    }
-
-    fn pop_buffered(&mut self) -> Option<Record> {
-        if self.options.max_priority.is_some() {
-            self.fill_prioritized();
-            return self.prioritized.pop_first().map(|(_, (record, _))| record);
-        }
-        if self.buffered.is_empty() {
-            self.refill();
-        }
-        self.buffered.pop_front()
-    }
-
-    fn refill(&mut self) {
-        let log = &self.options.log;
-        if self.cursor < log.first_offset() {
-            tracing::warn!(queue = %self.options.name, from = self.cursor, to = log.first_offset(), "messages removed by retention were skipped");
-            self.cursor = log.first_offset();
-        }
-        if self.cursor >= log.next_offset() {
-            return;
-        }
-        match log.read_records(self.cursor, READ_AHEAD_BYTES) {
-            Ok(records) => {
-                if let Some(last) = records.last() {
-                    self.cursor = last.offset + 1;
-                }
-                self.buffered.extend(records);
-            }
-            Err(error) => {
-                // A damaged batch is reported and skipped; corrupt data is never delivered.
-                tracing::error!(queue = %self.options.name, offset = self.cursor, %error, "unreadable message skipped");
-                self.cursor += 1;
-            }
-        }
-    }
-
-    fn expired(&self, record: &Record) -> bool {
-        // Most messages have no expiry of their own and most queues no TTL: no clock read.
-        let own = crate::queue::message::expires_at_ms(&record.header);
-        if own.is_none() && self.options.message_ttl.is_none() {
-            return false;
-        }
-        let now = now_ms();
-        if let Some(ttl) = self.options.message_ttl {
-            if record.timestamp_ms.saturating_add(ttl.as_millis() as i64) <= now {
-                return true;
-            }
-        }
-        own.is_some_and(|at| at <= now)
-    }
-
-    fn kill(&mut self, offset: u64, reason: DeathReason) {
-        if self.options.dead_letter.is_none() {
-            return;
-        }
-        if let Ok(records) = self.options.log.read_records(offset, 1) {
-            if let Some(record) = records.into_iter().next().filter(|r| r.offset == offset) {
-                self.kill_record(&record, reason);
-            }
-        }
-    }
-
-    fn kill_record(&self, record: &Record, reason: DeathReason) {
-        if let (Some(sink), Some(message)) = (&self.options.dead_letter, Message::from_record(record)) {
-            sink.dead_letter(&self.options.name, message, reason);
-        }
-    }
-
-    /// Drops expired messages at the head (queue TTL removes proactively) and, with a
-    /// length limit, the oldest messages beyond it.
-    fn enforce_limits(&mut self) {
-        if self.options.message_ttl.is_some() {
-            while let Some(record) = self.peek_head() {
-                if !self.expired(&record) {
-                    break;
-                }
-                let _ = self.pop_buffered();
-                self.kill_record(&record, DeathReason::Expired);
-            }
-        }
-        if let Some(max) = self.options.max_length {
-            while self.ready_count() > max {
-                let Some(record) = self.pop_buffered() else { break };
-                self.kill_record(&record, DeathReason::MaxLength);
-            }
-        }
-        if let Some(max) = self.options.max_length_bytes {
-            // Byte limits need the size of every ready message: read them all.
-            if self.options.max_priority.is_some() {
-                self.fill_prioritized();
-            } else {
-                while self.cursor < self.options.log.next_offset() {
-                    let before = self.cursor;
-                    self.refill();
-                    if self.cursor == before {
-                        break;
-                    }
-                }
-            }
-            let mut total: u64 = self.buffered.iter().map(|r| r.body.len() as u64).sum::<u64>()
-                + self.prioritized.values().map(|(r, _)| r.body.len() as u64).sum::<u64>();
-            while total > max {
-                let Some(record) = self.pop_buffered() else { break };
-                total = total.saturating_sub(record.body.len() as u64);
-                self.kill_record(&record, DeathReason::MaxLength);
-            }
-        }
-    }
-
-    fn peek_head(&mut self) -> Option<Record> {
-        if self.buffered.is_empty() {
-            self.refill();
-        }
-        self.buffered.front().cloned()
+        self.consumers.iter().any(Consumer::can_take)
     }
 
     fn dispatch(&mut self) {
@@ -856,16 +280,14 @@ impl Actor {
             let Some(index) = self.pick_consumer() else { return };
             let Some((record, redelivered)) = self.next_ready() else { return };
             let consumer = &mut self.consumers[index];
-            let spec = &consumer.spec;
-            let needs_ack = !spec.no_ack;
-            if needs_ack && !spec.channel_credit.try_take() {
+            if !consumer.take() {
                 self.requeued.insert(record.offset);
                 return;
             }
-            let tag = spec.tag.clone();
-            let channel = spec.channel;
+            let needs_ack = !consumer.spec.no_ack;
+            let tag = consumer.spec.tag.clone();
+            let channel = consumer.spec.channel;
             if needs_ack {
-                consumer.unacked += 1;
                 self.unacked.insert(record.offset, Unacked { channel, tag: Some(tag.clone()) });
             }
             let offset = record.offset;
@@ -875,8 +297,8 @@ impl Actor {
             if self.consumers[index].spec.sink.try_send(ConsumerEvent::Deliver(delivery)).is_err() {
                 // The sink filled or closed since `can_take`: take the message back.
                 if needs_ack {
-                    self.consumers[index].spec.channel_credit.give_back(1);
-                    self.settle(channel, offset);
+                    self.consumers[index].refused();
+                    self.unacked.remove(offset);
                 }
                 self.requeued.insert(offset);
                 return;
@@ -886,12 +308,12 @@ impl Actor {
 
     /// Round-robin among the consumers of the highest priority that have room.
     fn pick_consumer(&mut self) -> Option<usize> {
-        let best = self.consumers.iter().filter(|c| self.can_take(c)).map(|c| c.spec.priority).max()?;
+        let best = self.consumers.iter().filter(|c| c.can_take()).map(|c| c.spec.priority).max()?;
         let count = self.consumers.len();
         for step in 0..count {
             let index = (self.round_robin + step) % count;
             let consumer = &self.consumers[index];
-            if consumer.spec.priority == best && self.can_take(consumer) {
+            if consumer.spec.priority == best && consumer.can_take() {
                 self.round_robin = (index + 1) % count;
                 return Some(index);
             }
@@ -923,37 +345,6 @@ impl Actor {
         })
     }
 
-    /// The lowest offset still needed; everything below is released to retention.
-    fn floor(&self) -> u64 {
-        let mut floor = self.read_position();
-        if let Some((first, _)) = self.unacked.first() {
-            floor = floor.min(first);
-        }
-        if let Some(&first) = self.requeued.first() {
-            floor = floor.min(first);
-        }
-        floor
-    }
-
-    fn persist_floor(&mut self) {
-        let floor = self.floor();
-        // Everything below the read position has been handed out (or dropped) at least once.
-        let delivered = self.read_position().max(self.delivered_below);
-        if floor == self.persisted_floor && delivered == self.persisted_delivered {
-            return;
-        }
-        self.options.log.release_before(floor);
-        if self.options.persist_floor {
-            let entries = [(FLOOR_KEY, floor), (DELIVERED_KEY, delivered)];
-            if let Err(error) = self.options.log.offsets().commit_many(&entries) {
-                tracing::error!(queue = %self.options.name, %error, "cannot persist the queue's position");
-                return;
-            }
-        }
-        self.persisted_floor = floor;
-        self.persisted_delivered = delivered;
-    }
-
     fn shut_down(&mut self) {
         for consumer in self.consumers.drain(..) {
             let event =
@@ -961,29 +352,5 @@ impl Actor {
             let _ = consumer.spec.sink.try_send(event);
         }
         self.persist_floor();
-    }
-}
-
-/// Counts the records in `[from, to)` that are not persistent: after a restart they are
-/// skipped, so they must not be counted as ready meanwhile.
-fn count_transient(log: &Log, from: u64, to: u64) -> u64 {
-    let mut count = 0;
-    let mut next = from.max(log.first_offset());
-    while next < to {
-        let Ok(records) = log.read_records(next, 4 * 1024 * 1024) else { break };
-        let Some(last) = records.last().map(|r| r.offset) else { break };
-        count += records
-            .iter()
-            .filter(|r| r.offset < to && !MessageView::parse(&r.header).is_some_and(|m| m.persistent))
-            .count() as u64;
-        next = last + 1;
-    }
-    count
-}
-
-/// Resolves once `sink` has room again (the slot is released at once).
-pub(super) async fn wait_for_room(sink: Option<&mpsc::Sender<ConsumerEvent>>) {
-    if let Some(sink) = sink {
-        let _ = sink.reserve().await;
     }
 }

@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 
-use super::classic::DeathReason;
+use super::api::DeathReason;
 use super::message::Message;
 use crate::log::now_ms;
 use crate::wire::amqp::{ContentHeader, FieldTable, FieldValue, ShortStr};

@@ -10,6 +10,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::limits::MESSAGE_ARENA_BYTES;
 use crate::log::{Record, RecordInput};
 
 const FLAG_PERSISTENT: u8 = 1;
@@ -43,11 +44,9 @@ impl Message {
     /// As [`Message::to_record`], writing the record's header into `arena` and splitting it
     /// off: many records share one allocation.
     pub fn to_record_in(&self, arena: &mut BytesMut) -> RecordInput {
-        /// Size of a fresh arena buffer.
-        const ARENA_BYTES: usize = 64 * 1024;
         let size = FIXED_BYTES + 2 + self.exchange.len() + self.routing_key.len() + self.content_header.len();
         if arena.capacity() - arena.len() < size {
-            *arena = BytesMut::with_capacity(ARENA_BYTES.max(size));
+            *arena = BytesMut::with_capacity(MESSAGE_ARENA_BYTES.max(size));
         }
         let header = arena;
         header.put_u8(if self.persistent { FLAG_PERSISTENT } else { 0 });

@@ -1,6 +1,29 @@
-//! QUEUE: a log plus its consumers' state. Knows no frames, sockets or exchanges.
+//! QUEUE: a log plus its consumers' state. Knows no frames, sockets or exchanges; uses only
+//! the log core (`crate::log`), `crate::limits`, `crate::seq_map` and `crate::wire`.
+//!
+//! - [`api`]: what both queue kinds take and give (consumer specs, channel credit,
+//!   deliveries, errors, the dead-letter sink); re-exported here.
+//! - [`handle`]: [`QueueHandle`], [`QueueOptions`], [`QueueStats`]: starting a queue's task
+//!   and talking to it; re-exported here.
+//! - `credit` and `read_ahead`: the consumer credit (prefetch) and log read-ahead both kinds
+//!   share.
+//! - [`classic`]: the classic queue's task (ack tracker, requeue, TTL and length limits).
+//! - [`stream`]: the stream queue's task (consumers at their own offsets).
+//! - [`message`]: a message as a queue stores it in its log.
+//! - [`death`]: a message's dead-lettering: `x-death` history and dropped expiry, edited in
+//!   its stored content header, so that every gateway dead-letters alike.
 
+pub mod api;
 pub mod classic;
+mod credit;
 pub mod death;
+pub mod handle;
 pub mod message;
+mod read_ahead;
 pub mod stream;
+
+pub use api::{
+    ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, DeadLetter, DeathReason, Delivery, QueueError,
+};
+pub use handle::{QueueHandle, QueueOptions, QueueStats};
+pub use stream::{ConsumerLag, StreamAttach, StreamOffset};

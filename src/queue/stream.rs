@@ -7,23 +7,30 @@
 //! in the log's offset store: the lowest offset it has not acknowledged, so a consumer that
 //! went away with unacked messages gets them again. Without an explicit offset, a named
 //! consumer resumes there.
+//!
+//! Credit and read-ahead are the shared ones (`super::credit`, `super::read_ahead`). Like
+//! the whole queue layer it knows no frames, sockets or exchanges.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::classic::{Command, ConsumerEvent, ConsumerSpec, Delivery, QueueOptions, QueueStats};
+use super::api::{ConsumerEvent, ConsumerSpec, Delivery};
+use super::credit::{wait_for_room, Consumer};
+use super::handle::{Command, QueueOptions, QueueStats};
 use super::message::MessageView;
-use crate::log::{now_ms, Record};
+use super::read_ahead::{Read, ReadAhead};
+use crate::limits::QUEUE_TICK_MS;
+use crate::log::{now_ms, Log};
 use crate::seq_map::SeqMap;
 
-/// Bytes read ahead per consumer and refill.
-const READ_AHEAD_BYTES: usize = 256 * 1024;
-/// How often stored offsets are written and consumers re-checked.
-const TICK: Duration = Duration::from_millis(50);
+/// Starts a stream's task on the current runtime.
+pub(super) fn spawn(options: QueueOptions, stats: Arc<QueueStats>, commands: mpsc::Receiver<Command>) {
+    tokio::spawn(StreamActor::new(options, stats).run(commands));
+}
 
 /// Where a stream consumer starts (`x-stream-offset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,11 +74,11 @@ pub struct ConsumerLag {
 }
 
 struct StreamConsumer {
-    spec: ConsumerSpec,
+    /// Its spec and credit. Never `no_ack`; its unacked count is `in_flight.len()`.
+    consumer: Consumer,
     name: Option<String>,
-    /// Next offset to read from the log (past `buffered`).
-    cursor: u64,
-    buffered: VecDeque<Record>,
+    /// The stream read ahead of this consumer.
+    read_ahead: ReadAhead,
     /// Delivered, not yet acknowledged: holds credit.
     in_flight: SeqMap<()>,
     /// Nacked or rejected: the credit is back, but the offset is not acknowledged, so the
@@ -83,7 +90,7 @@ struct StreamConsumer {
 impl StreamConsumer {
     /// The lowest offset not yet acknowledged.
     fn committed(&self) -> u64 {
-        let next = self.buffered.front().map_or(self.cursor, |r| r.offset);
+        let next = self.read_ahead.position();
         let lowest_open = match (self.in_flight.first().map(|(offset, _)| offset), self.rejected.first()) {
             (Some(a), Some(&b)) => Some(a.min(b)),
             (a, b) => a.or(b.copied()),
@@ -91,23 +98,89 @@ impl StreamConsumer {
         lowest_open.map_or(next, |open| open.min(next))
     }
 
-    fn label(&self) -> String {
-        self.name.clone().unwrap_or_else(|| String::from_utf8_lossy(&self.spec.tag).into_owned())
+    fn spec(&self) -> &ConsumerSpec {
+        &self.consumer.spec
     }
 
-    fn has_room(&self) -> bool {
-        let spec = &self.spec;
-        if spec.sink.capacity() == 0 {
-            return false;
+    fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| String::from_utf8_lossy(&self.spec().tag).into_owned())
+    }
+
+    /// Hands this consumer records from its position while its credit allows.
+    fn feed(&mut self, log: &Log, stream: &Arc<str>) {
+        debug_assert_eq!(self.consumer.unacked() as usize, self.in_flight.len());
+        while self.consumer.can_take() {
+            if self.read_ahead.is_empty() {
+                match self.refill(log, stream) {
+                    Read::Records => {}
+                    Read::AtEnd => break,
+                    // Skipped: read on from the next offset.
+                    Read::Unreadable { .. } => continue,
+                }
+            }
+            let Some(record) = self.read_ahead.pop_front() else { break };
+            if MessageView::parse(&record.header).is_none() {
+                continue;
+            }
+            if !self.consumer.take() {
+                self.read_ahead.push_front(record);
+                break;
+            }
+            let spec = &self.consumer.spec;
+            let delivery = Delivery {
+                channel: spec.channel,
+                queue: Arc::clone(stream),
+                consumer_tag: Some(spec.tag.clone()),
+                offset: record.offset,
+                redelivered: false,
+                needs_ack: true,
+                stream: true,
+                record,
+                message_count: 0,
+            };
+            let offset = delivery.offset;
+            self.in_flight.insert(offset, ());
+            if let Err(refused) = spec.sink.try_send(ConsumerEvent::Deliver(delivery)) {
+                self.in_flight.remove(offset);
+                self.consumer.refused();
+                if let ConsumerEvent::Deliver(delivery) = refused.into_inner() {
+                    self.read_ahead.push_front(delivery.record);
+                }
+                break;
+            }
         }
-        let limit = spec.channel_credit.limit.load(Ordering::Acquire);
-        (spec.prefetch == 0 || (self.in_flight.len() as u32) < spec.prefetch)
-            && (limit == 0 || spec.channel_credit.unacked.load(Ordering::Acquire) < limit)
+    }
+
+    /// Reads ahead, reporting what retention removed unread and what could not be read.
+    fn refill(&mut self, log: &Log, stream: &str) -> Read {
+        let refill = self.read_ahead.refill(log);
+        if let Some(removed) = refill.removed {
+            tracing::warn!(
+                stream = %stream,
+                consumer = %self.label(),
+                from = removed.start,
+                to = removed.end,
+                "retention removed messages this consumer had not read; it moves to the stream's first offset"
+            );
+        }
+        if let Read::Unreadable { offset, error } = &refill.read {
+            tracing::error!(stream = %stream, offset, %error, "unreadable stream message skipped");
+        }
+        refill.read
+    }
+
+    /// An ack or reject for `offset`: whether it was in flight (its credit is then back).
+    fn settle(&mut self, offset: u64) -> bool {
+        let settled = self.in_flight.remove(offset).is_some();
+        if settled {
+            self.consumer.settled();
+        }
+        settled
     }
 }
 
 /// The task that owns a stream's consumers.
-pub(super) struct StreamActor {
+struct StreamActor {
     options: QueueOptions,
     stats: Arc<QueueStats>,
     consumers: Vec<StreamConsumer>,
@@ -115,31 +188,24 @@ pub(super) struct StreamActor {
 
 impl StreamActor {
     /// A stream with no consumers yet.
-    pub(super) fn new(options: QueueOptions, stats: Arc<QueueStats>) -> StreamActor {
+    fn new(options: QueueOptions, stats: Arc<QueueStats>) -> StreamActor {
         StreamActor { options, stats, consumers: Vec::new() }
     }
 
     /// Serves commands and feeds consumers until the stream is deleted.
-    pub(super) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut tick = tokio::time::interval(TICK);
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.dispatch();
             self.publish_stats();
             let log = self.options.log.clone();
-            let blocked_sink = self
-                .consumers
-                .iter()
-                .find(|c| {
-                    c.spec.sink.capacity() == 0
-                        && (c.spec.prefetch == 0 || (c.in_flight.len() as u32) < c.spec.prefetch)
-                })
-                .map(|c| c.spec.sink.clone());
+            let blocked_sink = self.consumers.iter().find_map(|c| c.consumer.blocked_sink());
             let waiting_at = self
                 .consumers
                 .iter()
-                .filter(|c| c.buffered.is_empty() && c.has_room())
-                .map(|c| c.cursor)
+                .filter(|c| c.read_ahead.is_empty() && c.consumer.can_take())
+                .map(|c| c.read_ahead.cursor())
                 .min();
             tokio::select! {
                 command = commands.recv() => match command {
@@ -147,8 +213,9 @@ impl StreamActor {
                     Some(Command::Delete(done)) => {
                         self.store_offsets();
                         for consumer in self.consumers.drain(..) {
-                            let event = ConsumerEvent::Cancelled { channel: consumer.spec.channel, consumer_tag: consumer.spec.tag };
-                            let _ = consumer.spec.sink.try_send(event);
+                            let spec = consumer.consumer.spec;
+                            let event = ConsumerEvent::Cancelled { channel: spec.channel, consumer_tag: spec.tag };
+                            let _ = spec.sink.try_send(event);
                         }
                         let _ = done.send(0);
                         return;
@@ -160,7 +227,7 @@ impl StreamActor {
                         return;
                     }
                 }
-                _ = super::classic::wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => {}
+                _ = wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => {}
                 _ = tick.tick() => self.store_offsets(),
             }
         }
@@ -178,40 +245,28 @@ impl StreamActor {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Consume(spec, done) => {
-                let start = self.start_offset(&spec);
-                let name = spec.stream.as_ref().and_then(|s| s.name.clone());
-                let stored = name.as_deref().and_then(|n| self.options.log.offsets().get(n));
-                tracing::debug!(stream = %self.options.name, consumer = ?name, start, "stream consumer attached");
-                self.consumers.push(StreamConsumer {
-                    spec,
-                    name,
-                    cursor: start,
-                    buffered: VecDeque::new(),
-                    in_flight: SeqMap::new(),
-                    rejected: BTreeSet::new(),
-                    stored,
-                });
+                self.attach(spec);
                 self.publish_stats();
                 let _ = done.send(Ok(()));
             }
             Command::Cancel { channel, tag, done } => {
-                self.remove(|c| c.spec.channel == channel && c.spec.tag == tag);
+                self.remove(|c| c.spec().channel == channel && c.spec().tag == tag);
                 self.publish_stats();
                 let _ = done.send(self.consumers.is_empty());
             }
             Command::Ack { channel, offsets } => {
-                for consumer in self.consumers.iter_mut().filter(|c| c.spec.channel == channel) {
+                for consumer in self.consumers.iter_mut().filter(|c| c.spec().channel == channel) {
                     for offset in &offsets {
-                        consumer.in_flight.remove(*offset);
+                        consumer.settle(*offset);
                         consumer.rejected.remove(offset);
                     }
                 }
             }
             Command::Reject { channel, offsets, .. } => {
                 // Credit comes back; nothing is requeued or removed.
-                for consumer in self.consumers.iter_mut().filter(|c| c.spec.channel == channel) {
+                for consumer in self.consumers.iter_mut().filter(|c| c.spec().channel == channel) {
                     for offset in &offsets {
-                        if consumer.in_flight.remove(*offset).is_some() {
+                        if consumer.settle(*offset) {
                             consumer.rejected.insert(*offset);
                         }
                     }
@@ -224,7 +279,7 @@ impl StreamActor {
                 let _ = done.send(0);
             }
             Command::ChannelClosed { channel, done } => {
-                self.remove(|c| c.spec.channel == channel);
+                self.remove(|c| c.spec().channel == channel);
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
@@ -235,6 +290,24 @@ impl StreamActor {
             }
             Command::Delete(_) => {}
         }
+    }
+
+    /// Adds a consumer at the offset its spec asks for.
+    fn attach(&mut self, spec: ConsumerSpec) {
+        // Credit is counted per delivery in flight: every stream delivery needs an ack.
+        assert!(!spec.no_ack, "the gateway refuses no_ack consumers on streams");
+        let start = self.start_offset(&spec);
+        let name = spec.stream.as_ref().and_then(|s| s.name.clone());
+        let stored = name.as_deref().and_then(|n| self.options.log.offsets().get(n));
+        tracing::debug!(stream = %self.options.name, consumer = ?name, start, "stream consumer attached");
+        self.consumers.push(StreamConsumer {
+            consumer: Consumer::new(spec),
+            name,
+            read_ahead: ReadAhead::new(start),
+            in_flight: SeqMap::new(),
+            rejected: BTreeSet::new(),
+            stored,
+        });
     }
 
     /// Removes consumers matching `doomed`, storing named ones' offsets first.
@@ -262,68 +335,8 @@ impl StreamActor {
     }
 
     fn dispatch(&mut self) {
-        let log = self.options.log.clone();
-        let name = Arc::clone(&self.options.name);
         for consumer in &mut self.consumers {
-            while consumer.has_room() {
-                if consumer.buffered.is_empty() {
-                    if consumer.cursor < log.first_offset() {
-                        tracing::warn!(
-                            stream = %name,
-                            consumer = %consumer.label(),
-                            from = consumer.cursor,
-                            to = log.first_offset(),
-                            "retention removed messages this consumer had not read; it moves to the stream's first offset"
-                        );
-                        consumer.cursor = log.first_offset();
-                    }
-                    if consumer.cursor >= log.next_offset() {
-                        break;
-                    }
-                    match log.read_records(consumer.cursor, READ_AHEAD_BYTES) {
-                        Ok(records) => {
-                            if let Some(last) = records.last() {
-                                consumer.cursor = last.offset + 1;
-                            }
-                            consumer.buffered.extend(records);
-                        }
-                        Err(error) => {
-                            tracing::error!(stream = %name, offset = consumer.cursor, %error, "unreadable stream message skipped");
-                            consumer.cursor += 1;
-                            continue;
-                        }
-                    }
-                }
-                let Some(record) = consumer.buffered.pop_front() else { break };
-                if MessageView::parse(&record.header).is_none() {
-                    continue;
-                }
-                if !consumer.spec.channel_credit.try_take() {
-                    consumer.buffered.push_front(record);
-                    break;
-                }
-                let delivery = Delivery {
-                    channel: consumer.spec.channel,
-                    queue: Arc::clone(&name),
-                    consumer_tag: Some(consumer.spec.tag.clone()),
-                    offset: record.offset,
-                    redelivered: false,
-                    needs_ack: true,
-                    stream: true,
-                    record,
-                    message_count: 0,
-                };
-                let offset = delivery.offset;
-                consumer.in_flight.insert(offset, ());
-                if let Err(refused) = consumer.spec.sink.try_send(ConsumerEvent::Deliver(delivery)) {
-                    consumer.in_flight.remove(offset);
-                    consumer.spec.channel_credit.give_back(1);
-                    if let ConsumerEvent::Deliver(delivery) = refused.into_inner() {
-                        consumer.buffered.push_front(delivery.record);
-                    }
-                    break;
-                }
-            }
+            consumer.feed(&self.options.log, &self.options.name);
         }
     }
 

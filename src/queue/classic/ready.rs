@@ -1,0 +1,164 @@
+//! Which ready message a classic queue hands out next: requeued ones first (redelivered),
+//! then the log in offset order, or, in a priority queue, the highest priority first and
+//! FIFO within a priority. Skips records that did not survive a restart and expired ones.
+//! Also the counts derived from it (held, ready, read position). Reads the log only through
+//! its public API and the queue's read-ahead; knows no frames, sockets or exchanges.
+
+use std::cmp::Reverse;
+
+use super::Actor;
+use crate::log::Record;
+use crate::queue::api::DeathReason;
+use crate::queue::message::MessageView;
+use crate::queue::read_ahead::Read;
+
+impl Actor {
+    /// The next ready record: requeued ones first (redelivered), then the log in order.
+    /// Skips records that did not survive a restart and expired ones.
+    pub(super) fn next_ready(&mut self) -> Option<(Record, bool)> {
+        if self.options.max_priority.is_some() {
+            return self.next_by_priority();
+        }
+        loop {
+            if let Some(offset) = self.requeued.pop_first() {
+                match self.options.log.read_records(offset, 1) {
+                    Ok(records) => match records.into_iter().next() {
+                        Some(record) if record.offset == offset => {
+                            if self.expired(&record) {
+                                self.kill_record(&record, DeathReason::Expired);
+                                continue;
+                            }
+                            return Some((record, true));
+                        }
+                        _ => continue,
+                    },
+                    Err(error) => {
+                        tracing::error!(queue = %self.options.name, offset, %error, "requeued message unreadable");
+                        continue;
+                    }
+                }
+            }
+            let record = self.pop_buffered()?;
+            if self.lost_in_restart(&record) {
+                self.transient_pending = self.transient_pending.saturating_sub(1);
+                continue;
+            }
+            if self.expired(&record) {
+                self.kill_record(&record, DeathReason::Expired);
+                continue;
+            }
+            let redelivered = record.offset < self.delivered_below;
+            return Some((record, redelivered));
+        }
+    }
+
+    /// Reads one requeued message back from the log.
+    fn read_one(&self, offset: u64) -> Option<Record> {
+        match self.options.log.read_records(offset, 1) {
+            Ok(records) => records.into_iter().next().filter(|r| r.offset == offset),
+            Err(error) => {
+                tracing::error!(queue = %self.options.name, offset, %error, "requeued message unreadable");
+                None
+            }
+        }
+    }
+
+    /// Whether a record from before a restart was transient (and so did not survive it).
+    fn lost_in_restart(&self, record: &Record) -> bool {
+        record.offset < self.options.restart_offset
+            && !MessageView::parse(&record.header).is_some_and(|m| m.persistent)
+    }
+
+    /// Moves everything ready (the log up to its end, and requeued messages) into the
+    /// priority order.
+    pub(super) fn fill_prioritized(&mut self) {
+        let max = self.options.max_priority.unwrap_or(0);
+        let priority =
+            |record: &Record| MessageView::parse(&record.header).map_or(0, |m| m.priority.min(max));
+        while let Some(offset) = self.requeued.pop_first() {
+            if let Some(record) = self.read_one(offset) {
+                self.prioritized.insert((Reverse(priority(&record)), offset), (record, true));
+            }
+        }
+        loop {
+            if self.read_ahead.is_empty() {
+                self.refill();
+            }
+            let Some(record) = self.read_ahead.pop_front() else { break };
+            if self.lost_in_restart(&record) {
+                self.transient_pending = self.transient_pending.saturating_sub(1);
+            } else {
+                let redelivered = record.offset < self.delivered_below;
+                self.prioritized.insert((Reverse(priority(&record)), record.offset), (record, redelivered));
+            }
+        }
+    }
+
+    fn next_by_priority(&mut self) -> Option<(Record, bool)> {
+        self.fill_prioritized();
+        while let Some((_, (record, redelivered))) = self.prioritized.pop_first() {
+            if self.expired(&record) {
+                self.kill_record(&record, DeathReason::Expired);
+                continue;
+            }
+            return Some((record, redelivered));
+        }
+        None
+    }
+
+    /// The next record read (in priority order in a priority queue), reading more of the
+    /// log when nothing read is left. Requeued messages are not considered.
+    pub(super) fn pop_buffered(&mut self) -> Option<Record> {
+        if self.options.max_priority.is_some() {
+            self.fill_prioritized();
+            return self.prioritized.pop_first().map(|(_, (record, _))| record);
+        }
+        if self.read_ahead.is_empty() {
+            self.refill();
+        }
+        self.read_ahead.pop_front()
+    }
+
+    /// The first record of the log not handed out, reading more when nothing read is left.
+    pub(super) fn peek_head(&mut self) -> Option<Record> {
+        if self.read_ahead.is_empty() {
+            self.refill();
+        }
+        self.read_ahead.front().cloned()
+    }
+
+    /// Reads ahead from the log, reporting what retention removed unread and what could
+    /// not be read.
+    pub(super) fn refill(&mut self) {
+        let refill = self.read_ahead.refill(&self.options.log);
+        if let Some(removed) = refill.removed {
+            tracing::warn!(queue = %self.options.name, from = removed.start, to = removed.end, "messages removed by retention were skipped");
+        }
+        if let Read::Unreadable { offset, error } = refill.read {
+            // A damaged batch is reported and skipped; corrupt data is never delivered.
+            tracing::error!(queue = %self.options.name, offset, %error, "unreadable message skipped");
+        }
+    }
+
+    /// The lowest offset not yet handed out.
+    pub(super) fn read_position(&self) -> u64 {
+        let mut position = self.read_ahead.position();
+        if let Some(lowest) = self.prioritized.keys().map(|(_, offset)| *offset).min() {
+            position = position.min(lowest);
+        }
+        position
+    }
+
+    /// Ready messages read from the log but not handed out: read ahead, requeued, or
+    /// ordered by priority.
+    pub(super) fn held(&self) -> u64 {
+        (self.read_ahead.len() + self.prioritized.len() + self.requeued.len()) as u64
+    }
+
+    /// Ready messages, including those appended but not read yet, less the transient ones
+    /// from before a restart not skipped yet.
+    pub(super) fn ready_count(&self) -> u64 {
+        (self.options.log.next_offset().saturating_sub(self.read_ahead.cursor()) + self.held())
+            .saturating_sub(self.transient_pending)
+    }
+}

@@ -1,0 +1,221 @@
+//! A running queue as the broker holds it: the options it starts with, the counters its task
+//! publishes, and the handle that talks to the task over its bounded command channel.
+//!
+//! Both queue kinds share this: [`QueueHandle::start`] spawns the classic task
+//! ([`super::classic`]) or the stream task ([`super::stream`]) and every call becomes a
+//! `Command`. No frames, sockets or exchanges.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::api::{ChannelId, ConsumerSpec, DeadLetter, Delivery, QueueError};
+use super::stream::ConsumerLag;
+use crate::limits::QUEUE_COMMANDS_MAX;
+use crate::log::Log;
+
+/// Counters a queue keeps up to date for others to read.
+#[derive(Debug, Default)]
+pub struct QueueStats {
+    /// Consumers attached.
+    pub consumers: AtomicU32,
+    /// Offset of the next record the queue task will read from its log.
+    pub cursor: AtomicU64,
+    /// Ready messages the task has read but not handed out (read ahead, requeued, or
+    /// ordered by priority).
+    pub held: AtomicU64,
+    /// Records in the log from before a restart that did not survive it (transient) and
+    /// are not skipped yet: not ready.
+    pub lost: AtomicU64,
+    /// Delivered, not yet acknowledged.
+    pub unacked: AtomicU64,
+}
+
+/// What a queue's task is asked to do; each kind answers every command.
+pub(super) enum Command {
+    Consume(ConsumerSpec, oneshot::Sender<Result<(), QueueError>>),
+    Cancel { channel: ChannelId, tag: Bytes, done: oneshot::Sender<bool> },
+    Ack { channel: ChannelId, offsets: Vec<u64> },
+    Reject { channel: ChannelId, offsets: Vec<u64>, requeue: bool },
+    Get { channel: ChannelId, no_ack: bool, done: oneshot::Sender<Option<Delivery>> },
+    Purge(oneshot::Sender<u64>),
+    ChannelClosed { channel: ChannelId, done: Option<oneshot::Sender<()>> },
+    Delete(oneshot::Sender<u64>),
+    Lag(oneshot::Sender<Vec<ConsumerLag>>),
+}
+
+/// How a queue behaves.
+pub struct QueueOptions {
+    /// The queue's name.
+    pub name: Arc<str>,
+    /// Its log.
+    pub log: Log,
+    /// Records below this offset come from before a restart: the non-persistent ones are
+    /// skipped (they did not survive, as in RabbitMQ). 0 for a new queue.
+    pub restart_offset: u64,
+    /// Where to start reading after a restart (the persisted floor).
+    pub start_offset: u64,
+    /// Persist the floor in the log's offset store (durable queues on disc).
+    pub persist_floor: bool,
+    /// `x-message-ttl`.
+    pub message_ttl: Option<Duration>,
+    /// `x-max-length` with drop-head.
+    pub max_length: Option<u64>,
+    /// `x-max-length-bytes` (bodies) with drop-head.
+    pub max_length_bytes: Option<u64>,
+    /// `x-max-priority`: serve the highest priority first, FIFO within a priority.
+    pub max_priority: Option<u8>,
+    /// Dead-letter sink, when `x-dead-letter-exchange` is set.
+    pub dead_letter: Option<Arc<dyn DeadLetter>>,
+    /// A stream: consumers read at their own offsets; acks return credit, nothing is
+    /// removed or requeued.
+    pub stream: bool,
+}
+
+/// A handle on a running queue. Publishing goes to [`QueueHandle::log`] directly.
+pub struct QueueHandle {
+    name: Arc<str>,
+    log: Log,
+    commands: mpsc::Sender<Command>,
+    stats: Arc<QueueStats>,
+}
+
+impl std::fmt::Debug for QueueHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueHandle").field("name", &self.name).finish()
+    }
+}
+
+impl QueueHandle {
+    /// Starts the queue's task on the current runtime.
+    pub fn start(options: QueueOptions) -> Arc<QueueHandle> {
+        let (commands, receiver) = mpsc::channel(QUEUE_COMMANDS_MAX);
+        let stats = Arc::new(QueueStats::default());
+        let handle = Arc::new(QueueHandle {
+            name: Arc::clone(&options.name),
+            log: options.log.clone(),
+            commands,
+            stats: Arc::clone(&stats),
+        });
+        if options.stream {
+            super::stream::spawn(options, stats, receiver);
+        } else {
+            super::classic::spawn(options, stats, receiver);
+        }
+        handle
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The queue's log, to publish to.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> &QueueStats {
+        &self.stats
+    }
+
+    /// Ready messages, counting those appended but not yet seen by the queue task (it may
+    /// also count expired or non-persistent messages not yet skipped).
+    pub fn ready_count(&self) -> u64 {
+        let cursor = self.stats.cursor.load(Ordering::Acquire);
+        (self.log.next_offset().saturating_sub(cursor) + self.stats.held.load(Ordering::Acquire))
+            .saturating_sub(self.stats.lost.load(Ordering::Acquire))
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, QueueError> {
+        let gone = || QueueError::Deleted { queue: self.name.to_string() };
+        let (done, answer) = oneshot::channel();
+        self.commands.send(make(done)).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())
+    }
+
+    /// Adds a consumer.
+    ///
+    /// # Errors
+    /// [`QueueError::ExclusiveUse`] when exclusivity forbids it.
+    pub async fn consume(&self, spec: ConsumerSpec) -> Result<(), QueueError> {
+        self.ask(|done| Command::Consume(spec, done)).await?
+    }
+
+    /// Removes a consumer; answers whether the queue now has no consumer left.
+    ///
+    /// # Errors
+    /// [`QueueError::Deleted`].
+    pub async fn cancel(&self, channel: ChannelId, tag: Bytes) -> Result<bool, QueueError> {
+        self.ask(|done| Command::Cancel { channel, tag, done }).await
+    }
+
+    /// Acknowledges deliveries (by offset). Never waits on the queue.
+    pub fn ack(&self, channel: ChannelId, offsets: Vec<u64>) {
+        self.send_nowait(Command::Ack { channel, offsets });
+    }
+
+    /// Rejects deliveries: requeued, or dead-lettered / dropped.
+    pub fn reject(&self, channel: ChannelId, offsets: Vec<u64>, requeue: bool) {
+        self.send_nowait(Command::Reject { channel, offsets, requeue });
+    }
+
+    fn send_nowait(&self, command: Command) {
+        if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
+            let commands = self.commands.clone();
+            tokio::spawn(async move { commands.send(command).await });
+        }
+    }
+
+    /// `basic.get`: the next ready message, if any.
+    ///
+    /// # Errors
+    /// [`QueueError::Deleted`].
+    pub async fn get(&self, channel: ChannelId, no_ack: bool) -> Result<Option<Delivery>, QueueError> {
+        self.ask(|done| Command::Get { channel, no_ack, done }).await
+    }
+
+    /// Drops every ready message; answers how many.
+    ///
+    /// # Errors
+    /// [`QueueError::Deleted`].
+    pub async fn purge(&self) -> Result<u64, QueueError> {
+        self.ask(Command::Purge).await
+    }
+
+    /// Requeues every unacked delivery of `channel` and removes its consumers; resolves once
+    /// the queue has done so.
+    pub async fn channel_closed(&self, channel: ChannelId) {
+        let (done, answer) = oneshot::channel();
+        if self.commands.send(Command::ChannelClosed { channel, done: Some(done) }).await.is_ok() {
+            let _ = answer.await;
+        }
+    }
+
+    /// Requeues every unacked delivery of `channel` (`basic.recover`), keeping consumers.
+    pub fn recover(&self, channel: ChannelId) {
+        // Same as a close for the deliveries; consumers stay (see the classic task's
+        // `requeue_channel`).
+        self.send_nowait(Command::Reject { channel, offsets: Vec::new(), requeue: true });
+    }
+
+    /// Stream queues: every consumer's position and lag.
+    ///
+    /// # Errors
+    /// [`QueueError::Deleted`].
+    pub async fn lag(&self) -> Result<Vec<ConsumerLag>, QueueError> {
+        self.ask(Command::Lag).await
+    }
+
+    /// Stops the queue, cancelling its consumers; answers the ready count it had.
+    ///
+    /// # Errors
+    /// [`QueueError::Deleted`] if it was already gone.
+    pub async fn delete(&self) -> Result<u64, QueueError> {
+        self.ask(Command::Delete).await
+    }
+}
