@@ -3,11 +3,12 @@
 //! protocol-state errors ([`ProtocolError`]), each in one exhaustive match with no catch-all
 //! arm, so a new error cannot ship without a reply code and text. The one close worded
 //! elsewhere is the listener's `CONNECTION_FORCED` at broker shutdown.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crate::broker::Error;
 use crate::limits::MESSAGE_BYTES_MAX;
 use crate::queue::classic::QueueError;
-use crate::wire::amqp::{reply_code, DecodeError};
+use crate::wire::amqp::{reply_code, DecodeError, FRAME_HEADER_SIZE, FRAME_OVERHEAD};
 
 /// A close to send: the reply code, its text, and whether it closes the whole connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +73,12 @@ impl From<&QueueError> for Reply {
 /// frame's type and its payload octets (only those already received).
 fn frame_octets(unread: &[u8], with_payload: bool) -> String {
     let kind = unread.first().copied().unwrap_or(0);
-    let size = unread.get(3..7).and_then(|b| b.try_into().ok()).map_or(0, u32::from_be_bytes) as usize;
-    let payload = if with_payload { unread.get(7..7 + size).unwrap_or_default() } else { &[] };
+    // The payload size follows the type octet and the two octets of the channel number.
+    let size_field = unread.get(3..FRAME_HEADER_SIZE);
+    let size = size_field.and_then(|b| b.try_into().ok()).map_or(0, u32::from_be_bytes) as usize;
+    let payload_at = FRAME_HEADER_SIZE;
+    let payload =
+        if with_payload { unread.get(payload_at..payload_at + size).unwrap_or_default() } else { &[] };
     let octets: Vec<String> = payload.iter().map(u8::to_string).collect();
     format!("type {kind}, all octets = <<{}>>", octets.join(","))
 }
@@ -93,8 +98,8 @@ pub fn decode_error(error: &DecodeError, unread: &[u8], frame_max: u32) -> Reply
             format!(
                 "{}: {{frame_too_large,{},{}}}",
                 frame_octets(unread, false),
-                size.saturating_sub(8),
-                frame_max.saturating_sub(8)
+                size.saturating_sub(FRAME_OVERHEAD as u64),
+                frame_max.saturating_sub(FRAME_OVERHEAD as u32)
             ),
         ),
         DecodeError::UnknownFrameType(_) => {

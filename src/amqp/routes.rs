@@ -2,6 +2,7 @@
 //! queues they reached, valid while the broker's topology is unchanged. A publisher that
 //! sends many messages with one key routes once, not once per message. Messages with a
 //! `headers` property are always routed afresh (headers exchanges look at them).
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
