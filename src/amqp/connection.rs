@@ -386,22 +386,24 @@ impl Connection {
             // RabbitMQ gives no answer at all to a channel above channel_max.
             return Next::Continue;
         }
-        if !self.channels.contains_key(&channel) {
-            return match frame {
-                Frame::Method { method: Method::ChannelOpen(_), .. } => {
-                    let channel_id = (self.id << 16) | u64::from(channel);
-                    self.channels.insert(channel, Channel::new(channel_id));
-                    self.send(channel, &ChannelOpenOk::default().into());
-                    Next::Continue
-                }
-                Frame::Method { method, .. } => {
-                    let reply = ProtocolError::ExpectedChannelOpen.into();
-                    self.close_with(&reply, method.class_id(), method.method_id())
-                }
-                _ => self.close_with(&ProtocolError::ExpectedMethodFrame.into(), 0, 0),
-            };
-        }
         self.channel_frame(channel, frame).await
+    }
+
+    /// A frame for a channel that is not open: only `channel.open` is welcome.
+    pub(super) fn unopened_channel_frame(&mut self, channel: u16, frame: Frame) -> Next {
+        match frame {
+            Frame::Method { method: Method::ChannelOpen(_), .. } => {
+                let channel_id = (self.id << 16) | u64::from(channel);
+                self.channels.insert(channel, Channel::new(channel_id));
+                self.send(channel, &ChannelOpenOk::default().into());
+                Next::Continue
+            }
+            Frame::Method { method, .. } => {
+                let reply = ProtocolError::ExpectedChannelOpen.into();
+                self.close_with(&reply, method.class_id(), method.method_id())
+            }
+            _ => self.close_with(&ProtocolError::ExpectedMethodFrame.into(), 0, 0),
+        }
     }
 
     /// Closes every channel (requeueing their unacked deliveries) and drops the exclusive

@@ -1,15 +1,15 @@
 //! Channels: one open AMQP channel's state, composed of one small struct per concern, and
 //! the dispatch of its frames and methods to the concern that handles them:
-//! - [`publish`]: `basic.publish` with its content header and body frames, routing, staging;
-//! - [`confirm`]: publisher confirms (sequence numbers, acks and nacks);
-//! - [`tx`]: transactions (publishes and settlements held until commit);
-//! - [`consume`]: consumers, `basic.qos`, stream attach and direct reply-to;
-//! - [`deliver`]: deliveries from queues, `basic.get` and consumer cancellations;
-//! - [`ack`]: delivery tags, unacked deliveries, ack/nack/reject/recover;
-//! - [`declare`]: the `exchange` and `queue` class methods.
+//! - `publish`: `basic.publish` with its content header and body frames, routing, staging;
+//! - `confirm`: publisher confirms (sequence numbers, acks and nacks);
+//! - `tx`: transactions (publishes and settlements held until commit);
+//! - `consume`: consumers, `basic.qos`, stream attach and direct reply-to;
+//! - `deliver`: deliveries from queues, `basic.get` and consumer cancellations;
+//! - `ack`: delivery tags, unacked deliveries, ack/nack/reject/recover;
+//! - `declare`: the `exchange` and `queue` class methods.
 //!
-//! A frame's channel is looked up once, by [`Connection::split`], which hands the handler
-//! the `&mut Channel` together with a [`Context`] borrowing the rest of the connection (its
+//! A frame's channel is looked up once, by `Connection::split`, which hands the handler
+//! the `&mut Channel` together with a `Context` borrowing the rest of the connection (its
 //! output, broker, route cache, staged publishes): handlers never look a channel up by
 //! number. The one second lookup is for the four methods that first wait for every
 //! channel's publishes to commit (which needs the whole channel table). Delivery tags
@@ -186,9 +186,11 @@ impl Connection {
         Some((channel, cx))
     }
 
-    /// Handles a frame for an open channel.
+    /// Handles a frame for channel `number`, open or not.
     pub(super) async fn channel_frame(&mut self, number: u16, frame: Frame) -> Next {
-        let Some((channel, mut cx)) = self.split(number) else { return Next::Continue };
+        let Some((channel, mut cx)) = self.split(number) else {
+            return self.unopened_channel_frame(number, frame);
+        };
         if channel.closing {
             return self.closing_frame(number, frame).await;
         }
