@@ -162,6 +162,12 @@ pub const CONSUMER_EVENTS_MAX: usize = 4096;
 /// Bodies up to this size are copied into the output buffer; larger ones are written from
 /// where they are stored.
 pub const INLINE_BODY_MAX: usize = 256;
+/// Capacity a connection's output buffer starts with, in bytes: room for a burst of small
+/// frames before the buffer has to grow.
+pub const OUTPUT_BYTES_INITIAL: usize = 16 * 1024;
+/// (exchange, routing key) routes one connection remembers; past it the cache starts over,
+/// so a publisher cycling through many keys costs memory in bounded steps.
+pub const ROUTES_PER_CONNECTION_MAX: usize = 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Server (`server/`): sockets, buffers, timeouts and watchers.

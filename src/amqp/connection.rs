@@ -9,21 +9,22 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
 use super::channel::Channel;
-use super::reply::Reply;
+use super::output::{short_text, Output};
+use super::reply::{ProtocolError, Reply};
 use crate::broker::{Broker, ConnectionId};
 use crate::limits::{
-    CHANNEL_MAX, CONSUMER_EVENTS_MAX, FRAME_MAX_BYTES, FRAME_MIN_BYTES, HEARTBEAT_S, INLINE_BODY_MAX,
+    CHANNEL_MAX, CONSUMER_EVENTS_MAX, FRAME_MAX_BYTES, FRAME_MIN_BYTES, HEARTBEAT_S, OUTPUT_BYTES_INITIAL,
 };
 use crate::queue::ConsumerEvent;
 use crate::wire::amqp::{
-    encode_body_frames, encode_method_frame, encode_raw_header_frame, reply_code, ChannelOpenOk,
-    ConnectionClose, ConnectionCloseOk, ConnectionOpenOk, ConnectionStart, ConnectionStartOk, ConnectionTune,
-    ConnectionTuneOk, ContentHeader, FieldTable, FieldValue, Frame, FrameType, Method, ShortStr, FRAME_END,
+    encode_method_frame, ChannelOpenOk, ConnectionClose, ConnectionCloseOk, ConnectionOpenOk,
+    ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, ContentHeader, FieldTable,
+    FieldValue, Frame, Method, ShortStr,
 };
 
 /// Where the handshake stands.
@@ -113,8 +114,19 @@ pub struct Connection {
     pub(super) staged: Staged,
 }
 
-fn short(text: &str) -> ShortStr {
-    ShortStr::try_from(text.get(..text.len().min(255)).unwrap_or_default()).unwrap_or_default()
+/// Queues a `connection.close` in `out` and enters [`Phase::Closing`].
+pub(super) fn close_connection(
+    out: &mut BytesMut,
+    phase: &mut Phase,
+    reply: &Reply,
+    class_id: u16,
+    method_id: u16,
+) -> Next {
+    let close =
+        ConnectionClose { reply_code: reply.code, reply_text: short_text(&reply.text), class_id, method_id };
+    encode_method_frame(out, 0, &close.into());
+    *phase = Phase::Closing;
+    Next::Continue
 }
 
 fn server_properties() -> FieldTable {
@@ -169,7 +181,7 @@ impl Connection {
             channels: HashMap::default(),
             routes: super::routes::RouteCache::default(),
             record_arena: BytesMut::new(),
-            out: BytesMut::with_capacity(16 * 1024),
+            out: BytesMut::with_capacity(OUTPUT_BYTES_INITIAL),
             out_chunks: Vec::new(),
             events,
             pending: FuturesUnordered::new(),
@@ -194,10 +206,15 @@ impl Connection {
     /// Sends `connection.blocked` with `reason`, or `connection.unblocked` for `None`.
     pub fn set_blocked(&mut self, reason: Option<&str>) {
         let method: Method = match reason {
-            Some(reason) => crate::wire::amqp::ConnectionBlocked { reason: short(reason) }.into(),
+            Some(reason) => crate::wire::amqp::ConnectionBlocked { reason: short_text(reason) }.into(),
             None => crate::wire::amqp::ConnectionUnblocked::default().into(),
         };
         self.send(0, &method);
+    }
+
+    /// The connection's output, borrowed for one frame writer.
+    pub(super) fn output(&mut self) -> Output<'_> {
+        Output { bytes: &mut self.out, chunks: &mut self.out_chunks }
     }
 
     /// Queues a method with content: the method and header frames are encoded; body frames
@@ -211,65 +228,23 @@ impl Connection {
         body: &Bytes,
         frame_max: u32,
     ) {
-        encode_method_frame(&mut self.out, channel, method);
-        self.send_content_frames(channel, header.raw(), body, frame_max);
+        self.output().content(channel, method, header, body, frame_max);
     }
 
     /// The header and body frames of a content whose method frame was just queued.
     pub fn send_content_frames(&mut self, channel: u16, header: &[u8], body: &Bytes, frame_max: u32) {
-        encode_raw_header_frame(&mut self.out, channel, header);
-        self.send_body_frames(channel, body, frame_max);
+        self.output().content_frames(channel, header, body, frame_max);
     }
 
     /// The header frame of a stream delivery: the stored header with `x-stream-offset` =
     /// `offset` added to its headers table, written straight into the output buffer.
     pub fn send_stream_header_frame(&mut self, channel: u16, stored: &Bytes, offset: u64) {
-        let key = ShortStr::from_static("x-stream-offset");
-        let value = FieldValue::I64(offset as i64);
-        let start = self.out.len();
-        self.out.put_u8(FrameType::Header as u8);
-        self.out.put_u16(channel);
-        self.out.put_u32(0);
-        let payload_at = self.out.len();
-        if ContentHeader::write_with_header_entry(stored, &key, &value, &mut self.out) {
-            let size = (self.out.len() - payload_at) as u32;
-            if let Some(field) = self.out.get_mut(payload_at - 4..payload_at) {
-                field.copy_from_slice(&size.to_be_bytes());
-            }
-            self.out.put_u8(FRAME_END);
-            return;
-        }
-        self.out.truncate(start);
-        // The general path: decode, insert, re-encode. A stored header was validated when it
-        // was published, so this does not fail; if it did, the header goes out as stored.
-        match ContentHeader::trusted(stored.clone()).and_then(|h| h.with_header_entry(&key, &value)) {
-            Ok(header) => encode_raw_header_frame(&mut self.out, channel, header.raw()),
-            Err(error) => {
-                tracing::error!(%error, "stored content header is damaged; delivered without x-stream-offset");
-                encode_raw_header_frame(&mut self.out, channel, stored);
-            }
-        }
+        self.output().stream_header_frame(channel, stored, offset);
     }
 
     /// The body frames of a content whose header frame was just queued.
     pub fn send_body_frames(&mut self, channel: u16, body: &Bytes, frame_max: u32) {
-        let piece_max = (frame_max as usize).saturating_sub(8).max(1);
-        if body.len() <= INLINE_BODY_MAX.min(piece_max) {
-            // A small body costs less to copy than to reference: one frame, copied.
-            encode_body_frames(&mut self.out, channel, body, frame_max);
-            return;
-        }
-        let mut at = 0;
-        while at < body.len() {
-            let end = (at + piece_max).min(body.len());
-            self.out.put_u8(FrameType::Body as u8);
-            self.out.put_u16(channel);
-            self.out.put_u32((end - at) as u32);
-            self.out_chunks.push(self.out.split().freeze());
-            self.out_chunks.push(body.slice(at..end));
-            self.out.put_u8(FRAME_END);
-            at = end;
-        }
+        self.output().body_frames(channel, body, frame_max);
     }
 
     /// Takes everything queued for sending, in order.
@@ -293,11 +268,7 @@ impl Connection {
 
     /// Queues a `connection.close` and enters [`Phase::Closing`].
     pub fn close_with(&mut self, reply: &Reply, class_id: u16, method_id: u16) -> Next {
-        let close =
-            ConnectionClose { reply_code: reply.code, reply_text: short(&reply.text), class_id, method_id };
-        self.send(0, &close.into());
-        self.phase = Phase::Closing;
-        Next::Continue
+        close_connection(&mut self.out, &mut self.phase, reply, class_id, method_id)
     }
 
     /// Handles one frame.
@@ -319,9 +290,7 @@ impl Connection {
                 Frame::Method { channel: 0, method: Method::ConnectionOpen(open) } => {
                     if open.virtual_host.as_bytes() != b"/" {
                         let vhost = String::from_utf8_lossy(open.virtual_host.as_bytes()).into_owned();
-                        let reply =
-                            Reply::connection(reply_code::NOT_ALLOWED, format!("vhost {vhost} not found"));
-                        return self.close_with(&reply, 10, 40);
+                        return self.close_with(&ProtocolError::VhostNotFound(vhost).into(), 10, 40);
                     }
                     self.phase = Phase::Open;
                     self.send(0, &ConnectionOpenOk::default().into());
@@ -366,11 +335,7 @@ impl Connection {
                 return Next::Close;
             }
             let mechanism = String::from_utf8_lossy(&mechanism).into_owned();
-            let reply = Reply::connection(
-                reply_code::ACCESS_REFUSED,
-                format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."),
-            );
-            return self.close_with(&reply, 0, 0);
+            return self.close_with(&ProtocolError::LoginRefused { mechanism }.into(), 0, 0);
         }
         self.user = user;
         self.phase = Phase::AwaitTuneOk;
@@ -385,7 +350,7 @@ impl Connection {
             tracing::warn!(
                 connection = self.id,
                 channel_max = tune_ok.channel_max,
-                "negotiated channel_max is higher than the maximum allowed value (2047)"
+                "negotiated channel_max is higher than the maximum allowed value ({CHANNEL_MAX})"
             );
             return Next::Close;
         }
@@ -411,47 +376,34 @@ impl Connection {
                 }
                 Frame::Method { method: Method::ConnectionCloseOk(_), .. } => Next::Close,
                 Frame::Method { method, .. } => {
-                    let reply = Reply::connection(
-                        reply_code::COMMAND_INVALID,
-                        format!("unexpected {} on channel 0", method.name()),
-                    );
+                    let reply = ProtocolError::MethodOnChannelZero(method.name()).into();
                     self.close_with(&reply, method.class_id(), method.method_id())
                 }
-                _ => {
-                    let reply = Reply::connection(
-                        reply_code::UNEXPECTED_FRAME,
-                        "expected method frame, got non method frame instead",
-                    );
-                    self.close_with(&reply, 0, 0)
-                }
+                _ => self.close_with(&ProtocolError::ExpectedMethodFrame.into(), 0, 0),
             };
         }
         if channel > self.channel_max {
             // RabbitMQ gives no answer at all to a channel above channel_max.
             return Next::Continue;
         }
-        if !self.channels.contains_key(&channel) {
-            return match frame {
-                Frame::Method { method: Method::ChannelOpen(_), .. } => {
-                    let channel_id = (self.id << 16) | u64::from(channel);
-                    self.channels.insert(channel, Channel::new(channel_id));
-                    self.send(channel, &ChannelOpenOk::default().into());
-                    Next::Continue
-                }
-                Frame::Method { method, .. } => {
-                    let reply = Reply::connection(reply_code::CHANNEL_ERROR, "expected 'channel.open'");
-                    self.close_with(&reply, method.class_id(), method.method_id())
-                }
-                _ => {
-                    let reply = Reply::connection(
-                        reply_code::UNEXPECTED_FRAME,
-                        "expected method frame, got non method frame instead",
-                    );
-                    self.close_with(&reply, 0, 0)
-                }
-            };
-        }
         self.channel_frame(channel, frame).await
+    }
+
+    /// A frame for a channel that is not open: only `channel.open` is welcome.
+    pub(super) fn unopened_channel_frame(&mut self, channel: u16, frame: Frame) -> Next {
+        match frame {
+            Frame::Method { method: Method::ChannelOpen(_), .. } => {
+                let channel_id = (self.id << 16) | u64::from(channel);
+                self.channels.insert(channel, Channel::new(channel_id));
+                self.send(channel, &ChannelOpenOk::default().into());
+                Next::Continue
+            }
+            Frame::Method { method, .. } => {
+                let reply = ProtocolError::ExpectedChannelOpen.into();
+                self.close_with(&reply, method.class_id(), method.method_id())
+            }
+            _ => self.close_with(&ProtocolError::ExpectedMethodFrame.into(), 0, 0),
+        }
     }
 
     /// Closes every channel (requeueing their unacked deliveries) and drops the exclusive

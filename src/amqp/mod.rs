@@ -4,5 +4,6 @@
 
 pub mod channel;
 pub mod connection;
+mod output;
 pub mod reply;
 pub mod routes;

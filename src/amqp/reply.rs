@@ -1,9 +1,14 @@
-//! Every error that reaches a client becomes a `channel.close` or `connection.close` here,
-//! in one exhaustive match: a new error cannot ship without a reply code.
+//! Every error the gateway sends to a client becomes a `channel.close` or `connection.close`
+//! here: broker errors, queue errors, frames that do not decode, and the gateway's own
+//! protocol-state errors ([`ProtocolError`]), each in one exhaustive match with no catch-all
+//! arm, so a new error cannot ship without a reply code and text. The one close worded
+//! elsewhere is the listener's `CONNECTION_FORCED` at broker shutdown.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crate::broker::Error;
+use crate::limits::MESSAGE_BYTES_MAX;
 use crate::queue::QueueError;
-use crate::wire::amqp::{reply_code, DecodeError};
+use crate::wire::amqp::{reply_code, DecodeError, FRAME_HEADER_SIZE, FRAME_OVERHEAD};
 
 /// A close to send: the reply code, its text, and whether it closes the whole connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +73,12 @@ impl From<&QueueError> for Reply {
 /// frame's type and its payload octets (only those already received).
 fn frame_octets(unread: &[u8], with_payload: bool) -> String {
     let kind = unread.first().copied().unwrap_or(0);
-    let size = unread.get(3..7).and_then(|b| b.try_into().ok()).map_or(0, u32::from_be_bytes) as usize;
-    let payload = if with_payload { unread.get(7..7 + size).unwrap_or_default() } else { &[] };
+    // The payload size follows the type octet and the two octets of the channel number.
+    let size_field = unread.get(3..FRAME_HEADER_SIZE);
+    let size = size_field.and_then(|b| b.try_into().ok()).map_or(0, u32::from_be_bytes) as usize;
+    let payload_at = FRAME_HEADER_SIZE;
+    let payload =
+        if with_payload { unread.get(payload_at..payload_at + size).unwrap_or_default() } else { &[] };
     let octets: Vec<String> = payload.iter().map(u8::to_string).collect();
     format!("type {kind}, all octets = <<{}>>", octets.join(","))
 }
@@ -89,8 +98,8 @@ pub fn decode_error(error: &DecodeError, unread: &[u8], frame_max: u32) -> Reply
             format!(
                 "{}: {{frame_too_large,{},{}}}",
                 frame_octets(unread, false),
-                size.saturating_sub(8),
-                frame_max.saturating_sub(8)
+                size.saturating_sub(FRAME_OVERHEAD as u64),
+                frame_max.saturating_sub(FRAME_OVERHEAD as u32)
             ),
         ),
         DecodeError::UnknownFrameType(_) => {
@@ -103,6 +112,196 @@ pub fn decode_error(error: &DecodeError, unread: &[u8], frame_max: u32) -> Reply
         DecodeError::UnknownMethod { class_id, method_id } => {
             Reply::connection(NOT_IMPLEMENTED, format!("unknown method {class_id}.{method_id}"))
         }
-        other => Reply::connection(other.reply_code(), format!("cannot decode frame: {other}")),
+        DecodeError::TrailingMethodBytes { .. }
+        | DecodeError::TrailingBytes { .. }
+        | DecodeError::UnknownFieldType(_)
+        | DecodeError::NestingTooDeep { .. }
+        | DecodeError::UnknownPropertyFlags { .. } => {
+            Reply::connection(error.reply_code(), format!("cannot decode frame: {error}"))
+        }
+    }
+}
+
+/// What the gateway itself refuses of a client: methods and frames out of place in the
+/// connection's or channel's state, and arguments it does not support.
+#[derive(Debug)]
+pub enum ProtocolError {
+    /// `connection.open` named a virtual host other than `/`.
+    VhostNotFound(String),
+    /// The credentials were refused (to a client that asked to be told).
+    LoginRefused {
+        /// The SASL mechanism used.
+        mechanism: String,
+    },
+    /// A channel method arrived on channel 0.
+    MethodOnChannelZero(&'static str),
+    /// A content header or body frame arrived where a method frame was due.
+    ExpectedMethodFrame,
+    /// The first frame on a channel was not `channel.open`.
+    ExpectedChannelOpen,
+    /// `channel.open` on a channel already open.
+    SecondChannelOpen,
+    /// A method (named) arrived where a publish's content header was due.
+    MethodInsteadOfContentHeader(&'static str),
+    /// A body frame arrived where a publish's content header was due.
+    ExpectedContentHeader,
+    /// A content header arrived where a publish's body was due.
+    ExpectedContentBody,
+    /// A heartbeat frame arrived on a channel other than 0.
+    HeartbeatOnChannel(u16),
+    /// A content header declared a body larger than [`MESSAGE_BYTES_MAX`].
+    MessageTooLarge {
+        /// Declared body size in bytes.
+        size: u64,
+    },
+    /// Body frames carried more bytes than the content header declared.
+    BodyLargerThanDeclared {
+        /// Bytes received.
+        have: u64,
+        /// Bytes declared.
+        expected: u64,
+    },
+    /// A content header whose properties do not decode.
+    UndecodableHeader(DecodeError),
+    /// A publish's `user_id` property is not the authenticated user.
+    UserIdMismatch {
+        /// The `user_id` property.
+        claimed: String,
+        /// The authenticated user.
+        user: String,
+    },
+    /// A publish replying to direct reply-to from a channel with no reply-to consumer.
+    NoReplyConsumer,
+    /// `channel.flow` with `active = false`.
+    FlowInactive,
+    /// `basic.qos` with a `prefetch_size`.
+    PrefetchSize(u32),
+    /// `basic.publish` with `immediate` set.
+    Immediate,
+    /// A method that stream queues do not support (named), on a stream.
+    StreamUnsupported {
+        /// The method's name, as `basic.get`.
+        method: &'static str,
+        /// The stream's name.
+        queue: String,
+    },
+    /// `basic.consume` with `no_ack` on a stream.
+    StreamAutoAck {
+        /// The stream's name.
+        queue: String,
+    },
+    /// `basic.consume` on a stream from a channel without a prefetch count.
+    StreamPrefetchUnset {
+        /// The stream's name.
+        queue: String,
+    },
+    /// `basic.consume` on a stream with an `x-stream-offset` that is not one.
+    InvalidStreamOffset {
+        /// The stream's name.
+        queue: String,
+    },
+    /// `basic.consume` with a consumer tag the channel already uses.
+    ConsumerTagReused(String),
+    /// An ack, nack or reject of a delivery tag the channel does not hold.
+    UnknownDeliveryTag(u64),
+    /// `confirm.select` on a transactional channel.
+    TxToConfirm,
+    /// `tx.select` on a channel in confirm mode.
+    ConfirmToTx,
+    /// `tx.commit` or `tx.rollback` on a channel that is not transactional.
+    NotTransactional,
+    /// A committed publish could not be appended.
+    CommitFailed(String),
+    /// A stored message's header does not parse.
+    DamagedStoredHeader,
+    /// A method (named) that has no place on an open channel.
+    UnexpectedMethod(&'static str),
+}
+
+/// `queue 'name' in vhost '/'`, as RabbitMQ names a queue in its reply texts.
+fn in_vhost(queue: &str) -> String {
+    format!("queue '{queue}' in vhost '/'")
+}
+
+impl From<ProtocolError> for Reply {
+    fn from(error: ProtocolError) -> Reply {
+        use reply_code::*;
+        use Reply as R;
+        match error {
+            ProtocolError::VhostNotFound(vhost) => R::connection(NOT_ALLOWED, format!("vhost {vhost} not found")),
+            ProtocolError::LoginRefused { mechanism } => R::connection(
+                ACCESS_REFUSED,
+                format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."),
+            ),
+            ProtocolError::MethodOnChannelZero(name) => {
+                R::connection(COMMAND_INVALID, format!("unexpected {name} on channel 0"))
+            }
+            ProtocolError::ExpectedMethodFrame => {
+                R::connection(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+            }
+            ProtocolError::ExpectedChannelOpen => R::connection(CHANNEL_ERROR, "expected 'channel.open'"),
+            ProtocolError::SecondChannelOpen => R::connection(CHANNEL_ERROR, "second 'channel.open' seen"),
+            ProtocolError::MethodInsteadOfContentHeader(name) => R::connection(
+                UNEXPECTED_FRAME,
+                format!("expected content header for class 60, got non content header frame instead ({name})"),
+            ),
+            ProtocolError::ExpectedContentHeader => R::connection(
+                UNEXPECTED_FRAME,
+                "expected content header for class 60, got non content header frame instead",
+            ),
+            ProtocolError::ExpectedContentBody => {
+                R::connection(UNEXPECTED_FRAME, "expected content body, got non content body frame instead")
+            }
+            ProtocolError::HeartbeatOnChannel(number) => {
+                R::connection(UNEXPECTED_FRAME, format!("type 8, heartbeat on channel {number}"))
+            }
+            ProtocolError::MessageTooLarge { size } => R::channel(
+                PRECONDITION_FAILED,
+                format!("message size {size} is larger than configured max size {MESSAGE_BYTES_MAX}"),
+            ),
+            ProtocolError::BodyLargerThanDeclared { have, expected } => {
+                R::connection(FRAME_ERROR, format!("content body larger than declared: {have} > {expected}"))
+            }
+            ProtocolError::UndecodableHeader(error) => {
+                R::connection(error.reply_code(), format!("cannot decode content header: {error}"))
+            }
+            ProtocolError::UserIdMismatch { claimed, user } => R::channel(
+                PRECONDITION_FAILED,
+                format!("user_id property set to '{claimed}' but authenticated user was '{user}'"),
+            ),
+            ProtocolError::NoReplyConsumer => R::channel(PRECONDITION_FAILED, "fast reply consumer does not exist"),
+            ProtocolError::FlowInactive => R::connection(NOT_IMPLEMENTED, "active=false"),
+            ProtocolError::PrefetchSize(size) => R::connection(NOT_IMPLEMENTED, format!("prefetch_size!=0 ({size})")),
+            ProtocolError::Immediate => R::connection(NOT_IMPLEMENTED, "immediate=true"),
+            ProtocolError::StreamUnsupported { method, queue } => R::connection(
+                NOT_IMPLEMENTED,
+                format!("{method} not supported by stream queues {}", in_vhost(&queue)),
+            ),
+            ProtocolError::StreamAutoAck { queue } => R::connection(
+                NOT_IMPLEMENTED,
+                format!("automatic acknowledgement not supported by stream queues {}", in_vhost(&queue)),
+            ),
+            ProtocolError::StreamPrefetchUnset { queue } => R::channel(
+                PRECONDITION_FAILED,
+                format!("consumer prefetch count is not set for '{}'", in_vhost(&queue)),
+            ),
+            ProtocolError::InvalidStreamOffset { queue } => {
+                R::channel(PRECONDITION_FAILED, format!("invalid x-stream-offset for {}", in_vhost(&queue)))
+            }
+            ProtocolError::ConsumerTagReused(tag) => {
+                R::connection(NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'"))
+            }
+            ProtocolError::UnknownDeliveryTag(tag) => {
+                R::channel(PRECONDITION_FAILED, format!("unknown delivery tag {tag}"))
+            }
+            ProtocolError::TxToConfirm => R::channel(PRECONDITION_FAILED, "cannot switch from tx to confirm mode"),
+            ProtocolError::ConfirmToTx => R::channel(PRECONDITION_FAILED, "cannot switch from confirm to tx mode"),
+            ProtocolError::NotTransactional => R::channel(PRECONDITION_FAILED, "channel is not transactional"),
+            ProtocolError::CommitFailed(error) => R::connection(INTERNAL_ERROR, format!("commit failed: {error}")),
+            ProtocolError::DamagedStoredHeader => R::connection(INTERNAL_ERROR, "stored message header is damaged"),
+            ProtocolError::UnexpectedMethod(name) => {
+                R::connection(COMMAND_INVALID, format!("unexpected method {name} on a channel"))
+            }
+        }
     }
 }

@@ -2,14 +2,14 @@
 //! queues they reached, valid while the broker's topology is unchanged. A publisher that
 //! sends many messages with one key routes once, not once per message. Messages with a
 //! `headers` property are always routed afresh (headers exchanges look at them).
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::broker::{Broker, Error, QueueEntry};
-
-/// Keys remembered at most; past that the cache starts over.
-const ROUTES_MAX: usize = 1024;
+use crate::limits::ROUTES_PER_CONNECTION_MAX;
+use crate::wire::amqp::ShortStr;
 
 /// Queues a publish reaches, shared by the cache and the publishes using it.
 pub type Route = Arc<[Arc<QueueEntry>]>;
@@ -38,7 +38,7 @@ impl RouteCache {
             self.topology = topology;
         }
         self.key.clear();
-        self.key.push(exchange.len().min(255) as u8);
+        self.key.push(exchange.len().min(ShortStr::MAX_LEN) as u8);
         self.key.extend_from_slice(exchange);
         self.key.extend_from_slice(routing_key);
         if let Some(route) = self.routes.get(self.key.as_slice()) {
@@ -47,7 +47,7 @@ impl RouteCache {
         let mut queues = Vec::new();
         broker.route(exchange, routing_key, None, &mut queues)?;
         let route: Route = queues.into();
-        if self.routes.len() >= ROUTES_MAX {
+        if self.routes.len() >= ROUTES_PER_CONNECTION_MAX {
             self.routes.clear();
         }
         self.routes.insert(self.key.as_slice().into(), Arc::clone(&route));

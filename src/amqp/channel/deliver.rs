@@ -1,0 +1,120 @@
+//! Deliveries: messages queues push to this connection's consumers, `basic.get`, and
+//! cancellations of consumers by their queue. Each delivery is tagged (see [`super::ack`])
+//! and written as deliver (or get-ok), content header and body frames.
+
+use std::sync::Arc;
+
+use super::ack::Unacked;
+use super::{channel_number, Channel, Context};
+use crate::amqp::connection::Connection;
+use crate::amqp::output::{shared, short, Output};
+use crate::amqp::reply::{ProtocolError, Reply};
+use crate::queue::message::{Message, MessageView};
+use crate::queue::{ConsumerEvent, Delivery};
+use crate::wire::amqp::{encode_deliver_frame, encode_method_frame, BasicCancel, BasicGetEmpty, BasicGetOk};
+
+impl Connection {
+    /// Writes a queue's delivery (or consumer cancellation) to the client.
+    pub fn consumer_event(&mut self, event: ConsumerEvent) {
+        match event {
+            ConsumerEvent::Deliver(delivery) => self.deliver(&delivery),
+            ConsumerEvent::Cancelled { channel, consumer_tag } => {
+                let number = channel_number(channel);
+                let Some(entry) = self.channels.get_mut(&number).filter(|c| c.id == channel && !c.closing)
+                else {
+                    return;
+                };
+                if entry.consumers.remove(&consumer_tag) {
+                    let cancel = BasicCancel { consumer_tag: short(&consumer_tag), no_wait: true };
+                    encode_method_frame(&mut self.out, number, &cancel.into());
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, delivery: &Delivery) {
+        let number = channel_number(delivery.channel);
+        // Deliveries for a channel that has closed are requeued by the queue itself when it
+        // learns of the close.
+        let Some(channel) = self.channels.get_mut(&number).filter(|c| c.id == delivery.channel && !c.closing)
+        else {
+            return;
+        };
+        let mut out = Output { bytes: &mut self.out, chunks: &mut self.out_chunks };
+        channel.deliver(&mut out, delivery, self.frame_max);
+    }
+}
+
+impl Channel {
+    /// Writes a consumer's delivery, tagged.
+    fn deliver(&mut self, out: &mut Output<'_>, delivery: &Delivery, frame_max: u32) {
+        let number = self.number();
+        let Some(tag) = delivery.consumer_tag.as_ref() else { return };
+        let Some(consumer) = self.consumers.get(tag) else {
+            if let Some(queue) = self.consumers.touched_queue(delivery.queue.as_bytes()) {
+                queue.handle.reject(self.id, vec![delivery.offset], true);
+            }
+            return;
+        };
+        let Some(view) = MessageView::parse(&delivery.record.header) else {
+            tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored message header is damaged");
+            return;
+        };
+        let unacked = delivery.needs_ack.then(|| Unacked {
+            queue: Arc::clone(&consumer.queue),
+            offset: delivery.offset,
+            counted: true,
+        });
+        let delivery_tag = self.deliveries.tag(unacked);
+        encode_deliver_frame(
+            out.bytes,
+            number,
+            tag,
+            delivery_tag,
+            delivery.redelivered,
+            view.exchange,
+            view.routing_key,
+        );
+        if delivery.stream {
+            // Stream deliveries carry their offset, spliced into the stored header's bytes.
+            let stored = delivery.record.header.slice_ref(view.content_header);
+            out.stream_header_frame(number, &stored, delivery.offset);
+            out.body_frames(number, &delivery.record.body, frame_max);
+        } else {
+            out.content_frames(number, view.content_header, &delivery.record.body, frame_max);
+        }
+    }
+
+    /// `basic.get`.
+    pub(super) async fn get(&mut self, cx: &mut Context<'_>, name: &[u8], no_ack: bool) -> Result<(), Reply> {
+        let number = self.number();
+        let queue_name = self.queue_name(name);
+        let queue = cx.broker.queue_for(&queue_name, cx.connection).map_err(|e| Reply::from(&e))?;
+        if queue.is_stream() {
+            let queue = queue.name_str().to_string();
+            return Err(ProtocolError::StreamUnsupported { method: "basic.get", queue }.into());
+        }
+        queue.touch();
+        self.consumers.touch(&queue);
+        let delivery = queue.handle.get(self.id, no_ack).await.map_err(|e| Reply::from(&e))?;
+        let Some(delivery) = delivery else {
+            cx.out.method(number, &BasicGetEmpty::default().into());
+            return Ok(());
+        };
+        let unacked = (!no_ack).then(|| Unacked { queue, offset: delivery.offset, counted: false });
+        let delivery_tag = self.deliveries.tag(unacked);
+        let Some(message) = Message::from_record(&delivery.record) else {
+            return Err(ProtocolError::DamagedStoredHeader.into());
+        };
+        let get_ok = BasicGetOk {
+            delivery_tag,
+            redelivered: delivery.redelivered,
+            exchange: shared(&message.exchange),
+            routing_key: shared(&message.routing_key),
+            message_count: delivery.message_count,
+        };
+        cx.out.method(number, &get_ok.into());
+        cx.out.content_frames(number, &message.content_header, &message.body, cx.frame_max);
+        Ok(())
+    }
+}
