@@ -17,31 +17,21 @@ use tokio::sync::watch;
 use crate::amqp::connection::{Connection, Next, Phase};
 use crate::amqp::reply::{self, Reply};
 use crate::broker::Broker;
-use crate::limits::FRAME_MAX_BYTES;
+use crate::limits::{
+    ACCEPT_RETRY_DELAY_MS, BUSY_READ_BUFFER_BYTES, BUSY_READ_BYTES_MIN, CLOSE_OK_TIMEOUT_MS,
+    CONNECTION_TICK_INTERVAL_MS, DRAIN_BUFFER_BYTES, EVENTS_PER_TURN_MAX, FRAME_MAX_BYTES,
+    HANDSHAKE_TIMEOUT_MS, IOVECS_MAX, OUTPUT_CAPACITY_BYTES_MIN, OUTPUT_RESERVE_BYTES,
+    PUBLISHES_IN_FLIGHT_MAX, READ_BUFFER_BYTES, READ_SPARE_BYTES_MIN, WRITE_BATCH_BYTES,
+};
 use crate::wire::amqp::{
     check_protocol_header, decode_raw_frame, encode_heartbeat_frame, reply_code, DecodeError, ProtocolHeader,
-    PROTOCOL_HEADER,
+    KNOWN_CLASS_IDS, PROTOCOL_HEADER,
 };
 
 /// Time a client has to send the protocol header and finish the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Publishes in flight per connection before its socket stops being read.
-const PUBLISHES_IN_FLIGHT_MAX: usize = 8192;
-/// Consumer events written per turn before the socket is flushed.
-const EVENTS_PER_TURN_MAX: usize = 512;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
 /// How long a `connection.close` waits for its close-ok.
-const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
-/// Read buffer of a quiet connection: every connection has one, so it is small (1,000
-/// connections hold 16 MiB).
-const READ_BUFFER_BYTES: usize = 16 * 1024;
-/// Read buffer of a busy connection (its last read filled what it had): many frames per
-/// read system call.
-const BUSY_READ_BUFFER_BYTES: usize = 256 * 1024;
-/// Output is written once this much is queued, so that a connection's buffered output
-/// stays bounded however many deliveries are waiting for it.
-const WRITE_BATCH_BYTES: usize = 256 * 1024;
-/// Classes the codec knows; a frame of any other class gets a plain TCP close.
-const KNOWN_CLASSES: [u16; 7] = [10, 20, 40, 50, 60, 85, 90];
+const CLOSE_OK_TIMEOUT: Duration = Duration::from_millis(CLOSE_OK_TIMEOUT_MS);
 
 /// Accepts connections until `shutdown` turns true.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
@@ -62,7 +52,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::
                 }
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_DELAY_MS)).await;
                 }
             },
             _ = stop.changed() => return,
@@ -117,7 +107,7 @@ async fn serve_connection(
     let mut poisoned = false;
     let mut alarm = connection.broker().alarm();
     let mut blocked_sent = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(Duration::from_millis(CONNECTION_TICK_INTERVAL_MS));
     let mut outcome = Ok(());
     'serve: loop {
         // A resource alarm stops reading from connections that publish, as RabbitMQ does.
@@ -135,12 +125,12 @@ async fn serve_connection(
                 outcome = Err(error);
                 break 'serve;
             }
-            if connection.out.capacity() < 4096 {
-                connection.out.reserve(16 * 1024);
+            if connection.out.capacity() < OUTPUT_CAPACITY_BYTES_MIN {
+                connection.out.reserve(OUTPUT_RESERVE_BYTES);
             }
             last_write = Instant::now();
         }
-        if buf.capacity() - buf.len() < READ_BUFFER_BYTES / 4 {
+        if buf.capacity() - buf.len() < READ_SPARE_BYTES_MIN {
             buf.reserve(if busy { BUSY_READ_BUFFER_BYTES } else { READ_BUFFER_BYTES });
         }
         tokio::select! {
@@ -149,7 +139,7 @@ async fn serve_connection(
                     Ok(0) => break 'serve,
                     Ok(read) => {
                         last_read = Instant::now();
-                        busy = read >= READ_BUFFER_BYTES / 2;
+                        busy = read >= BUSY_READ_BYTES_MIN;
                     }
                     Err(error) => { outcome = Err(error); break 'serve; }
                 }
@@ -185,7 +175,7 @@ async fn serve_connection(
                                 Next::CloseAfterPeer => {
                                     let _ = write_chunks(&mut writer, connection.take_output()).await;
                                     connection.release().await;
-                                    let mut rest = [0u8; 512];
+                                    let mut rest = [0u8; DRAIN_BUFFER_BYTES];
                                     let wait = tokio::time::timeout(CLOSE_OK_TIMEOUT, async {
                                         while matches!(reader.read(&mut rest).await, Ok(n) if n > 0) {}
                                     });
@@ -198,7 +188,7 @@ async fn serve_connection(
                             connection.flush_publishes().await;
                             break;
                         }
-                        Err(DecodeError::UnknownMethod { class_id, .. }) if !KNOWN_CLASSES.contains(&class_id) => {
+                        Err(DecodeError::UnknownMethod { class_id, .. }) if !KNOWN_CLASS_IDS.contains(&class_id) => {
                             break 'serve;
                         }
                         Err(error) => {
@@ -273,8 +263,6 @@ async fn write_chunks(
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
     mut chunks: Vec<Bytes>,
 ) -> std::io::Result<()> {
-    // The kernel's IOV_MAX: one system call carries hundreds of small deliveries.
-    const IOVECS_MAX: usize = 1024;
     let mut first = 0;
     while first < chunks.len() {
         let slices: Vec<std::io::IoSlice<'_>> =
