@@ -4,5 +4,6 @@
 
 pub mod channel;
 pub mod connection;
+pub mod deadlines;
 pub mod reply;
 pub mod routes;
