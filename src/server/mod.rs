@@ -2,6 +2,7 @@
 //! signals and clean shutdown.
 
 pub mod alarms;
+pub mod amqp_driver;
 pub mod amqp_listener;
 pub mod shutdown;
 pub mod status;
