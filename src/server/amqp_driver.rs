@@ -11,31 +11,29 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use super::amqp_socket::{read_protocol_header, write_chunks};
 use crate::amqp::connection::{Connection, Next, Phase, PublishDone};
 use crate::amqp::deadlines::{Action, CloseReason, Deadlines};
 use crate::amqp::reply::{self, Reply};
 use crate::broker::Broker;
 use crate::limits::{
     BUSY_READ_BUFFER_BYTES, BUSY_READ_BYTES_MIN, CLOSE_OK_TIMEOUT_MS, CONNECTION_TICK_INTERVAL_MS,
-    DRAIN_BUFFER_BYTES, EVENTS_PER_TURN_MAX, FRAME_MAX_BYTES, HANDSHAKE_TIMEOUT_MS, IOVECS_MAX,
-    OUTPUT_CAPACITY_BYTES_MIN, OUTPUT_RESERVE_BYTES, PUBLISHES_IN_FLIGHT_MAX, READ_BUFFER_BYTES,
-    READ_SPARE_BYTES_MIN, WRITE_BATCH_BYTES,
+    DRAIN_BUFFER_BYTES, EVENTS_PER_TURN_MAX, FRAME_MAX_BYTES, OUTPUT_CAPACITY_BYTES_MIN,
+    OUTPUT_RESERVE_BYTES, PUBLISHES_IN_FLIGHT_MAX, READ_BUFFER_BYTES, READ_SPARE_BYTES_MIN,
+    WRITE_BATCH_BYTES,
 };
 use crate::queue::classic::ConsumerEvent;
 use crate::wire::amqp::{
-    check_protocol_header, decode_raw_frame, encode_heartbeat_frame, reply_code, DecodeError, Frame,
-    ProtocolHeader, KNOWN_CLASS_IDS, PROTOCOL_HEADER,
+    decode_raw_frame, encode_heartbeat_frame, reply_code, DecodeError, Frame, KNOWN_CLASS_IDS,
 };
 
-/// Time a client has to send the protocol header.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(HANDSHAKE_TIMEOUT_MS);
 /// How long a close-ok sent by the server waits for the client to close its socket.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_millis(CLOSE_OK_TIMEOUT_MS);
 
@@ -78,31 +76,6 @@ pub async fn serve_connection(
         tick,
     };
     driver.run().await
-}
-
-/// Reads the protocol header into `buf` and consumes it. Returns false when the connection
-/// is to be closed: the client sent another protocol's header (answered with ours, as the
-/// spec asks), closed its socket, or was too slow.
-async fn read_protocol_header(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<bool> {
-    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
-    loop {
-        match check_protocol_header(buf) {
-            ProtocolHeader::Match => {
-                let _ = buf.split_to(PROTOCOL_HEADER.len());
-                return Ok(true);
-            }
-            ProtocolHeader::Mismatch { .. } => {
-                stream.write_all(&PROTOCOL_HEADER).await?;
-                return Ok(false);
-            }
-            ProtocolHeader::Incomplete => {}
-        }
-        match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
-            Ok(Ok(0)) | Err(_) => return Ok(false),
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(error),
-        }
-    }
 }
 
 /// One connection's socket, buffers, protocol state and the watchers it waits on.
@@ -391,29 +364,4 @@ impl ConnectionDriver {
         let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, drain).await;
         Ok(())
     }
-}
-
-/// Writes `chunks` in order with vectored writes of at most [`IOVECS_MAX`] buffers,
-/// resuming after partial writes.
-async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> io::Result<()> {
-    let mut first = 0;
-    while first < chunks.len() {
-        let slices: Vec<io::IoSlice<'_>> =
-            chunks[first..].iter().take(IOVECS_MAX).map(|c| io::IoSlice::new(c)).collect();
-        let mut written = writer.write_vectored(&slices).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        while written > 0 {
-            let length = chunks[first].len();
-            if written >= length {
-                written -= length;
-                first += 1;
-            } else {
-                chunks[first].advance(written);
-                written = 0;
-            }
-        }
-    }
-    Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod alarms;
 pub mod amqp_driver;
 pub mod amqp_listener;
+mod amqp_socket;
 pub mod shutdown;
 pub mod status;
 
