@@ -57,21 +57,33 @@ impl Deadlines {
     }
 
     /// Records that bytes were read from the client at `now`.
+    ///
+    /// # Panics
+    /// When `now` is before the instant these deadlines were made with.
     #[inline]
     pub fn read_at(&mut self, now: Instant) {
+        assert!(now >= self.started, "the clock went back");
         self.last_read = now;
     }
 
     /// Records that output was written to the client at `now`.
+    ///
+    /// # Panics
+    /// When `now` is before the instant these deadlines were made with.
     #[inline]
     pub fn wrote_at(&mut self, now: Instant) {
+        assert!(now >= self.started, "the clock went back");
         self.last_write = now;
     }
 
     /// Records that the connection is closing at `now`; the wait for close-ok counts from
     /// the first call, later calls change nothing.
+    ///
+    /// # Panics
+    /// When `now` is before the instant these deadlines were made with.
     #[inline]
     pub fn closing_at(&mut self, now: Instant) {
+        assert!(now >= self.started, "the clock went back");
         self.closing_since.get_or_insert(now);
     }
 
