@@ -62,6 +62,8 @@ pub const CONSUMER_NAMES_PER_LOG_MAX: usize = 65_536;
 pub const SYNC_QUEUED_GROUPS_MAX: usize = 64;
 
 /// Buffers in one vectored write, at most: the kernel's `IOV_MAX`. A longer write is split.
+/// Segment writes and socket writes both use it; one socket write carries hundreds of small
+/// deliveries.
 pub const IOVECS_MAX: usize = 1024;
 
 /// Bodies at least this large (bytes) are referenced by a batch built for vectored writes
@@ -172,6 +174,70 @@ pub const ROUTES_PER_CONNECTION_MAX: usize = 1024;
 // ---------------------------------------------------------------------------------------------
 // Server (`server/`): sockets, buffers, timeouts and watchers.
 // ---------------------------------------------------------------------------------------------
+
+/// Time a client has to send the protocol header and finish the handshake (`connection.open`),
+/// in milliseconds: long enough for a slow client, short enough that idle sockets do not pile up.
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// How long a `connection.close` sent by the server waits for its close-ok, and how long a
+/// close-ok sent by the server waits for the client to close its socket, in milliseconds.
+pub const CLOSE_OK_TIMEOUT_MS: u64 = 3_000;
+/// Period of a connection's timer, in milliseconds: how often its deadlines (handshake,
+/// heartbeats, close-ok) are checked, and so how late one of them may fire.
+pub const CONNECTION_TICK_INTERVAL_MS: u64 = 250;
+/// Publishes in flight per connection (appends not yet done) before its socket stops being
+/// read: the bound on what one publisher can have queued in the logs' writers.
+pub const PUBLISHES_IN_FLIGHT_MAX: usize = 8192;
+/// Consumer events turned into frames per turn before the socket is written, so that
+/// deliveries reach the client in steps and other work is not starved.
+pub const EVENTS_PER_TURN_MAX: usize = 512;
+/// Read buffer of a quiet connection, in bytes: every connection has one, so it is small
+/// (1,000 connections hold 16 MiB).
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// Read buffer of a busy connection (its last read filled at least
+/// [`BUSY_READ_BYTES_MIN`]), in bytes: many frames per read system call.
+pub const BUSY_READ_BUFFER_BYTES: usize = 256 * 1024;
+/// A read of at least this many bytes marks the connection busy, so that its next buffer is
+/// [`BUSY_READ_BUFFER_BYTES`].
+pub const BUSY_READ_BYTES_MIN: usize = READ_BUFFER_BYTES / 2;
+/// The read buffer is grown once less than this many bytes are free in it, so that a read
+/// never has only a sliver of space.
+pub const READ_SPARE_BYTES_MIN: usize = READ_BUFFER_BYTES / 4;
+/// Output is written once this many bytes are queued, so that a connection's buffered output
+/// stays bounded however many deliveries are waiting for it.
+pub const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// After a write, a connection's output buffer with less than this many bytes of capacity
+/// left is grown by [`OUTPUT_RESERVE_BYTES`], so that encoding frames seldom reallocates.
+pub const OUTPUT_CAPACITY_BYTES_MIN: usize = 4096;
+/// Bytes reserved in a connection's output buffer when it runs low.
+pub const OUTPUT_RESERVE_BYTES: usize = 16 * 1024;
+/// Buffer for the bytes a client sends after the server's close-ok, which are read and
+/// dropped, in bytes: small, since a well-behaved client sends nothing more.
+pub const DRAIN_BUFFER_BYTES: usize = 512;
+/// Pause after a failed `accept`, in milliseconds, so that running out of file descriptors
+/// does not spin the listener.
+pub const ACCEPT_RETRY_DELAY_MS: u64 = 50;
+/// Time connections get after shutdown starts to send their close and requeue what they held,
+/// in milliseconds, before the broker's logs are closed.
+pub const SHUTDOWN_GRACE_MS: u64 = 200;
+/// How often the resource alarms read memory use and free disc space, in milliseconds.
+pub const ALARM_CHECK_INTERVAL_MS: u64 = 500;
+/// Default memory limit of the resource alarm, in tenths of the machine's RAM (0.4, RabbitMQ's
+/// classic `vm_memory_high_watermark`).
+pub const MEMORY_LIMIT_TENTHS_OF_RAM: u64 = 4;
+/// RAM assumed when the machine's total cannot be read, in bytes.
+pub const TOTAL_MEMORY_BYTES_FALLBACK: u64 = 8 * 1024 * 1024 * 1024;
+
+const _: () = assert!(READ_SPARE_BYTES_MIN < READ_BUFFER_BYTES);
+const _: () = assert!(BUSY_READ_BYTES_MIN <= READ_BUFFER_BYTES);
+const _: () = assert!(BUSY_READ_BUFFER_BYTES >= READ_BUFFER_BYTES);
+const _: () = assert!(OUTPUT_CAPACITY_BYTES_MIN <= OUTPUT_RESERVE_BYTES);
+// A deadline can only be met if the timer looks at it more often than it expires.
+const _: () = assert!(CONNECTION_TICK_INTERVAL_MS < CLOSE_OK_TIMEOUT_MS);
+const _: () = assert!(CONNECTION_TICK_INTERVAL_MS < HANDSHAKE_TIMEOUT_MS);
+// A heartbeat is due every heartbeat/2 of silence; for the shortest heartbeat (1 s) the
+// timer must run more often than that.
+const _: () = assert!(CONNECTION_TICK_INTERVAL_MS < 1000 / 2);
+const _: () = assert!(MEMORY_LIMIT_TENTHS_OF_RAM >= 1 && MEMORY_LIMIT_TENTHS_OF_RAM <= 10);
 
 // ---------------------------------------------------------------------------------------------
 // Bench (`bench/`): the load generator's own bounds.

@@ -4,6 +4,7 @@
 
 pub mod channel;
 pub mod connection;
+pub mod deadlines;
 mod output;
 pub mod reply;
 pub mod routes;

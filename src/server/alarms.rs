@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::Broker;
+use crate::limits::{ALARM_CHECK_INTERVAL_MS, TOTAL_MEMORY_BYTES_FALLBACK};
 
 /// What the alarms watch.
 #[derive(Debug, Clone)]
@@ -58,12 +59,12 @@ pub fn total_memory_bytes() -> u64 {
         .find(|l| l.starts_with("MemTotal:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<u64>().ok())
-        .map_or(8 << 30, |kib| kib * 1024)
+        .map_or(TOTAL_MEMORY_BYTES_FALLBACK, |kib| kib * 1024)
 }
 
 /// Checks the limits until the broker is dropped, raising and clearing its alarm.
 pub async fn watch(broker: std::sync::Weak<Broker>, limits: AlarmLimits) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut tick = tokio::time::interval(Duration::from_millis(ALARM_CHECK_INTERVAL_MS));
     let mut last: Option<&'static str> = None;
     loop {
         tick.tick().await;

@@ -2,7 +2,9 @@
 //! signals and clean shutdown.
 
 pub mod alarms;
+pub mod amqp_driver;
 pub mod amqp_listener;
+mod amqp_socket;
 pub mod shutdown;
 pub mod status;
 
@@ -14,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::broker::{Broker, BrokerOptions};
 use crate::config::{Config, StorageMode};
+use crate::limits::{MEMORY_LIMIT_TENTHS_OF_RAM, SHUTDOWN_GRACE_MS};
 use crate::log::storage::{self, FileIo};
 use crate::log::Storage;
 
@@ -75,7 +78,7 @@ impl Server {
                 memory_bytes_max: self
                     .config
                     .memory_limit_bytes
-                    .unwrap_or_else(|| alarms::total_memory_bytes() / 10 * 4),
+                    .unwrap_or_else(|| alarms::total_memory_bytes() / 10 * MEMORY_LIMIT_TENTHS_OF_RAM),
                 disk_free_bytes_min: self
                     .io
                     .as_ref()
@@ -100,7 +103,7 @@ impl Server {
         let _ = stop.send(true);
         let _ = listener.await;
         // Give connections a moment to send their close and requeue what they held.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(SHUTDOWN_GRACE_MS)).await;
         broker.shutdown().await;
         tracing::info!("stopped");
         Ok(())

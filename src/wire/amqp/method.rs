@@ -106,6 +106,18 @@ methods! {
     TxSelect, TxSelectOk, TxCommit, TxCommitOk, TxRollback, TxRollbackOk,
 }
 
+/// Class ids of the classes the codec knows: connection, channel, exchange, queue, basic,
+/// confirm and tx. A method frame of any other class is not AMQP 0-9-1 as Warren speaks it.
+pub const KNOWN_CLASS_IDS: [u16; 7] = [
+    ConnectionStart::CLASS_ID,
+    ChannelOpen::CLASS_ID,
+    ExchangeDeclare::CLASS_ID,
+    QueueDeclare::CLASS_ID,
+    BasicPublish::CLASS_ID,
+    ConfirmSelect::CLASS_ID,
+    TxSelect::CLASS_ID,
+];
+
 impl Method {
     /// True for methods followed by a content header and body frames
     /// (`basic.publish`, `basic.return`, `basic.deliver`, `basic.get-ok`).
@@ -209,6 +221,14 @@ mod tests {
                 assert!(Method::decode(&bytes.slice(..cut)).is_err(), "{} cut {cut}", m.name());
             }
         }
+    }
+
+    #[test]
+    fn known_class_ids_are_the_classes_of_every_method() {
+        let mut classes: Vec<u16> = Method::all_defaults().iter().map(Method::class_id).collect();
+        classes.sort_unstable();
+        classes.dedup();
+        assert_eq!(classes, KNOWN_CLASS_IDS);
     }
 
     #[test]

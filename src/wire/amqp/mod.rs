@@ -80,7 +80,7 @@ pub use frame::{
     encode_method_frame, encode_raw_header_frame, peek_frame, Frame, FrameType, ProtocolHeader, RawFrame,
     FRAME_END, FRAME_HEADER_SIZE, FRAME_MIN_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER,
 };
-pub use method::Method;
+pub use method::{Method, KNOWN_CLASS_IDS};
 pub use primitives::ShortStr;
 pub use properties::{BasicProperties, ContentHeader, PublishProperties};
 pub use queue::{
