@@ -1,8 +1,8 @@
 //! Every error the gateway sends to a client becomes a `channel.close` or `connection.close`
 //! here: broker errors, queue errors, frames that do not decode, and the gateway's own
-//! protocol-state errors ([`ProtocolError`]), each in one exhaustive match with no catch-all
-//! arm, so a new error cannot ship without a reply code and text. The one close worded
-//! elsewhere is the listener's `CONNECTION_FORCED` at broker shutdown.
+//! protocol-state errors ([`ProtocolError`], the broker's shutdown among them), each in one
+//! exhaustive match with no catch-all arm, so a new error cannot ship without a reply code
+//! and text.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use crate::broker::Error;
@@ -216,6 +216,8 @@ pub enum ProtocolError {
     DamagedStoredHeader,
     /// A method (named) that has no place on an open channel.
     UnexpectedMethod(&'static str),
+    /// The broker is shutting down and closes every open connection.
+    BrokerShutdown,
 }
 
 /// `queue 'name' in vhost '/'`, as RabbitMQ names a queue in its reply texts.
@@ -299,6 +301,7 @@ impl From<ProtocolError> for Reply {
             ProtocolError::NotTransactional => R::channel(PRECONDITION_FAILED, "channel is not transactional"),
             ProtocolError::CommitFailed(error) => R::connection(INTERNAL_ERROR, format!("commit failed: {error}")),
             ProtocolError::DamagedStoredHeader => R::connection(INTERNAL_ERROR, "stored message header is damaged"),
+            ProtocolError::BrokerShutdown => R::connection(CONNECTION_FORCED, "broker shutdown"),
             ProtocolError::UnexpectedMethod(name) => {
                 R::connection(COMMAND_INVALID, format!("unexpected method {name} on a channel"))
             }

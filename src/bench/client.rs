@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::limits::{BENCH_CLOSE_WAIT_MS, BENCH_READ_CHUNK_BYTES, BENCH_RPC_TIMEOUT_MS};
 use crate::wire::amqp::{
-    encode_method_frame, peek_frame, ChannelClose, ChannelCloseOk, ChannelOpen, ConnectionClose,
+    encode_method_frame, peek_frame, reply_code, ChannelClose, ChannelCloseOk, ChannelOpen, ConnectionClose,
     ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, FieldTable, FieldValue,
     FrameType, Method, ShortStr, FRAME_HEADER_SIZE, FRAME_MIN_SIZE, PROTOCOL_HEADER,
 };
@@ -230,7 +230,7 @@ impl Conn {
         self.send(
             0,
             ConnectionClose {
-                reply_code: 200,
+                reply_code: reply_code::REPLY_SUCCESS,
                 reply_text: ShortStr::from_static("bye"),
                 class_id: 0,
                 method_id: 0,
@@ -266,7 +266,12 @@ impl Conn {
 
 /// A channel close sent by the client.
 pub(crate) fn channel_close() -> ChannelClose {
-    ChannelClose { reply_code: 200, reply_text: ShortStr::from_static("bye"), class_id: 0, method_id: 0 }
+    ChannelClose {
+        reply_code: reply_code::REPLY_SUCCESS,
+        reply_text: ShortStr::from_static("bye"),
+        class_id: 0,
+        method_id: 0,
+    }
 }
 
 /// One frame seen in place by [`scan_frames`].

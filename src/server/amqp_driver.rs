@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use super::amqp_socket::{read_protocol_header, write_chunks};
 use crate::amqp::connection::{Connection, Next, Phase, PublishDone};
 use crate::amqp::deadlines::{Action, CloseReason, Deadlines};
-use crate::amqp::reply::{self, Reply};
+use crate::amqp::reply::{self, ProtocolError, Reply};
 use crate::broker::Broker;
 use crate::limits::{
     BUSY_READ_BUFFER_BYTES, BUSY_READ_BYTES_MIN, CLOSE_OK_TIMEOUT_MS, CONNECTION_TICK_INTERVAL_MS,
@@ -30,9 +30,7 @@ use crate::limits::{
     WRITE_BATCH_BYTES,
 };
 use crate::queue::ConsumerEvent;
-use crate::wire::amqp::{
-    decode_raw_frame, encode_heartbeat_frame, reply_code, DecodeError, Frame, KNOWN_CLASS_IDS,
-};
+use crate::wire::amqp::{decode_raw_frame, encode_heartbeat_frame, DecodeError, Frame, KNOWN_CLASS_IDS};
 
 /// How long a close-ok sent by the server waits for the client to close its socket.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_millis(CLOSE_OK_TIMEOUT_MS);
@@ -332,7 +330,7 @@ impl ConnectionDriver {
         if self.connection.phase != Phase::Open {
             return Turn::Stop(Ok(()));
         }
-        let reply = Reply::connection(reply_code::CONNECTION_FORCED, "broker shutdown");
+        let reply = Reply::from(ProtocolError::BrokerShutdown);
         self.connection.close_with(&reply, 0, 0);
         Turn::Continue
     }
