@@ -23,8 +23,8 @@ use crate::limits::{
 use crate::queue::ConsumerEvent;
 use crate::wire::amqp::{
     encode_method_frame, ChannelOpenOk, ConnectionClose, ConnectionCloseOk, ConnectionOpenOk,
-    ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, ContentHeader, FieldTable,
-    FieldValue, Frame, Method, ShortStr,
+    ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, FieldTable, FieldValue, Frame,
+    Method, ShortStr,
 };
 
 /// Where the handshake stands.
@@ -215,36 +215,6 @@ impl Connection {
     /// The connection's output, borrowed for one frame writer.
     pub(super) fn output(&mut self) -> Output<'_> {
         Output { bytes: &mut self.out, chunks: &mut self.out_chunks }
-    }
-
-    /// Queues a method with content: the method and header frames are encoded; body frames
-    /// of bodies over [`INLINE_BODY_MAX`](crate::limits::INLINE_BODY_MAX) point at the body's own bytes (a slice of a
-    /// segment map or of the read buffer) and are written with vectored writes.
-    pub fn send_content(
-        &mut self,
-        channel: u16,
-        method: &Method,
-        header: &ContentHeader,
-        body: &Bytes,
-        frame_max: u32,
-    ) {
-        self.output().content(channel, method, header, body, frame_max);
-    }
-
-    /// The header and body frames of a content whose method frame was just queued.
-    pub fn send_content_frames(&mut self, channel: u16, header: &[u8], body: &Bytes, frame_max: u32) {
-        self.output().content_frames(channel, header, body, frame_max);
-    }
-
-    /// The header frame of a stream delivery: the stored header with `x-stream-offset` =
-    /// `offset` added to its headers table, written straight into the output buffer.
-    pub fn send_stream_header_frame(&mut self, channel: u16, stored: &Bytes, offset: u64) {
-        self.output().stream_header_frame(channel, stored, offset);
-    }
-
-    /// The body frames of a content whose header frame was just queued.
-    pub fn send_body_frames(&mut self, channel: u16, body: &Bytes, frame_max: u32) {
-        self.output().body_frames(channel, body, frame_max);
     }
 
     /// Takes everything queued for sending, in order.
