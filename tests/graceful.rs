@@ -1,5 +1,6 @@
 //! Graceful shutdowns by unmodified clients: a named stream consumer that cancels, acks
-//! what it holds and closes (lapin).
+//! what it holds and closes (lapin), and a publisher blocked by a resource alarm that must
+//! outlive its heartbeat interval (pika).
 
 use std::path::Path;
 
@@ -90,4 +91,20 @@ fn named_stream_consumer_acks_after_cancel_move_its_stored_offset() {
         let delivery = next(&mut consumer).await;
         assert_eq!(offset_of(&delivery), 3, "resumes after the last message acked after the cancel");
     });
+}
+
+/// pika, heartbeat 2 s: a publisher blocked by the memory alarm (`connection.blocked`) is
+/// not read, and must not be dropped for missing heartbeats while blocked: it stays open
+/// for three heartbeat intervals, then is unblocked and publishes with a confirm.
+#[test]
+fn blocked_publisher_outlives_its_heartbeat_interval() {
+    let broker = crate::harness::clients::warren_with(&[
+        "--storage",
+        "memory",
+        "--segment-bytes",
+        "1048576",
+        "--memory-limit",
+        "40000000",
+    ]);
+    crate::harness::clients::run_python(&broker, "alarm_heartbeat.py");
 }
