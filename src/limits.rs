@@ -104,6 +104,12 @@ pub const READ_AHEAD_BYTES: usize = 256 * 1024;
 /// (stream). Bounds how stale a persisted position can be.
 pub const QUEUE_TICK_MS: u64 = 50;
 
+/// Cancelled named stream consumers one stream keeps while their channels may still ack
+/// what they hold (a graceful shutdown cancels, then acks). Each is released once it holds
+/// nothing or its channel closes; past this many, the oldest is dropped at the offset it
+/// had stored, so a client cancelling in a loop without acking cannot grow the list.
+pub const CANCELLED_STREAM_CONSUMERS_MAX: usize = 1024;
+
 /// Bound of a queue's command channel (consume, ack, reject, get...). A full channel makes
 /// the callers wait (acks and rejects are handed to a spawned task instead).
 pub const QUEUE_COMMANDS_MAX: usize = 1024;

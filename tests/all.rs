@@ -15,6 +15,8 @@ mod amqp_tools;
 mod bad_input;
 /// `warren bench` against Warren: counts add up, the JSON report's keys, a one-scenario suite.
 mod bench_cli;
+/// Graceful shutdowns: acks after basic.cancel on streams, blocked publishers' heartbeats.
+mod graceful;
 /// The layer order of `src/`: every `crate::` import runs down it.
 mod layering;
 /// The log core's behaviour on every storage backend: appends, reads, rolls, retention,

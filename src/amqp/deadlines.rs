@@ -1,6 +1,10 @@
 //! A connection's deadlines as a pure value: the handshake must finish in time, a heartbeat
 //! is due after half the negotiated interval without writes, a client silent for two
 //! intervals is dropped, and a `connection.close` waits only so long for its close-ok.
+//! While the driver does not read the socket (a publisher blocked by a resource alarm, or
+//! held back by its publishes in flight) the client's heartbeats cannot be seen, so none
+//! are expected, as RabbitMQ pauses its heartbeat monitor for a blocked connection; once
+//! reading resumes, the wait starts again from then.
 //!
 //! [`Deadlines`] owns no timer and never reads the clock: the driver tells it when it read,
 //! wrote or saw the connection closing, and asks [`Deadlines::check`] what is due at `now`.
@@ -32,20 +36,24 @@ pub enum Action {
 pub enum CloseReason {
     /// The handshake did not reach `connection.open` in time.
     HandshakeTimeout,
-    /// Nothing was read from the client for two heartbeat intervals.
+    /// Nothing was read from the client for two heartbeat intervals of reading.
     HeartbeatsMissed,
     /// The client did not answer a `connection.close` with close-ok in time.
     CloseOkTimeout,
 }
 
-/// When a connection last read and wrote, when it started and when it began closing.
+/// When a connection last read and wrote, whether it reads now, when it started and when it
+/// began closing.
 ///
 /// Invariant: every instant recorded is at or after `started`, the instant it was made with.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadlines {
     started: Instant,
+    /// The last read, or the instant reading last resumed if that is later.
     last_read: Instant,
     last_write: Instant,
+    /// Whether the socket is being read; heartbeats are expected only then.
+    reading: bool,
     closing_since: Option<Instant>,
 }
 
@@ -53,7 +61,28 @@ impl Deadlines {
     /// Deadlines of a connection that sent `connection.start` at `now`.
     #[inline]
     pub fn new(now: Instant) -> Deadlines {
-        Deadlines { started: now, last_read: now, last_write: now, closing_since: None }
+        Deadlines { started: now, last_read: now, last_write: now, reading: true, closing_since: None }
+    }
+
+    /// Whether the socket is being read (what [`Deadlines::reading_at`] last recorded).
+    #[inline]
+    pub fn is_reading(&self) -> bool {
+        self.reading
+    }
+
+    /// Records that the driver stopped (`reading` false) or resumed reading the socket at
+    /// `now`. Stopped, no heartbeats are expected; resumed, the client has two intervals
+    /// from `now` again, as if it had just been heard.
+    ///
+    /// # Panics
+    /// When `now` is before the instant these deadlines were made with.
+    #[inline]
+    pub fn reading_at(&mut self, reading: bool, now: Instant) {
+        assert!(now >= self.started, "the clock went back");
+        if reading && !self.reading {
+            self.last_read = self.last_read.max(now);
+        }
+        self.reading = reading;
     }
 
     /// Records that bytes were read from the client at `now`.
@@ -91,8 +120,9 @@ impl Deadlines {
     /// `heartbeat_s` seconds (0: no heartbeats).
     ///
     /// Before `connection.open` the handshake must finish within the handshake timeout. Once
-    /// open, a client silent for more than two heartbeat intervals is closed, and a heartbeat
-    /// is due once nothing was written for half an interval. While closing, the close-ok must
+    /// open, a client silent for more than two heartbeat intervals while it is read is
+    /// closed, and a heartbeat is due once nothing was written for half an interval (read
+    /// or not). While closing, the close-ok must
     /// arrive within the close-ok timeout of [`Deadlines::closing_at`].
     pub fn check(&self, now: Instant, phase: Phase, heartbeat_s: u16) -> Action {
         match phase {
@@ -106,7 +136,7 @@ impl Deadlines {
                 if heartbeat.is_zero() {
                     return Action::None;
                 }
-                if now.saturating_duration_since(self.last_read) > heartbeat * 2 {
+                if self.reading && now.saturating_duration_since(self.last_read) > heartbeat * 2 {
                     return Action::Close(CloseReason::HeartbeatsMissed);
                 }
                 if now.saturating_duration_since(self.last_write) >= heartbeat / 2 {
@@ -190,6 +220,34 @@ mod tests {
         assert_eq!(deadlines.check(base + 20 * SECOND, Phase::Open, 5), Action::SendHeartbeat);
         assert_eq!(
             deadlines.check(base + 20 * SECOND + MS, Phase::Open, 5),
+            Action::Close(CloseReason::HeartbeatsMissed)
+        );
+    }
+
+    #[test]
+    fn no_heartbeats_are_expected_while_not_reading() {
+        let base = Instant::now();
+        let mut deadlines = Deadlines::new(base);
+        assert!(deadlines.is_reading());
+        // Blocked one second in, with heartbeat 4: silent well past two intervals, yet kept.
+        deadlines.reading_at(false, base + SECOND);
+        assert!(!deadlines.is_reading());
+        deadlines.wrote_at(base + 30 * SECOND);
+        assert_eq!(deadlines.check(base + 30 * SECOND, Phase::Open, 4), Action::None);
+        // Heartbeats are still sent while not reading.
+        assert_eq!(deadlines.check(base + 32 * SECOND, Phase::Open, 4), Action::SendHeartbeat);
+        // Reading resumes at 40 s: the client has two intervals from then.
+        deadlines.reading_at(true, base + 40 * SECOND);
+        deadlines.wrote_at(base + 47 * SECOND);
+        assert_eq!(deadlines.check(base + 48 * SECOND, Phase::Open, 4), Action::None);
+        assert_eq!(
+            deadlines.check(base + 48 * SECOND + MS, Phase::Open, 4),
+            Action::Close(CloseReason::HeartbeatsMissed)
+        );
+        // Saying again that it reads changes nothing.
+        deadlines.reading_at(true, base + 48 * SECOND);
+        assert_eq!(
+            deadlines.check(base + 48 * SECOND + MS, Phase::Open, 4),
             Action::Close(CloseReason::HeartbeatsMissed)
         );
     }

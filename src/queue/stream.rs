@@ -8,6 +8,11 @@
 //! went away with unacked messages gets them again. Without an explicit offset, a named
 //! consumer resumes there.
 //!
+//! A graceful shutdown cancels first, then acks what it holds and closes: the acks of a
+//! cancelled consumer's deliveries are still valid on its channel. So a cancelled named
+//! consumer that holds deliveries is kept aside, fed nothing, until they are all settled
+//! or its channel closes, and those acks move its stored offset.
+//!
 //! Credit and read-ahead are the shared ones (`super::credit`, `super::read_ahead`). Like
 //! the whole queue layer it knows no frames, sockets or exchanges.
 
@@ -18,12 +23,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::api::{ConsumerEvent, ConsumerSpec, Delivery};
+use super::api::{ChannelId, ConsumerEvent, ConsumerSpec, Delivery};
 use super::credit::{wait_for_room, Consumer};
 use super::handle::{Command, QueueOptions, QueueStats};
 use super::message::MessageView;
 use super::read_ahead::{Read, ReadAhead};
-use crate::limits::QUEUE_TICK_MS;
+use crate::limits::{CANCELLED_STREAM_CONSUMERS_MAX, QUEUE_TICK_MS};
 use crate::log::{now_ms, Log};
 use crate::seq_map::SeqMap;
 
@@ -184,12 +189,16 @@ struct StreamActor {
     options: QueueOptions,
     stats: Arc<QueueStats>,
     consumers: Vec<StreamConsumer>,
+    /// Cancelled named consumers still holding deliveries their channel may ack: fed
+    /// nothing, kept until they hold nothing or their channel closes. Oldest first; at most
+    /// [`CANCELLED_STREAM_CONSUMERS_MAX`].
+    cancelled: Vec<StreamConsumer>,
 }
 
 impl StreamActor {
     /// A stream with no consumers yet.
     fn new(options: QueueOptions, stats: Arc<QueueStats>) -> StreamActor {
-        StreamActor { options, stats, consumers: Vec::new() }
+        StreamActor { options, stats, consumers: Vec::new(), cancelled: Vec::new() }
     }
 
     /// Serves commands and feeds consumers until the stream is deleted.
@@ -237,7 +246,7 @@ impl StreamActor {
         // A stream's "ready" count is everything it holds.
         self.stats.cursor.store(self.options.log.first_offset(), Ordering::Release);
         self.stats.held.store(0, Ordering::Release);
-        let in_flight: usize = self.consumers.iter().map(|c| c.in_flight.len()).sum();
+        let in_flight: usize = self.consumers.iter().chain(&self.cancelled).map(|c| c.in_flight.len()).sum();
         self.stats.unacked.store(in_flight as u64, Ordering::Release);
         self.stats.consumers.store(self.consumers.len() as u32, Ordering::Release);
     }
@@ -250,27 +259,29 @@ impl StreamActor {
                 let _ = done.send(Ok(()));
             }
             Command::Cancel { channel, tag, done } => {
-                self.remove(|c| c.spec().channel == channel && c.spec().tag == tag);
+                self.cancel(|c| c.spec().channel == channel && c.spec().tag == tag);
                 self.publish_stats();
                 let _ = done.send(self.consumers.is_empty());
             }
             Command::Ack { channel, offsets } => {
-                for consumer in self.consumers.iter_mut().filter(|c| c.spec().channel == channel) {
+                for consumer in self.on_channel(channel) {
                     for offset in &offsets {
                         consumer.settle(*offset);
                         consumer.rejected.remove(offset);
                     }
                 }
+                self.retire_cancelled();
             }
             Command::Reject { channel, offsets, .. } => {
                 // Credit comes back; nothing is requeued or removed.
-                for consumer in self.consumers.iter_mut().filter(|c| c.spec().channel == channel) {
+                for consumer in self.on_channel(channel) {
                     for offset in &offsets {
                         if consumer.settle(*offset) {
                             consumer.rejected.insert(*offset);
                         }
                     }
                 }
+                self.retire_cancelled();
             }
             Command::Get { done, .. } => {
                 let _ = done.send(None);
@@ -310,10 +321,43 @@ impl StreamActor {
         });
     }
 
-    /// Removes consumers matching `doomed`, storing named ones' offsets first.
+    /// Removes consumers matching `doomed`, cancelled ones included, storing named ones'
+    /// offsets first.
     fn remove(&mut self, doomed: impl Fn(&StreamConsumer) -> bool) {
         self.store_offsets();
         self.consumers.retain(|c| !doomed(c));
+        self.cancelled.retain(|c| !doomed(c));
+    }
+
+    /// Cancels the consumer matching `doomed`, storing named ones' offsets first. A named
+    /// one holding deliveries is set aside until they are settled or its channel closes;
+    /// past [`CANCELLED_STREAM_CONSUMERS_MAX`] the oldest set aside is dropped (its offset
+    /// was just stored).
+    fn cancel(&mut self, doomed: impl Fn(&StreamConsumer) -> bool) {
+        self.store_offsets();
+        let Some(at) = self.consumers.iter().position(doomed) else { return };
+        let consumer = self.consumers.remove(at);
+        if consumer.name.is_none() || consumer.in_flight.is_empty() {
+            return;
+        }
+        if self.cancelled.len() >= CANCELLED_STREAM_CONSUMERS_MAX {
+            self.cancelled.remove(0);
+        }
+        self.cancelled.push(consumer);
+    }
+
+    /// Consumers on `channel`, cancelled ones holding deliveries included: where its acks
+    /// and rejects settle.
+    fn on_channel(&mut self, channel: ChannelId) -> impl Iterator<Item = &mut StreamConsumer> {
+        self.consumers.iter_mut().chain(&mut self.cancelled).filter(move |c| c.spec().channel == channel)
+    }
+
+    /// Stores the offsets of cancelled consumers that hold nothing any more, and drops them.
+    fn retire_cancelled(&mut self) {
+        if self.cancelled.iter().any(|c| c.in_flight.is_empty()) {
+            self.store_offsets();
+            self.cancelled.retain(|c| !c.in_flight.is_empty());
+        }
     }
 
     fn start_offset(&self, spec: &ConsumerSpec) -> u64 {
@@ -340,10 +384,10 @@ impl StreamActor {
         }
     }
 
-    /// Writes named consumers' offsets that changed.
+    /// Writes named consumers' offsets that changed, cancelled ones' included.
     fn store_offsets(&mut self) {
         let offsets = self.options.log.offsets();
-        for consumer in &mut self.consumers {
+        for consumer in self.consumers.iter_mut().chain(&mut self.cancelled) {
             let Some(name) = &consumer.name else { continue };
             let committed = consumer.committed();
             if consumer.stored != Some(committed) {

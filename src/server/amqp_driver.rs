@@ -139,6 +139,10 @@ impl ConnectionDriver {
     /// completions, the tick, an alarm change or shutdown.
     async fn turn(&mut self) -> Turn {
         let may_read = self.may_read();
+        if may_read != self.deadlines.is_reading() {
+            // Heartbeats are expected only while the socket is read.
+            self.deadlines.reading_at(may_read, Instant::now());
+        }
         // Everything queued goes out before waiting again; a client told it is blocked then
         // stops sending before its socket buffers fill, while this connection no longer reads.
         if self.connection.has_output() {
