@@ -1,0 +1,101 @@
+//! The gateway's answers to methods that close, release or refresh something, as RabbitMQ
+//! 3.10 gives them: unbinds of what is already gone, `connection.update-secret`, a client's
+//! `channel.close` crossing the broker's, and `connection.close-ok` only once the
+//! connection's channels and exclusive queues are released. Each test starts its own Warren
+//! (`--storage memory`), or uses `WARREN_TEST_AMQP_URL` (RabbitMQ) when set.
+
+use lapin::options::ExchangeUnbindOptions;
+use lapin::types::FieldTable;
+
+use crate::harness::lapin_client::*;
+use crate::harness::run;
+
+/// `exchange.unbind` of `destination` from `source` with `key`.
+async fn exchange_unbind(
+    channel: &lapin::Channel,
+    destination: &str,
+    source: &str,
+    key: &str,
+) -> lapin::Result<()> {
+    let options = ExchangeUnbindOptions::default();
+    within(
+        "exchange.unbind",
+        channel.exchange_unbind(destination, source, key, options, FieldTable::default()),
+    )
+    .await
+}
+
+/// `queue.unbind` of `queue` from `exchange` with `key`.
+async fn queue_unbind(channel: &lapin::Channel, queue: &str, exchange: &str, key: &str) -> lapin::Result<()> {
+    within("queue.unbind", channel.queue_unbind(queue, exchange, key, FieldTable::default())).await
+}
+
+/// Unbinding a queue or exchange that is gone, from an exchange that is gone, or a binding
+/// that was never made is answered unbind-ok, and the channel stays open.
+#[test]
+fn unbind_of_what_is_gone_is_unbind_ok() {
+    run(async {
+        let server = Server::start();
+        let (_connection, ch) = server.open().await;
+        let (queue, missing) = (unique("q"), unique("missing"));
+        declare(&ch, &queue, FieldTable::default()).await;
+        queue_unbind(&ch, &missing, "amq.direct", "k").await.expect("unbind of a missing queue");
+        queue_unbind(&ch, &queue, &missing, "k").await.expect("unbind from a missing exchange");
+        queue_unbind(&ch, &queue, "amq.direct", "never-bound").await.expect("unbind of no binding");
+        queue_unbind(&ch, &missing, &missing, "k").await.expect("unbind with both ends missing");
+        exchange_unbind(&ch, "amq.fanout", &missing, "k").await.expect("unbind from a missing source");
+        exchange_unbind(&ch, &missing, "amq.fanout", "k").await.expect("unbind of a missing destination");
+        exchange_unbind(&ch, "amq.fanout", "amq.topic", "k").await.expect("unbind of no e2e binding");
+        // The channel is still open and serves the next method.
+        assert_eq!(count(&ch, &queue).await, 0);
+    });
+}
+
+/// What RabbitMQ still refuses of an unbind: the default exchange at either end (403), and
+/// an existing binding of another connection's exclusive queue (405); the same exclusive
+/// queue with no such binding, or from a missing exchange, is unbind-ok.
+#[test]
+fn unbind_still_refuses_the_default_exchange_and_a_locked_binding() {
+    run(async {
+        let server = Server::start();
+        let (connection, ch) = server.open().await;
+        let queue = unique("q");
+        declare(&ch, &queue, FieldTable::default()).await;
+        let refused = "403 ACCESS_REFUSED - operation not permitted on the default exchange";
+        assert_eq!(expect_error("unbind from \"\"", queue_unbind(&ch, &queue, "", &queue)).await, refused);
+        let ch = channel(&connection).await;
+        assert_eq!(
+            expect_error("e2e unbind, source \"\"", exchange_unbind(&ch, "amq.fanout", "", "k")).await,
+            refused
+        );
+        let ch = channel(&connection).await;
+        let to_default = exchange_unbind(&ch, "", "amq.fanout", "k");
+        assert_eq!(expect_error("e2e unbind, destination \"\"", to_default).await, refused);
+
+        let (_owner, owner_ch) = server.open().await;
+        let exclusive = unique("excl");
+        let options = lapin::options::QueueDeclareOptions { exclusive: true, ..Default::default() };
+        declare_with(&owner_ch, &exclusive, options, FieldTable::default()).await;
+        within(
+            "queue.bind",
+            owner_ch.queue_bind(&exclusive, "amq.direct", "bound", Default::default(), FieldTable::default()),
+        )
+        .await
+        .expect("queue.bind");
+        let ch = channel(&connection).await;
+        queue_unbind(&ch, &exclusive, "amq.direct", "not-bound").await.expect("unbind of no binding");
+        queue_unbind(&ch, &exclusive, &unique("missing"), "bound")
+            .await
+            .expect("unbind from a missing exchange");
+        let locked = format!(
+            "405 RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{exclusive}' in vhost '/'. \
+             It could be originally declared on another connection or the exclusive property value does not \
+             match that of the original declaration."
+        );
+        assert_eq!(
+            expect_error("unbind of a locked binding", queue_unbind(&ch, &exclusive, "amq.direct", "bound"))
+                .await,
+            locked
+        );
+    });
+}
