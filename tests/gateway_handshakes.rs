@@ -7,6 +7,7 @@
 use lapin::options::ExchangeUnbindOptions;
 use lapin::types::FieldTable;
 
+use crate::harness::clients::{amqp_url, run_python};
 use crate::harness::lapin_client::*;
 use crate::harness::run;
 
@@ -98,4 +99,12 @@ fn unbind_still_refuses_the_default_exchange_and_a_locked_binding() {
             locked
         );
     });
+}
+
+/// pika's `update_secret` with the right, a wrong and an empty password: each is answered
+/// update-secret-ok (the internal backend refuses no new secret) and the connection keeps
+/// working; see tools/clients/python/update_secret.py.
+#[test]
+fn update_secret_is_answered_update_secret_ok() {
+    run_python(&amqp_url(), "update_secret.py");
 }
