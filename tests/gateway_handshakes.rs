@@ -4,11 +4,17 @@
 //! connection's channels and exclusive queues are released. Each test starts its own Warren
 //! (`--storage memory`), or uses `WARREN_TEST_AMQP_URL` (RabbitMQ) when set.
 
+use bytes::BytesMut;
 use lapin::options::ExchangeUnbindOptions;
 use lapin::types::FieldTable;
+use warren::wire::amqp::{
+    encode_body_frames, encode_header_frame, encode_method_frame, BasicProperties, BasicPublish,
+    ChannelClose, ChannelCloseOk, ContentHeader, Method,
+};
 
 use crate::harness::clients::{amqp_url, run_python};
 use crate::harness::lapin_client::*;
+use crate::harness::raw_client::{short, RawClient, ANSWER_DEADLINE};
 use crate::harness::run;
 
 /// `exchange.unbind` of `destination` from `source` with `key`.
@@ -107,4 +113,45 @@ fn unbind_still_refuses_the_default_exchange_and_a_locked_binding() {
 #[test]
 fn update_secret_is_answered_update_secret_ok() {
     run_python(&amqp_url(), "update_secret.py");
+}
+
+/// A publish to a missing exchange and the client's own `channel.close`, sent together: the
+/// broker's `channel.close 404` and then the `channel.close-ok` to the client's close; the
+/// client's close-ok to the broker's close is taken silently, the channel number can be
+/// opened again, and another channel of the connection works throughout.
+#[test]
+fn channel_close_crossing_the_brokers_is_settled_by_close_ok() {
+    run(async {
+        let server = Server::start();
+        let mut client = RawClient::open(server.host()).await;
+        client.open_channel(1).await;
+        client.open_channel(2).await;
+        let missing = unique("missing-x");
+        let mut bytes = BytesMut::new();
+        let publish =
+            BasicPublish { exchange: short(&missing), routing_key: short("k"), ..Default::default() };
+        encode_method_frame(&mut bytes, 1, &publish.into());
+        encode_header_frame(&mut bytes, 1, &ContentHeader::new(60, 4, &BasicProperties::default()));
+        encode_body_frames(&mut bytes, 1, b"body", client.frame_max);
+        let close = ChannelClose { reply_code: 200, reply_text: short("bye"), class_id: 0, method_id: 0 };
+        encode_method_frame(&mut bytes, 1, &close.into());
+        client.send_bytes(&bytes).await;
+
+        let brokers_close = client.expect_channel_close(1, ANSWER_DEADLINE).await;
+        assert_eq!(
+            (brokers_close.reply_code, brokers_close.reply_text.as_str().ok()),
+            (404, Some(format!("NOT_FOUND - no exchange '{missing}' in vhost '/'").as_str()))
+        );
+        match client.expect_method(ANSWER_DEADLINE).await {
+            (1, Method::ChannelCloseOk(_)) => {}
+            other => panic!("expected channel.close-ok on channel 1, got {other:?}"),
+        }
+        client.send_method(1, ChannelCloseOk::default()).await;
+
+        let queue = unique("q");
+        client.declare_queue(2, &queue).await;
+        client.open_channel(1).await;
+        client.declare_queue(1, &queue).await;
+        client.close().await;
+    });
 }
