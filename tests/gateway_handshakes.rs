@@ -8,8 +8,8 @@ use bytes::BytesMut;
 use lapin::options::ExchangeUnbindOptions;
 use lapin::types::FieldTable;
 use warren::wire::amqp::{
-    encode_body_frames, encode_header_frame, encode_method_frame, BasicProperties, BasicPublish,
-    ChannelClose, ChannelCloseOk, ContentHeader, Method,
+    encode_body_frames, encode_header_frame, encode_method_frame, BasicConsume, BasicProperties,
+    BasicPublish, ChannelClose, ChannelCloseOk, ContentHeader, Method, QueueDeclare, QueueDelete,
 };
 
 use crate::harness::clients::{amqp_url, run_python};
@@ -153,5 +153,66 @@ fn channel_close_crossing_the_brokers_is_settled_by_close_ok() {
         client.open_channel(1).await;
         client.declare_queue(1, &queue).await;
         client.close().await;
+    });
+}
+
+/// `queue.declare` of `name` with the flags given, on `channel`; the answer.
+async fn declare_raw(
+    client: &mut RawClient,
+    channel: u16,
+    name: &str,
+    exclusive: bool,
+    passive: bool,
+) -> Method {
+    let declare =
+        QueueDeclare { queue: short(name), exclusive, passive, auto_delete: !passive, ..Default::default() };
+    client.call(channel, declare).await
+}
+
+/// A connection that closes takes its exclusive queue and its auto-delete queue's only
+/// consumer with it before its close-ok: another connection that acts the moment the
+/// close-ok arrives never finds either. 200 rounds, so a close-ok sent ahead of the release
+/// is caught.
+#[test]
+fn close_ok_comes_after_exclusive_queues_and_consumers_are_released() {
+    run(async {
+        let server = Server::start();
+        let mut watcher = RawClient::open(server.host()).await;
+        watcher.open_channel(1).await;
+        let (exclusive, auto_delete) = (unique("excl"), unique("auto"));
+        for round in 0..200 {
+            let mut owner = RawClient::open(server.host()).await;
+            owner.open_channel(1).await;
+            match declare_raw(&mut owner, 1, &exclusive, true, false).await {
+                Method::QueueDeclareOk(_) => {}
+                other => panic!("round {round}: exclusive declare: {other:?}"),
+            }
+            match declare_raw(&mut owner, 1, &auto_delete, false, false).await {
+                Method::QueueDeclareOk(_) => {}
+                other => panic!("round {round}: auto-delete declare: {other:?}"),
+            }
+            let consume = BasicConsume { queue: short(&auto_delete), no_ack: true, ..Default::default() };
+            match owner.call(1, consume).await {
+                Method::BasicConsumeOk(_) => {}
+                other => panic!("round {round}: basic.consume: {other:?}"),
+            }
+            owner.close().await;
+
+            match declare_raw(&mut watcher, 1, &exclusive, true, false).await {
+                Method::QueueDeclareOk(_) => {}
+                other => panic!("round {round}: the old exclusive queue is still there: {other:?}"),
+            }
+            match watcher.call(1, QueueDelete { queue: short(&exclusive), ..Default::default() }).await {
+                Method::QueueDeleteOk(_) => {}
+                other => panic!("round {round}: queue.delete: {other:?}"),
+            }
+            match declare_raw(&mut watcher, 1, &auto_delete, false, true).await {
+                Method::ChannelClose(close) if close.reply_code == 404 => {}
+                other => panic!("round {round}: the auto-delete queue is still there: {other:?}"),
+            }
+            watcher.send_method(1, ChannelCloseOk::default()).await;
+            watcher.open_channel(1).await;
+        }
+        watcher.close().await;
     });
 }
