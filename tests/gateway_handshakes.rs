@@ -58,9 +58,10 @@ fn unbind_of_what_is_gone_is_unbind_ok() {
     });
 }
 
-/// What RabbitMQ still refuses of an unbind: the default exchange at either end (403), and
-/// an existing binding of another connection's exclusive queue (405); the same exclusive
-/// queue with no such binding, or from a missing exchange, is unbind-ok.
+/// What RabbitMQ still refuses of an unbind: the default exchange at either end (403), an
+/// empty queue name on a channel that declared no queue (404), and an existing binding of
+/// another connection's exclusive queue (405); the same exclusive queue with no such
+/// binding, or from a missing exchange, is unbind-ok.
 #[test]
 fn unbind_still_refuses_the_default_exchange_and_a_locked_binding() {
     run(async {
@@ -78,6 +79,14 @@ fn unbind_still_refuses_the_default_exchange_and_a_locked_binding() {
         let ch = channel(&connection).await;
         let to_default = exchange_unbind(&ch, "", "amq.fanout", "k");
         assert_eq!(expect_error("e2e unbind, destination \"\"", to_default).await, refused);
+
+        // An empty queue name is the channel's last declared queue; with none declared, 404.
+        let ch = channel(&connection).await;
+        let none_declared = "404 NOT_FOUND - no previously declared queue";
+        assert_eq!(
+            expect_error("unbind of \"\"", queue_unbind(&ch, "", "amq.direct", "k")).await,
+            none_declared
+        );
 
         let (_owner, owner_ch) = server.open().await;
         let exclusive = unique("excl");
