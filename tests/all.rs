@@ -15,6 +15,9 @@ mod amqp_tools;
 mod bad_input;
 /// `warren bench` against Warren: counts add up, the JSON report's keys, a one-scenario suite.
 mod bench_cli;
+/// Closes, releases and secret updates answered as RabbitMQ does: unbinds of what is gone,
+/// update-secret, crossing channel closes, close-ok after the release.
+mod gateway_handshakes;
 /// Graceful shutdowns: acks after basic.cancel on streams, blocked publishers' heartbeats.
 mod graceful;
 /// The layer order of `src/`: every `crate::` import runs down it.

@@ -23,8 +23,8 @@ use crate::limits::{
 use crate::queue::ConsumerEvent;
 use crate::wire::amqp::{
     encode_method_frame, ChannelOpenOk, ConnectionClose, ConnectionCloseOk, ConnectionOpenOk,
-    ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, FieldTable, FieldValue, Frame,
-    Method, ShortStr,
+    ConnectionStart, ConnectionStartOk, ConnectionTune, ConnectionTuneOk, ConnectionUpdateSecret,
+    ConnectionUpdateSecretOk, FieldTable, FieldValue, Frame, Method, ShortStr,
 };
 
 /// Where the handshake stands.
@@ -345,6 +345,9 @@ impl Connection {
                     Next::CloseAfterPeer
                 }
                 Frame::Method { method: Method::ConnectionCloseOk(_), .. } => Next::Close,
+                Frame::Method { method: Method::ConnectionUpdateSecret(update), .. } => {
+                    self.update_secret(&update)
+                }
                 Frame::Method { method, .. } => {
                     let reply = ProtocolError::MethodOnChannelZero(method.name()).into();
                     self.close_with(&reply, method.class_id(), method.method_id())
@@ -357,6 +360,18 @@ impl Connection {
             return Next::Continue;
         }
         self.channel_frame(channel, frame).await
+    }
+
+    /// `connection.update-secret`: the user's backend takes the new secret, and the answer
+    /// is update-secret-ok. Warren's users live in the internal backend, which (as RabbitMQ's
+    /// `rabbit_auth_backend_internal:update_state/2`) keeps the user as authenticated and
+    /// refuses no secret: RabbitMQ 3.10 answers update-secret-ok to guest for the right
+    /// password, a wrong one and an empty one alike, and the connection goes on.
+    fn update_secret(&mut self, update: &ConnectionUpdateSecret) -> Next {
+        let reason = String::from_utf8_lossy(update.reason.as_bytes());
+        tracing::info!(connection = self.id, user = self.user, %reason, "user updated secret");
+        self.send(0, &ConnectionUpdateSecretOk::default().into());
+        Next::Continue
     }
 
     /// A frame for a channel that is not open: only `channel.open` is welcome.

@@ -214,6 +214,9 @@ pub enum ProtocolError {
     CommitFailed(String),
     /// A stored message's header does not parse.
     DamagedStoredHeader,
+    /// An empty queue name (meaning the channel's last declared queue) on a channel that
+    /// has declared none.
+    NoPreviouslyDeclaredQueue,
     /// A method (named) that has no place on an open channel.
     UnexpectedMethod(&'static str),
     /// The broker is shutting down and closes every open connection.
@@ -301,6 +304,7 @@ impl From<ProtocolError> for Reply {
             ProtocolError::NotTransactional => R::channel(PRECONDITION_FAILED, "channel is not transactional"),
             ProtocolError::CommitFailed(error) => R::connection(INTERNAL_ERROR, format!("commit failed: {error}")),
             ProtocolError::DamagedStoredHeader => R::connection(INTERNAL_ERROR, "stored message header is damaged"),
+            ProtocolError::NoPreviouslyDeclaredQueue => R::channel(NOT_FOUND, "no previously declared queue"),
             ProtocolError::BrokerShutdown => R::connection(CONNECTION_FORCED, "broker shutdown"),
             ProtocolError::UnexpectedMethod(name) => {
                 R::connection(COMMAND_INVALID, format!("unexpected method {name} on a channel"))

@@ -71,10 +71,14 @@ impl Broker {
         Ok(())
     }
 
-    /// `queue.unbind` or `exchange.unbind`. Unbinding what is not bound is not an error.
+    /// `queue.unbind` or `exchange.unbind`. As in RabbitMQ 3.10, unbinding what is not
+    /// there is not an error: a missing source, destination or binding is answered with
+    /// unbind-ok. Only an existing binding to another connection's exclusive queue is
+    /// refused (the exclusive check runs only when there is something to remove).
     ///
     /// # Errors
-    /// 403 for the default exchange; 404 for a missing end.
+    /// 403 for the default exchange at either end; 405 for another connection's exclusive
+    /// queue.
     pub async fn unbind(
         &self,
         source: &[u8],
@@ -85,11 +89,25 @@ impl Broker {
         connection: ConnectionId,
     ) -> Result<(), Error> {
         let _changes = self.changes.lock().await;
-        if source.is_empty() {
+        if source.is_empty() || (!is_queue && destination.is_empty()) {
             return Err(Error::DefaultExchange);
         }
-        let (target, target_durable) = self.destination(destination, is_queue, connection)?;
-        let exchange = self.exchange(source).ok_or_else(|| Error::ExchangeNotFound(text(source)))?;
+        let Some(exchange) = self.exchange(source) else { return Ok(()) };
+        let (target, target_durable) = if is_queue {
+            let Some(queue) = self.queue(destination) else { return Ok(()) };
+            let target = Destination::Queue(queue.id);
+            if queue.exclusive_owner.is_some_and(|owner| owner != connection) {
+                let bindings = exchange.bindings.read().expect("bindings lock poisoned");
+                if bindings.contains(routing_key, &arguments.0, target) {
+                    return Err(Error::Locked(text(destination)));
+                }
+                return Ok(());
+            }
+            (target, queue.durable)
+        } else {
+            let Some(other) = self.exchange(destination) else { return Ok(()) };
+            (Destination::Exchange(other.id), other.durable)
+        };
         let (removed, now_empty) = {
             let mut bindings = exchange.bindings.write().expect("bindings lock poisoned");
             (bindings.unbind(routing_key, &arguments.0, target), bindings.is_empty())

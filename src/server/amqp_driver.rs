@@ -354,12 +354,14 @@ impl ConnectionDriver {
         }
     }
 
-    /// Sends the queued close-ok, releases what the connection holds, then reads and drops
-    /// input until the client closes its socket (so that it reads the close-ok before the end
-    /// of stream) or the close-ok timeout passes.
+    /// Releases what the connection holds, then sends the queued close-ok, then reads and
+    /// drops input until the client closes its socket (so that it reads the close-ok before
+    /// the end of stream) or the close-ok timeout passes. As in RabbitMQ, the close-ok comes
+    /// only once the channels are closed and their queues told: a client that reconnects the
+    /// moment it reads it finds no exclusive queue or consumer of this connection left.
     async fn close_after_peer(mut self) -> io::Result<()> {
-        let _ = write_chunks(&mut self.writer, self.connection.take_output()).await;
         self.connection.release().await;
+        let _ = write_chunks(&mut self.writer, self.connection.take_output()).await;
         let mut rest = [0u8; DRAIN_BUFFER_BYTES];
         let reader = &mut self.reader;
         let drain = async { while matches!(reader.read(&mut rest).await, Ok(n) if n > 0) {} };

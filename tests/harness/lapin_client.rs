@@ -75,6 +75,11 @@ impl Server {
         self.external
     }
 
+    /// `host:port` of the broker's AMQP listener (for the raw frame client).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// `amqp://guest:guest@host:port/%2F`.
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@{}/{}", self.host, self.vhost_path)

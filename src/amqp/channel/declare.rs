@@ -161,6 +161,11 @@ impl Channel {
         cx: &mut Context<'_>,
         unbind: QueueUnbind,
     ) -> Result<(), Reply> {
+        if unbind.queue.as_bytes().is_empty() && self.declared.last_queue.is_none() {
+            // Checked before anything else, so it is refused even though unbinding what is
+            // gone is not.
+            return Err(ProtocolError::NoPreviouslyDeclaredQueue.into());
+        }
         let queue = self.queue_name(unbind.queue.as_bytes());
         let (exchange, routing_key) = (unbind.exchange.as_bytes(), unbind.routing_key.as_bytes());
         cx.broker

@@ -233,12 +233,15 @@ impl Connection {
     }
 
     /// A frame for a channel that has sent `channel.close`: only close and close-ok count.
+    /// The channel stays known until the client's close-ok, which is taken silently, as
+    /// RabbitMQ does: a client `channel.close` that crossed the broker's is answered with
+    /// close-ok and leaves the channel closing, so the client's close-ok to the broker's
+    /// close that follows finds it.
     async fn closing_frame(&mut self, number: u16, frame: Frame) -> Next {
         match frame {
             Frame::Method { method: Method::ChannelCloseOk(_), .. } => self.drop_channel(number).await,
             Frame::Method { method: Method::ChannelClose(_), .. } => {
                 self.output().method(number, &ChannelCloseOk::default().into());
-                self.drop_channel(number).await;
             }
             _ => {}
         }
