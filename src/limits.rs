@@ -108,6 +108,17 @@ pub const QUEUE_TICK_MS: u64 = 50;
 /// the callers wait (acks and rejects are handed to a spawned task instead).
 pub const QUEUE_COMMANDS_MAX: usize = 1024;
 
+/// Bound of a queue's dead-letter channel, in messages: the dead messages on their way, in
+/// order, to the task that routes them to the dead-letter exchange. A full channel makes
+/// the queue's task wait before its next command, so a queue that dead-letters faster than
+/// its dead-letter queues' logs take the messages is slowed down.
+pub const DEAD_LETTERS_QUEUED_MAX: usize = 1024;
+
+/// Most dead messages the dead-letter task routes before it waits for their appends to be
+/// committed, in messages: one append per target queue per step, and at most this many
+/// messages held in appends at a time.
+pub const DEAD_LETTERS_BATCH_MAX: usize = 256;
+
 /// Bytes a classic queue reads per step when it counts, at start, the transient records left
 /// from before a restart (4 MiB): larger steps than read-ahead, as this runs once and reads
 /// everything up to the restart offset.
@@ -120,6 +131,9 @@ pub const MESSAGE_ARENA_BYTES: usize = 64 * 1024;
 // tokio refuses a zero interval and a zero-capacity channel: a queue could not start.
 const _: () = assert!(QUEUE_TICK_MS > 0);
 const _: () = assert!(QUEUE_COMMANDS_MAX > 0);
+const _: () = assert!(DEAD_LETTERS_QUEUED_MAX > 0);
+// A batch is taken from the channel: it cannot be larger than what the channel holds.
+const _: () = assert!(DEAD_LETTERS_BATCH_MAX > 0 && DEAD_LETTERS_BATCH_MAX <= DEAD_LETTERS_QUEUED_MAX);
 
 // ---------------------------------------------------------------------------------------------
 // Broker model (`broker/`): exchanges, bindings, definitions.

@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::api::{ChannelId, ConsumerSpec, DeadLetter, Delivery, QueueError};
+use super::api::{ChannelId, ConsumerSpec, Delivery, QueueError};
+use super::dead_letters::DeadLetters;
 use super::stream::ConsumerLag;
 use crate::limits::QUEUE_COMMANDS_MAX;
 use crate::log::Log;
@@ -68,8 +69,8 @@ pub struct QueueOptions {
     pub max_length_bytes: Option<u64>,
     /// `x-max-priority`: serve the highest priority first, FIFO within a priority.
     pub max_priority: Option<u8>,
-    /// Dead-letter sink, when `x-dead-letter-exchange` is set.
-    pub dead_letter: Option<Arc<dyn DeadLetter>>,
+    /// Where dead messages go, in order, when `x-dead-letter-exchange` is set.
+    pub dead_letter: Option<DeadLetters>,
     /// A stream: consumers read at their own offsets; acks return credit, nothing is
     /// removed or requeued.
     pub stream: bool,

@@ -1,0 +1,140 @@
+//! lapin: what a channel sends a queue is applied in the order sent, and messages a queue
+//! dead-letters together reach the dead-letter queue in the order they had in the source:
+//! nack and reject (single and multiple), `x-message-ttl` expiry, `x-max-length` drop-head,
+//! and a stream of acks and rejects fast enough to fill a queue's command channel. Each test
+//! starts its own Warren (`--storage memory`), or uses `WARREN_TEST_AMQP_URL` (RabbitMQ).
+
+use std::time::Duration;
+
+use lapin::options::{BasicNackOptions, BasicPublishOptions, BasicRejectOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel};
+
+use crate::harness::lapin_client::*;
+use crate::harness::run;
+
+/// A source queue dead-lettering (through the default exchange) into a fresh dead-letter
+/// queue, with the extra `args`; returns (source, dead-letter queue).
+async fn source_and_dlq(channel: &Channel, extra: Vec<(&str, lapin::types::AMQPValue)>) -> (String, String) {
+    let dlq = unique("dlq");
+    declare(channel, &dlq, FieldTable::default()).await;
+    let src = unique("src");
+    let mut args = vec![("x-dead-letter-exchange", s("")), ("x-dead-letter-routing-key", s(&dlq))];
+    args.extend(extra);
+    declare(channel, &src, table(args)).await;
+    (src, dlq)
+}
+
+/// Publishes `n0`..`n{count-1}` to `queue` and waits for every confirm (the channel is in
+/// confirm mode); the publishes are all sent before the first confirm is awaited.
+async fn publish_numbered(channel: &Channel, queue: &str, count: usize) {
+    let mut confirms = Vec::with_capacity(count);
+    for i in 0..count {
+        let body = format!("n{i}");
+        let confirm = within(
+            "basic.publish",
+            channel.basic_publish(
+                "",
+                queue,
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default(),
+            ),
+        )
+        .await
+        .expect("basic.publish");
+        confirms.push(confirm);
+    }
+    for confirm in confirms {
+        within("publish confirm", confirm).await.expect("confirm");
+    }
+}
+
+fn numbered(range: impl Iterator<Item = usize>) -> Vec<String> {
+    range.map(|i| format!("n{i}")).collect()
+}
+
+/// Waits until `queue` holds `count` ready messages, then drains it.
+async fn drain_when(channel: &Channel, queue: &str, count: u32) -> Vec<String> {
+    within(&format!("{count} messages in {queue}"), async {
+        while crate::harness::lapin_client::count(channel, queue).await < count {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    drain(channel, queue).await
+}
+
+#[test]
+fn nack_multiple_of_gets_dead_letters_in_source_order() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let (src, dlq) = source_and_dlq(&ch, Vec::new()).await;
+        publish_numbered(&ch, &src, 3).await;
+        let mut last = 0;
+        for _ in 0..3 {
+            last = get(&ch, &src, false).await.expect("message").delivery.delivery_tag;
+        }
+        ch.basic_nack(last, BasicNackOptions { multiple: true, requeue: false }).await.expect("nack");
+        assert_eq!(drain_when(&ch, &dlq, 3).await, numbered(0..3));
+    });
+}
+
+#[test]
+fn nack_multiple_of_many_dead_letters_in_source_order() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let (src, dlq) = source_and_dlq(&ch, Vec::new()).await;
+        publish_numbered(&ch, &src, 50).await;
+        let mut consumer = consume(&ch, &src, false).await;
+        let mut last = 0;
+        for _ in 0..50 {
+            last = next(&mut consumer).await.delivery_tag;
+        }
+        ch.basic_nack(last, BasicNackOptions { multiple: true, requeue: false }).await.expect("nack");
+        assert_eq!(drain_when(&ch, &dlq, 50).await, numbered(0..50));
+    });
+}
+
+#[test]
+fn rejects_one_by_one_dead_letter_in_source_order() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let (src, dlq) = source_and_dlq(&ch, Vec::new()).await;
+        publish_numbered(&ch, &src, 20).await;
+        let mut tags = Vec::new();
+        for _ in 0..20 {
+            tags.push(get(&ch, &src, false).await.expect("message").delivery.delivery_tag);
+        }
+        for tag in tags {
+            ch.basic_reject(tag, BasicRejectOptions { requeue: false }).await.expect("reject");
+        }
+        assert_eq!(drain_when(&ch, &dlq, 20).await, numbered(0..20));
+    });
+}
+
+#[test]
+fn ttl_expiry_of_a_batch_dead_letters_in_source_order() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let (src, dlq) = source_and_dlq(&ch, vec![("x-message-ttl", int(200))]).await;
+        publish_numbered(&ch, &src, 20).await;
+        assert_eq!(drain_when(&ch, &dlq, 20).await, numbered(0..20));
+    });
+}
+
+#[test]
+fn max_length_drop_head_dead_letters_in_source_order() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let (src, dlq) = source_and_dlq(&ch, vec![("x-max-length", int(2))]).await;
+        publish_numbered(&ch, &src, 40).await;
+        assert_eq!(drain_when(&ch, &dlq, 38).await, numbered(0..38));
+        assert_eq!(drain(&ch, &src).await, numbered(38..40));
+    });
+}
