@@ -104,8 +104,10 @@ pub const READ_AHEAD_BYTES: usize = 256 * 1024;
 /// (stream). Bounds how stale a persisted position can be.
 pub const QUEUE_TICK_MS: u64 = 50;
 
-/// Bound of a queue's command channel (consume, ack, reject, get...). A full channel makes
-/// the callers wait (acks and rejects are handed to a spawned task instead).
+/// Bound of a queue's command channel (consume, ack, reject, get...), in commands. A full
+/// channel makes the callers wait, acks and rejects too: a channel's commands reach the
+/// queue in the order it sent them, and a connection that settles faster than the queue
+/// keeps up is slowed down rather than queued for without limit.
 pub const QUEUE_COMMANDS_MAX: usize = 1024;
 
 /// Bound of a queue's dead-letter channel, in messages: the dead messages on their way, in

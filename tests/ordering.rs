@@ -6,7 +6,11 @@
 
 use std::time::Duration;
 
-use lapin::options::{BasicNackOptions, BasicPublishOptions, BasicRejectOptions};
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
 
@@ -136,5 +140,54 @@ fn max_length_drop_head_dead_letters_in_source_order() {
         publish_numbered(&ch, &src, 40).await;
         assert_eq!(drain_when(&ch, &dlq, 38).await, numbered(0..38));
         assert_eq!(drain(&ch, &src).await, numbered(38..40));
+    });
+}
+
+/// Thousands of acks, rejects and nacks, one per delivery and sent back to back, outrun
+/// the queue's task and fill its command channel: still the queue applies them in order,
+/// so the dead-lettered ones arrive in order and nothing is left unacked.
+#[test]
+fn interleaved_acks_and_rejects_are_applied_in_order() {
+    const MESSAGES: usize = 6000;
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let (src, dlq) = source_and_dlq(&ch, Vec::new()).await;
+        publish_numbered(&ch, &src, MESSAGES).await;
+        let worker = channel(&_conn).await;
+        let mut consumer = within(
+            "basic.consume",
+            worker.basic_consume(&src, "stress", BasicConsumeOptions::default(), FieldTable::default()),
+        )
+        .await
+        .expect("basic.consume");
+        let mut dead = Vec::new();
+        for i in 0..MESSAGES {
+            let delivery =
+                within("delivery", consumer.next()).await.expect("consumer ended").expect("delivery");
+            assert_eq!(body(&delivery), format!("n{i}"));
+            let tag = delivery.delivery_tag;
+            match i % 3 {
+                0 => worker.basic_ack(tag, BasicAckOptions::default()).await.expect("ack"),
+                1 => worker.basic_reject(tag, BasicRejectOptions { requeue: false }).await.expect("reject"),
+                _ => worker
+                    .basic_nack(tag, BasicNackOptions { multiple: false, requeue: false })
+                    .await
+                    .expect("nack"),
+            }
+            if i % 3 != 0 {
+                dead.push(format!("n{i}"));
+            }
+        }
+        let expected = dead.len() as u32;
+        assert_eq!(drain_when(&ch, &dlq, expected).await, dead);
+        let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        let state = within("queue.declare", ch.queue_declare(&src, passive, FieldTable::default()))
+            .await
+            .expect("passive declare");
+        assert_eq!(state.message_count(), 0, "every message was settled");
+        within("channel.close", worker.close(200, "bye")).await.expect("close");
+        // Nothing was left unacked to requeue on close.
+        assert_eq!(drain(&ch, &src).await, Vec::<String>::new());
     });
 }

@@ -155,17 +155,25 @@ impl QueueHandle {
         self.ask(|done| Command::Cancel { channel, tag, done }).await
     }
 
-    /// Acknowledges deliveries (by offset). Never waits on the queue.
-    pub fn ack(&self, channel: ChannelId, offsets: Vec<u64>) {
-        self.send_nowait(Command::Ack { channel, offsets });
+    /// Acknowledges deliveries (by offset). Waits only while the queue's command channel is
+    /// full, so that commands reach the queue in the order they were sent (a queue's task
+    /// never waits for a connection: this cannot deadlock). A deleted queue ignores it.
+    pub async fn ack(&self, channel: ChannelId, offsets: Vec<u64>) {
+        let _ = self.commands.send(Command::Ack { channel, offsets }).await;
     }
 
-    /// Rejects deliveries: requeued, or dead-lettered / dropped.
-    pub fn reject(&self, channel: ChannelId, offsets: Vec<u64>, requeue: bool) {
-        self.send_nowait(Command::Reject { channel, offsets, requeue });
+    /// Rejects deliveries: requeued, or dead-lettered / dropped. Waits as [`Self::ack`] does.
+    pub async fn reject(&self, channel: ChannelId, offsets: Vec<u64>, requeue: bool) {
+        let _ = self.commands.send(Command::Reject { channel, offsets, requeue }).await;
     }
 
-    fn send_nowait(&self, command: Command) {
+    /// Requeues a delivery that never reached its client (its consumer was cancelled while
+    /// the delivery was on its way), from code that cannot wait. No command of the client
+    /// can name that delivery, so the order does not matter here: when the command channel
+    /// is full, a task sends it. Such deliveries are few: at most the consumer events one
+    /// connection has queued.
+    pub fn requeue_undelivered(&self, channel: ChannelId, offset: u64) {
+        let command = Command::Reject { channel, offsets: vec![offset], requeue: true };
         if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
             let commands = self.commands.clone();
             tokio::spawn(async move { commands.send(command).await });
@@ -198,10 +206,11 @@ impl QueueHandle {
     }
 
     /// Requeues every unacked delivery of `channel` (`basic.recover`), keeping consumers.
-    pub fn recover(&self, channel: ChannelId) {
+    /// Waits as [`Self::ack`] does.
+    pub async fn recover(&self, channel: ChannelId) {
         // Same as a close for the deliveries; consumers stay (see the classic task's
         // `requeue_channel`).
-        self.send_nowait(Command::Reject { channel, offsets: Vec::new(), requeue: true });
+        let _ = self.commands.send(Command::Reject { channel, offsets: Vec::new(), requeue: true }).await;
     }
 
     /// Stream queues: every consumer's position and lag.

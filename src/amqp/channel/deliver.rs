@@ -52,7 +52,7 @@ impl Channel {
         let Some(tag) = delivery.consumer_tag.as_ref() else { return };
         let Some(consumer) = self.consumers.get(tag) else {
             if let Some(queue) = self.consumers.touched_queue(delivery.queue.as_bytes()) {
-                queue.handle.reject(self.id, vec![delivery.offset], true);
+                queue.handle.requeue_undelivered(self.id, delivery.offset);
             }
             return;
         };
