@@ -1,15 +1,17 @@
 //! lapin: what a channel sends a queue is applied in the order sent, and messages a queue
 //! dead-letters together reach the dead-letter queue in the order they had in the source:
 //! nack and reject (single and multiple), `x-message-ttl` expiry, `x-max-length` drop-head,
-//! and a stream of acks and rejects fast enough to fill a queue's command channel. Each test
-//! starts its own Warren (`--storage memory`), or uses `WARREN_TEST_AMQP_URL` (RabbitMQ).
+//! and a stream of acks and rejects fast enough to fill a queue's command channel. Queues
+//! dead-lettering into themselves or into each other, more at once than a dead-letter
+//! channel holds, must not hang. Each test starts its own Warren (`--storage memory`), or
+//! uses `WARREN_TEST_AMQP_URL` (RabbitMQ).
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
+    BasicRejectOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
@@ -189,5 +191,85 @@ fn interleaved_acks_and_rejects_are_applied_in_order() {
         within("channel.close", worker.close(200, "bye")).await.expect("close");
         // Nothing was left unacked to requeue on close.
         assert_eq!(drain(&ch, &src).await, Vec::<String>::new());
+    });
+}
+
+/// Consumes `count` deliveries from `queue` on `channel` and nacks them all at once
+/// (multiple, no requeue); returns their bodies.
+async fn take_and_nack_all(channel: &Channel, queue: &str, tag: &str, count: usize) -> Vec<String> {
+    let mut consumer = within(
+        "basic.consume",
+        channel.basic_consume(queue, tag, BasicConsumeOptions::default(), FieldTable::default()),
+    )
+    .await
+    .expect("basic.consume");
+    let mut bodies = Vec::with_capacity(count);
+    let mut last = 0;
+    for _ in 0..count {
+        let delivery = within("delivery", consumer.next()).await.expect("consumer ended").expect("delivery");
+        bodies.push(body(&delivery));
+        last = delivery.delivery_tag;
+    }
+    within("basic.cancel", channel.basic_cancel(tag, BasicCancelOptions::default()))
+        .await
+        .expect("basic.cancel");
+    channel.basic_nack(last, BasicNackOptions { multiple: true, requeue: false }).await.expect("nack");
+    bodies
+}
+
+/// A queue that dead-letters into itself, more dead messages at once than its dead-letter
+/// channel holds: they come back to its tail, in order, and nothing hangs.
+#[test]
+fn a_queue_dead_lettering_into_itself_keeps_order_and_does_not_hang() {
+    const MESSAGES: usize = 3000;
+    run(async {
+        let server = Server::start();
+        let (conn, ch) = server.open_confirming().await;
+        let q = unique("self");
+        declare(
+            &ch,
+            &q,
+            table(vec![("x-dead-letter-exchange", s("")), ("x-dead-letter-routing-key", s(&q))]),
+        )
+        .await;
+        publish_numbered(&ch, &q, MESSAGES).await;
+        let worker = channel(&conn).await;
+        assert_eq!(take_and_nack_all(&worker, &q, "first", MESSAGES).await, numbered(0..MESSAGES));
+        assert_eq!(drain_when(&ch, &q, MESSAGES as u32).await, numbered(0..MESSAGES));
+    });
+}
+
+/// Two queues dead-lettering into each other, both nacking more than a dead-letter channel
+/// holds at the same time: each receives the other's messages in order, and nothing hangs.
+#[test]
+fn two_queues_dead_lettering_into_each_other_do_not_deadlock() {
+    const MESSAGES: usize = 3000;
+    run(async {
+        let server = Server::start();
+        let (conn, ch) = server.open_confirming().await;
+        let (a, b) = (unique("a"), unique("b"));
+        declare(
+            &ch,
+            &a,
+            table(vec![("x-dead-letter-exchange", s("")), ("x-dead-letter-routing-key", s(&b))]),
+        )
+        .await;
+        declare(
+            &ch,
+            &b,
+            table(vec![("x-dead-letter-exchange", s("")), ("x-dead-letter-routing-key", s(&a))]),
+        )
+        .await;
+        publish_numbered(&ch, &a, MESSAGES).await;
+        publish_numbered(&ch, &b, MESSAGES).await;
+        let (worker_a, worker_b) = (channel(&conn).await, channel(&conn).await);
+        let (from_a, from_b) = tokio::join!(
+            take_and_nack_all(&worker_a, &a, "ca", MESSAGES),
+            take_and_nack_all(&worker_b, &b, "cb", MESSAGES),
+        );
+        assert_eq!(from_a, numbered(0..MESSAGES));
+        assert_eq!(from_b, numbered(0..MESSAGES));
+        assert_eq!(drain_when(&ch, &a, MESSAGES as u32).await, numbered(0..MESSAGES));
+        assert_eq!(drain_when(&ch, &b, MESSAGES as u32).await, numbered(0..MESSAGES));
     });
 }
