@@ -273,3 +273,41 @@ fn two_queues_dead_lettering_into_each_other_do_not_deadlock() {
         assert_eq!(drain_when(&ch, &b, MESSAGES as u32).await, numbered(0..MESSAGES));
     });
 }
+
+/// A consumer cancelled while deliveries are on their way to its connection: those not
+/// written to the client go back to the queue (in order, ahead of later commands), so the
+/// client's deliveries and what the queue still holds make up every message.
+#[test]
+fn deliveries_after_a_cancel_are_requeued_in_order() {
+    const MESSAGES: usize = 5000;
+    run(async {
+        let server = Server::start();
+        let (conn, ch) = server.open_confirming().await;
+        let q = unique("cancelled");
+        declare(&ch, &q, FieldTable::default()).await;
+        publish_numbered(&ch, &q, MESSAGES).await;
+        let worker = channel(&conn).await;
+        let mut consumer = within(
+            "basic.consume",
+            worker.basic_consume(&q, "early", BasicConsumeOptions::default(), FieldTable::default()),
+        )
+        .await
+        .expect("basic.consume");
+        within("basic.cancel", worker.basic_cancel("early", BasicCancelOptions::default()))
+            .await
+            .expect("basic.cancel");
+        let mut received = Vec::new();
+        let mut last = 0;
+        while let Some(delivery) = within("deliveries until the stream ends", consumer.next()).await {
+            let delivery = delivery.expect("delivery");
+            received.push(body(&delivery));
+            last = delivery.delivery_tag;
+        }
+        if last > 0 {
+            worker.basic_ack(last, BasicAckOptions { multiple: true }).await.expect("ack");
+        }
+        assert_eq!(received, numbered(0..received.len()));
+        let rest = drain_when(&ch, &q, (MESSAGES - received.len()) as u32).await;
+        assert_eq!(rest, numbered(received.len()..MESSAGES));
+    });
+}

@@ -167,19 +167,6 @@ impl QueueHandle {
         let _ = self.commands.send(Command::Reject { channel, offsets, requeue }).await;
     }
 
-    /// Requeues a delivery that never reached its client (its consumer was cancelled while
-    /// the delivery was on its way), from code that cannot wait. No command of the client
-    /// can name that delivery, so the order does not matter here: when the command channel
-    /// is full, a task sends it. Such deliveries are few: at most the consumer events one
-    /// connection has queued.
-    pub fn requeue_undelivered(&self, channel: ChannelId, offset: u64) {
-        let command = Command::Reject { channel, offsets: vec![offset], requeue: true };
-        if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
-            let commands = self.commands.clone();
-            tokio::spawn(async move { commands.send(command).await });
-        }
-    }
-
     /// `basic.get`: the next ready message, if any.
     ///
     /// # Errors

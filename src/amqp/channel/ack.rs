@@ -26,11 +26,16 @@ pub(super) struct Deliveries {
     /// The tag of the next delivery.
     next_tag: u64,
     unacked: SeqMap<Unacked>,
+    /// Deliveries that reached the channel after their consumer was cancelled, not written:
+    /// requeued (`Connection::requeue_undelivered`) before the connection reads its next
+    /// input, so that they reach their queue before any later command of the channel. At
+    /// most one turn's consumer events.
+    pub(super) undelivered: Vec<(Arc<QueueEntry>, u64)>,
 }
 
 impl Default for Deliveries {
     fn default() -> Deliveries {
-        Deliveries { next_tag: 1, unacked: SeqMap::new() }
+        Deliveries { next_tag: 1, unacked: SeqMap::new(), undelivered: Vec::new() }
     }
 }
 
