@@ -110,9 +110,22 @@ pub const QUEUE_TICK_MS: u64 = 50;
 /// had stored, so a client cancelling in a loop without acking cannot grow the list.
 pub const CANCELLED_STREAM_CONSUMERS_MAX: usize = 1024;
 
-/// Bound of a queue's command channel (consume, ack, reject, get...). A full channel makes
-/// the callers wait (acks and rejects are handed to a spawned task instead).
+/// Bound of a queue's command channel (consume, ack, reject, get...), in commands. A full
+/// channel makes the callers wait, acks and rejects too: a channel's commands reach the
+/// queue in the order it sent them, and a connection that settles faster than the queue
+/// keeps up is slowed down rather than queued for without limit.
 pub const QUEUE_COMMANDS_MAX: usize = 1024;
+
+/// Bound of a queue's dead-letter channel, in messages: the dead messages on their way, in
+/// order, to the task that routes them to the dead-letter exchange. A full channel makes
+/// the queue's task wait before its next command, so a queue that dead-letters faster than
+/// its dead-letter queues' logs take the messages is slowed down.
+pub const DEAD_LETTERS_QUEUED_MAX: usize = 1024;
+
+/// Most dead messages the dead-letter task routes before it waits for their appends to be
+/// committed, in messages: one append per target queue per step, and at most this many
+/// messages held in appends at a time.
+pub const DEAD_LETTERS_BATCH_MAX: usize = 256;
 
 /// Bytes a classic queue reads per step when it counts, at start, the transient records left
 /// from before a restart (4 MiB): larger steps than read-ahead, as this runs once and reads
@@ -126,6 +139,9 @@ pub const MESSAGE_ARENA_BYTES: usize = 64 * 1024;
 // tokio refuses a zero interval and a zero-capacity channel: a queue could not start.
 const _: () = assert!(QUEUE_TICK_MS > 0);
 const _: () = assert!(QUEUE_COMMANDS_MAX > 0);
+const _: () = assert!(DEAD_LETTERS_QUEUED_MAX > 0);
+// A batch is taken from the channel: it cannot be larger than what the channel holds.
+const _: () = assert!(DEAD_LETTERS_BATCH_MAX > 0 && DEAD_LETTERS_BATCH_MAX <= DEAD_LETTERS_QUEUED_MAX);
 
 // ---------------------------------------------------------------------------------------------
 // Broker model (`broker/`): exchanges, bindings, definitions.

@@ -33,6 +33,8 @@ mod log_model;
 mod log_recovery;
 /// Node.js amqplib against the broker.
 mod node_clients;
+/// Commands applied in the order a channel sends them; dead letters kept in source order.
+mod ordering;
 /// Python clients (pika, kombu) against the broker: the RabbitMQ tutorials and more.
 mod python_clients;
 /// The `warren` binary: starts on its defaults, stops cleanly on SIGTERM.

@@ -6,7 +6,7 @@
 //! alarm, start and shutdown. Each concern has its own file: `queues` (declare, purge),
 //! `queue_deletion` (delete, exclusive, auto-delete, `x-expires`), `exchanges` (declare,
 //! delete), `bindings` (bind, unbind), `routing` (exchange + bindings → queues), `naming`
-//! (server-generated and on-disc names), `dead_letter` (the sink that republishes dead
+//! (server-generated and on-disc names), `dead_letter` (the task that republishes dead
 //! messages), `definitions` (durable definitions on disc), `arguments` (`x-*` arguments)
 //! and `exchange` (the per-type binding tables).
 //!

@@ -15,7 +15,7 @@ use super::{dead_letter, definitions, Broker, ConnectionId, Error};
 use crate::limits::STREAM_AGE_CHECK_INTERVAL_MS;
 use crate::log::{Log, LogOptions, Storage};
 use crate::queue::classic::FLOOR_KEY;
-use crate::queue::{DeadLetter, QueueHandle, QueueOptions};
+use crate::queue::{DeadLetters, QueueHandle, QueueOptions};
 use crate::wire::amqp::FieldTable;
 
 /// A queue.
@@ -156,7 +156,7 @@ impl Broker {
             max_length: if drop_head { args.max_length } else { None },
             max_length_bytes: if drop_head { args.max_length_bytes } else { None },
             max_priority: args.max_priority,
-            dead_letter: self.dead_letter_sink(&args),
+            dead_letter: self.dead_letter_route(&request.name, &args),
             stream: args.queue_type == arguments::QueueType::Stream,
         });
         let entry = Arc::new(QueueEntry {
@@ -208,15 +208,19 @@ impl Broker {
         log_options
     }
 
-    /// The sink of a queue with `x-dead-letter-exchange`.
-    fn dead_letter_sink(&self, args: &QueueArgs) -> Option<Arc<dyn DeadLetter>> {
-        args.dead_letter_exchange.as_ref().map(|exchange| {
-            Arc::new(dead_letter::DeadLetterSink {
-                broker: self.myself.clone(),
-                exchange: exchange.clone(),
-                routing_key: args.dead_letter_routing_key.clone(),
-            }) as Arc<dyn DeadLetter>
-        })
+    /// The dead-letter channel of a queue with `x-dead-letter-exchange`, its routing task
+    /// started.
+    fn dead_letter_route(&self, name: &[u8], args: &QueueArgs) -> Option<DeadLetters> {
+        let exchange = args.dead_letter_exchange.as_ref()?;
+        let (out, receiver) = DeadLetters::channel();
+        let route = dead_letter::DeadLetterRoute {
+            broker: self.myself.clone(),
+            queue: Arc::from(text(name)),
+            exchange: exchange.clone(),
+            routing_key: args.dead_letter_routing_key.clone(),
+        };
+        route.spawn(receiver);
+        Some(out)
     }
 
     /// `queue.purge`; answers the ready count removed.

@@ -1,8 +1,8 @@
 //! The queue API both queue kinds share: what the broker and the AMQP gateway hand to a queue
-//! (consumer specs, a channel's shared credit, a dead-letter sink) and what they get back
-//! (deliveries, consumer events, errors).
+//! (consumer specs, a channel's shared credit) and what they get back
+//! (deliveries, consumer events, dead messages, errors).
 //!
-//! Plain values and one trait: no frames, sockets or exchanges, no log internals beyond the
+//! Plain values: no frames, sockets or exchanges, no log internals beyond the
 //! stored [`Record`] a delivery carries.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -40,10 +40,14 @@ impl DeathReason {
     }
 }
 
-/// Where dead messages go (the broker republishes them to the dead-letter exchange).
-pub trait DeadLetter: Send + Sync {
-    /// Takes a message that died in `queue`.
-    fn dead_letter(&self, queue: &str, message: Message, reason: DeathReason);
+/// A message that died in a queue, on its way (through the queue's
+/// [`super::dead_letters::DeadLetters`]) to the queue's dead-letter exchange.
+#[derive(Debug)]
+pub struct DeadMessage {
+    /// The message as it was stored.
+    pub message: Message,
+    /// Why it died.
+    pub reason: DeathReason,
 }
 
 /// A channel's shared prefetch (`basic.qos` with `global`), counted across its consumers.

@@ -104,6 +104,7 @@ impl Actor {
             self.enforce_limits();
             self.dispatch();
             self.publish_stats();
+            self.flush_dead_letters().await;
             let log = self.options.log.clone();
             // Wait at the log's tail only when nothing read is left to hand out; otherwise
             // dispatch has already done all it can and a command or the tick comes next.

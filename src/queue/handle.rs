@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::api::{ChannelId, ConsumerSpec, DeadLetter, Delivery, QueueError};
+use super::api::{ChannelId, ConsumerSpec, Delivery, QueueError};
+use super::dead_letters::DeadLetters;
 use super::stream::ConsumerLag;
 use crate::limits::QUEUE_COMMANDS_MAX;
 use crate::log::Log;
@@ -68,8 +69,8 @@ pub struct QueueOptions {
     pub max_length_bytes: Option<u64>,
     /// `x-max-priority`: serve the highest priority first, FIFO within a priority.
     pub max_priority: Option<u8>,
-    /// Dead-letter sink, when `x-dead-letter-exchange` is set.
-    pub dead_letter: Option<Arc<dyn DeadLetter>>,
+    /// Where dead messages go, in order, when `x-dead-letter-exchange` is set.
+    pub dead_letter: Option<DeadLetters>,
     /// A stream: consumers read at their own offsets; acks return credit, nothing is
     /// removed or requeued.
     pub stream: bool,
@@ -154,21 +155,16 @@ impl QueueHandle {
         self.ask(|done| Command::Cancel { channel, tag, done }).await
     }
 
-    /// Acknowledges deliveries (by offset). Never waits on the queue.
-    pub fn ack(&self, channel: ChannelId, offsets: Vec<u64>) {
-        self.send_nowait(Command::Ack { channel, offsets });
+    /// Acknowledges deliveries (by offset). Waits only while the queue's command channel is
+    /// full, so that commands reach the queue in the order they were sent (a queue's task
+    /// never waits for a connection: this cannot deadlock). A deleted queue ignores it.
+    pub async fn ack(&self, channel: ChannelId, offsets: Vec<u64>) {
+        let _ = self.commands.send(Command::Ack { channel, offsets }).await;
     }
 
-    /// Rejects deliveries: requeued, or dead-lettered / dropped.
-    pub fn reject(&self, channel: ChannelId, offsets: Vec<u64>, requeue: bool) {
-        self.send_nowait(Command::Reject { channel, offsets, requeue });
-    }
-
-    fn send_nowait(&self, command: Command) {
-        if let Err(mpsc::error::TrySendError::Full(command)) = self.commands.try_send(command) {
-            let commands = self.commands.clone();
-            tokio::spawn(async move { commands.send(command).await });
-        }
+    /// Rejects deliveries: requeued, or dead-lettered / dropped. Waits as [`Self::ack`] does.
+    pub async fn reject(&self, channel: ChannelId, offsets: Vec<u64>, requeue: bool) {
+        let _ = self.commands.send(Command::Reject { channel, offsets, requeue }).await;
     }
 
     /// `basic.get`: the next ready message, if any.
@@ -197,10 +193,11 @@ impl QueueHandle {
     }
 
     /// Requeues every unacked delivery of `channel` (`basic.recover`), keeping consumers.
-    pub fn recover(&self, channel: ChannelId) {
+    /// Waits as [`Self::ack`] does.
+    pub async fn recover(&self, channel: ChannelId) {
         // Same as a close for the deliveries; consumers stay (see the classic task's
         // `requeue_channel`).
-        self.send_nowait(Command::Reject { channel, offsets: Vec::new(), requeue: true });
+        let _ = self.commands.send(Command::Reject { channel, offsets: Vec::new(), requeue: true }).await;
     }
 
     /// Stream queues: every consumer's position and lag.

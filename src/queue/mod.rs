@@ -2,7 +2,8 @@
 //! the log core (`crate::log`), `crate::limits`, `crate::seq_map` and `crate::wire`.
 //!
 //! - [`api`]: what both queue kinds take and give (consumer specs, channel credit,
-//!   deliveries, errors, the dead-letter sink); re-exported here.
+//!   deliveries, dead messages, errors); re-exported here.
+//! - [`dead_letters`]: a queue's bounded, ordered channel for its dead messages.
 //! - [`handle`]: [`QueueHandle`], [`QueueOptions`], [`QueueStats`]: starting a queue's task
 //!   and talking to it; re-exported here.
 //! - `credit` and `read_ahead`: the consumer credit (prefetch) and log read-ahead both kinds
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod classic;
 mod credit;
+pub mod dead_letters;
 pub mod death;
 pub mod handle;
 pub mod message;
@@ -23,7 +25,8 @@ mod read_ahead;
 pub mod stream;
 
 pub use api::{
-    ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, DeadLetter, DeathReason, Delivery, QueueError,
+    ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, DeadMessage, DeathReason, Delivery, QueueError,
 };
+pub use dead_letters::DeadLetters;
 pub use handle::{QueueHandle, QueueOptions, QueueStats};
 pub use stream::{ConsumerLag, StreamAttach, StreamOffset};

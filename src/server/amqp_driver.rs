@@ -153,7 +153,7 @@ impl ConnectionDriver {
         self.reserve_read_buffer();
         let turn = tokio::select! {
             read = self.reader.read_buf(&mut self.buf), if may_read => self.on_read(read).await,
-            Some(event) = self.events.recv() => self.on_events(event),
+            Some(event) = self.events.recv() => self.on_events(event).await,
             Some(done) = self.connection.pending.next(), if !self.connection.pending.is_empty() => {
                 self.on_publishes_done(done)
             }
@@ -277,17 +277,21 @@ impl ConnectionDriver {
     }
 
     /// Consumer events arrived: turn them into frames, at most [`EVENTS_PER_TURN_MAX`] and
-    /// up to [`WRITE_BATCH_BYTES`] of output, before writing.
-    fn on_events(&mut self, first: ConsumerEvent) -> Turn {
-        self.connection.consumer_event(first);
+    /// up to [`WRITE_BATCH_BYTES`] of output, before writing. Deliveries whose consumer is
+    /// gone are requeued before any more input is read, so ahead of later commands.
+    async fn on_events(&mut self, first: ConsumerEvent) -> Turn {
+        let mut undelivered = self.connection.consumer_event(first);
         for _ in 1..EVENTS_PER_TURN_MAX {
             if self.connection.out.len() >= WRITE_BATCH_BYTES {
                 break;
             }
             match self.events.try_recv() {
-                Ok(event) => self.connection.consumer_event(event),
+                Ok(event) => undelivered |= self.connection.consumer_event(event),
                 Err(_) => break,
             }
+        }
+        if undelivered {
+            self.connection.requeue_undelivered().await;
         }
         Turn::Continue
     }

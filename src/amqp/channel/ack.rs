@@ -26,11 +26,16 @@ pub(super) struct Deliveries {
     /// The tag of the next delivery.
     next_tag: u64,
     unacked: SeqMap<Unacked>,
+    /// Deliveries that reached the channel after their consumer was cancelled, not written:
+    /// requeued (`Connection::requeue_undelivered`) before the connection reads its next
+    /// input, so that they reach their queue before any later command of the channel. At
+    /// most one turn's consumer events.
+    pub(super) undelivered: Vec<(Arc<QueueEntry>, u64)>,
 }
 
 impl Default for Deliveries {
     fn default() -> Deliveries {
-        Deliveries { next_tag: 1, unacked: SeqMap::new() }
+        Deliveries { next_tag: 1, unacked: SeqMap::new(), undelivered: Vec::new() }
     }
 }
 
@@ -49,7 +54,7 @@ impl Deliveries {
 impl Channel {
     /// ack (`requeue` None), reject or nack (`requeue` Some) of `delivery_tag`, or with
     /// `multiple` of every unacked delivery up to it (all of them for tag 0).
-    pub(super) fn settle(
+    pub(super) async fn settle(
         &mut self,
         delivery_tag: u64,
         multiple: bool,
@@ -82,7 +87,7 @@ impl Channel {
             if self.tx.enabled() {
                 self.tx.hold_settlement(queue, offsets, requeue);
             } else {
-                settle_in_queue(&queue, self.id, offsets, requeue);
+                settle_in_queue(&queue, self.id, offsets, requeue).await;
             }
         }
         Ok(())
@@ -90,12 +95,12 @@ impl Channel {
 
     /// `basic.recover` (answered with recover-ok when `reply`) and `basic.recover-async`:
     /// every unacked delivery goes back to its queue for redelivery.
-    pub(super) fn recover(&mut self, cx: &mut Context<'_>, reply: bool) {
+    pub(super) async fn recover(&mut self, cx: &mut Context<'_>, reply: bool) {
         let unacked = std::mem::take(&mut self.deliveries.unacked);
         let counted = unacked.values().filter(|u| u.counted).count() as u32;
         self.consumers.credit().give_back(counted);
         for queue in self.consumers.touched() {
-            queue.handle.recover(self.id);
+            queue.handle.recover(self.id).await;
         }
         if reply {
             cx.out.method(self.number(), &BasicRecoverOk::default().into());

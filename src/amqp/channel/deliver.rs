@@ -14,51 +14,66 @@ use crate::queue::{ConsumerEvent, Delivery};
 use crate::wire::amqp::{encode_deliver_frame, encode_method_frame, BasicCancel, BasicGetEmpty, BasicGetOk};
 
 impl Connection {
-    /// Writes a queue's delivery (or consumer cancellation) to the client.
-    pub fn consumer_event(&mut self, event: ConsumerEvent) {
+    /// Writes a queue's delivery (or consumer cancellation) to the client. Answers whether
+    /// the delivery could not be written (its consumer is gone) and waits to be requeued by
+    /// [`Connection::requeue_undelivered`].
+    pub fn consumer_event(&mut self, event: ConsumerEvent) -> bool {
         match event {
             ConsumerEvent::Deliver(delivery) => self.deliver(&delivery),
             ConsumerEvent::Cancelled { channel, consumer_tag } => {
                 let number = channel_number(channel);
                 let Some(entry) = self.channels.get_mut(&number).filter(|c| c.id == channel && !c.closing)
                 else {
-                    return;
+                    return false;
                 };
                 if entry.consumers.remove(&consumer_tag) {
                     let cancel = BasicCancel { consumer_tag: short(&consumer_tag), no_wait: true };
                     encode_method_frame(&mut self.out, number, &cancel.into());
                 }
+                false
             }
         }
     }
 
-    fn deliver(&mut self, delivery: &Delivery) {
+    /// Requeues the deliveries [`Connection::consumer_event`] could not write, waiting for
+    /// room in their queues' command channels (queues never wait for a connection). Called
+    /// before the connection reads more input, so they reach their queues ahead of any
+    /// later command.
+    pub async fn requeue_undelivered(&mut self) {
+        for channel in self.channels.values_mut() {
+            for (queue, offset) in channel.deliveries.undelivered.drain(..) {
+                queue.handle.reject(channel.id, vec![offset], true).await;
+            }
+        }
+    }
+
+    fn deliver(&mut self, delivery: &Delivery) -> bool {
         let number = channel_number(delivery.channel);
         // Deliveries for a channel that has closed are requeued by the queue itself when it
         // learns of the close.
         let Some(channel) = self.channels.get_mut(&number).filter(|c| c.id == delivery.channel && !c.closing)
         else {
-            return;
+            return false;
         };
         let mut out = Output { bytes: &mut self.out, chunks: &mut self.out_chunks };
-        channel.deliver(&mut out, delivery, self.frame_max);
+        channel.deliver(&mut out, delivery, self.frame_max)
     }
 }
 
 impl Channel {
-    /// Writes a consumer's delivery, tagged.
-    fn deliver(&mut self, out: &mut Output<'_>, delivery: &Delivery, frame_max: u32) {
+    /// Writes a consumer's delivery, tagged. Answers whether it could not (its consumer is
+    /// gone) and waits in `undelivered` to be requeued.
+    fn deliver(&mut self, out: &mut Output<'_>, delivery: &Delivery, frame_max: u32) -> bool {
         let number = self.number();
-        let Some(tag) = delivery.consumer_tag.as_ref() else { return };
+        let Some(tag) = delivery.consumer_tag.as_ref() else { return false };
         let Some(consumer) = self.consumers.get(tag) else {
-            if let Some(queue) = self.consumers.touched_queue(delivery.queue.as_bytes()) {
-                queue.handle.reject(self.id, vec![delivery.offset], true);
-            }
-            return;
+            let Some(queue) = self.consumers.touched_queue(delivery.queue.as_bytes()) else { return false };
+            self.deliveries.undelivered.push((Arc::clone(queue), delivery.offset));
+            return true;
         };
         let Some(view) = MessageView::parse(&delivery.record.header) else {
             tracing::error!(queue = %delivery.queue, offset = delivery.offset, "stored message header is damaged");
-            return;
+            return false;
         };
         let unacked = delivery.needs_ack.then(|| Unacked {
             queue: Arc::clone(&consumer.queue),
@@ -83,6 +98,7 @@ impl Channel {
         } else {
             out.content_frames(number, view.content_header, &delivery.record.body, frame_max);
         }
+        false
     }
 
     /// `basic.get`.

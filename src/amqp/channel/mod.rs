@@ -149,11 +149,15 @@ impl Channel {
             Method::BasicCancel(cancel) => self.cancel(cx, cancel).await,
             Method::BasicPublish(publish) => self.start_publish(publish)?,
             Method::BasicGet(get) => self.get(cx, get.queue.as_bytes(), get.no_ack).await?,
-            Method::BasicAck(ack) => self.settle(ack.delivery_tag, ack.multiple, None)?,
-            Method::BasicReject(reject) => self.settle(reject.delivery_tag, false, Some(reject.requeue))?,
-            Method::BasicNack(nack) => self.settle(nack.delivery_tag, nack.multiple, Some(nack.requeue))?,
-            Method::BasicRecover(_) => self.recover(cx, true),
-            Method::BasicRecoverAsync(_) => self.recover(cx, false),
+            Method::BasicAck(ack) => self.settle(ack.delivery_tag, ack.multiple, None).await?,
+            Method::BasicReject(reject) => {
+                self.settle(reject.delivery_tag, false, Some(reject.requeue)).await?;
+            }
+            Method::BasicNack(nack) => {
+                self.settle(nack.delivery_tag, nack.multiple, Some(nack.requeue)).await?
+            }
+            Method::BasicRecover(_) => self.recover(cx, true).await,
+            Method::BasicRecoverAsync(_) => self.recover(cx, false).await,
             Method::ConfirmSelect(select) => self.confirm_select(cx, select.nowait)?,
             Method::TxSelect(_) => self.tx_select(cx)?,
             Method::TxCommit(_) => self.tx_commit(cx).await?,

@@ -56,15 +56,16 @@ impl Transaction {
 }
 
 /// Acks (`requeue` None) or rejects `offsets` of `queue`'s deliveries to `channel`.
-pub(super) fn settle_in_queue(
+/// Waits while the queue's command channel is full, so settlements reach it in order.
+pub(super) async fn settle_in_queue(
     queue: &QueueEntry,
     channel: ChannelId,
     offsets: Vec<u64>,
     requeue: Option<bool>,
 ) {
     match requeue {
-        None => queue.handle.ack(channel, offsets),
-        Some(requeue) => queue.handle.reject(channel, offsets, requeue),
+        None => queue.handle.ack(channel, offsets).await,
+        Some(requeue) => queue.handle.reject(channel, offsets, requeue).await,
     }
 }
 
@@ -95,7 +96,7 @@ impl Channel {
             }
         }
         for held in settlements {
-            settle_in_queue(&held.queue, self.id, held.offsets, held.requeue);
+            settle_in_queue(&held.queue, self.id, held.offsets, held.requeue).await;
         }
         cx.out.method(self.number(), &TxCommitOk::default().into());
         Ok(())

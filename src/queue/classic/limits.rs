@@ -1,8 +1,9 @@
 //! What leaves a classic queue without being consumed: messages past their time to live
 //! (`x-message-ttl` or their own expiration) and, with drop-head overflow, the oldest ones
-//! beyond `x-max-length` / `x-max-length-bytes`; rejected ones too. Each goes to the queue's
-//! dead-letter sink when it has one. The sink is the broker's business: this file only
-//! hands it the message and the reason, and knows no exchanges or frames.
+//! beyond `x-max-length` / `x-max-length-bytes`; rejected ones too. Each goes, in the order
+//! it died, to the queue's dead-letter channel when it has one (`queue::dead_letters`).
+//! Routing it is the broker's business: this file only hands on the message and the
+//! reason, and knows no exchanges or frames.
 
 use super::Actor;
 use crate::log::{now_ms, Record};
@@ -39,10 +40,20 @@ impl Actor {
         }
     }
 
-    /// Dead-letters `record` (when the queue has a dead-letter sink).
-    pub(super) fn kill_record(&self, record: &Record, reason: DeathReason) {
-        if let (Some(sink), Some(message)) = (&self.options.dead_letter, Message::from_record(record)) {
-            sink.dead_letter(&self.options.name, message, reason);
+    /// Dead-letters `record` (when the queue has a dead-letter exchange), after every
+    /// message dead-lettered before it.
+    pub(super) fn kill_record(&mut self, record: &Record, reason: DeathReason) {
+        if let (Some(out), Some(message)) = (&mut self.options.dead_letter, Message::from_record(record)) {
+            out.push(message, reason);
+        }
+    }
+
+    /// Waits until every message dead-lettered so far is in the queue's dead-letter channel
+    /// (see `queue::dead_letters` for why this wait cannot deadlock). The task calls it
+    /// before it takes its next command or looks at new appends.
+    pub(super) async fn flush_dead_letters(&mut self) {
+        if let Some(out) = self.options.dead_letter.as_mut().filter(|out| out.has_staged()) {
+            out.flush().await;
         }
     }
 
