@@ -14,9 +14,11 @@
 //!
 //! This file holds the task's state, its loop, its commands and dispatch. The order in which
 //! ready messages come out is in `classic/ready.rs`, TTL and length limits in
-//! `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`.
+//! `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`, the
+//! persisted acks above the floor in `classic/acked.rs`.
 //! Like the whole queue layer it knows no frames, sockets or exchanges.
 
+mod acked;
 mod floor;
 mod limits;
 mod ready;
@@ -70,6 +72,8 @@ struct Actor {
     /// Everything below this offset was delivered before (kept across restarts).
     delivered_below: u64,
     persisted_delivered: u64,
+    /// Acks above the floor, persisted on the tick (durable queues on disc).
+    acked: acked::Acked,
     /// Records from before a restart not yet skipped that did not survive it (transient):
     /// not counted as ready.
     transient_pending: u64,
@@ -80,7 +84,8 @@ impl Actor {
         let cursor = options.start_offset.max(options.log.first_offset());
         let delivered_below =
             options.log.offsets().get(DELIVERED_KEY).unwrap_or(0).min(options.restart_offset);
-        let transient_pending = floor::count_transient(&options.log, cursor, options.restart_offset);
+        let acked = floor::recover_acked(&options, cursor);
+        let transient_pending = floor::count_skipped(&options.log, cursor, options.restart_offset, &acked);
         Actor {
             options,
             stats,
@@ -93,6 +98,7 @@ impl Actor {
             persisted_floor: cursor,
             delivered_below,
             persisted_delivered: delivered_below,
+            acked,
             transient_pending,
         }
     }
@@ -159,7 +165,9 @@ impl Actor {
             }
             Command::Ack { channel, offsets } => {
                 for offset in offsets {
-                    self.settle(channel, offset);
+                    if self.settle(channel, offset) {
+                        self.record_ack(offset);
+                    }
                 }
             }
             Command::Reject { channel, offsets, requeue } => self.reject(channel, offsets, requeue),
