@@ -149,3 +149,41 @@ fn a_damaged_acked_file_falls_back_to_the_floor() {
         assert_eq!(drain_flagged(&ch, &q).await, expected, "everything from the floor, redelivered");
     });
 }
+
+#[test]
+fn acks_are_written_on_a_clean_stop_whatever_the_interval() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path().join("data");
+    let q = unique("acked-stop");
+    let total = 20;
+    // An interval far longer than the test: only the stop itself can write the acks.
+    let flags = ["--storage", "disk", "--fsync", "interval", "--fsync-interval", "1h"];
+    run(async {
+        let server = Server::warren(Broker::start_in(&dir, &flags));
+        let (_conn, ch) = server.open_confirming().await;
+        fill(&ch, &q, total).await;
+        let mut consumer = consume(&ch, &q, false).await;
+        let deliveries: Vec<_> = {
+            let mut all = Vec::new();
+            for _ in 0..total {
+                all.push(next(&mut consumer).await);
+            }
+            all
+        };
+        // The first write happens on the next tick; the interval then holds back the next.
+        deliveries[1].acker.ack(BasicAckOptions::default()).await.expect("ack");
+        assert!(wait_for_acked(&dir, &q, &[1..2]), "the first ack reaches the disc");
+        for d in &deliveries[2..] {
+            d.acker.ack(BasicAckOptions::default()).await.expect("ack");
+        }
+        // The acks are settled once a later method on the channel has its answer.
+        within("qos round trip", ch.basic_qos(0, Default::default())).await.expect("qos");
+        let status = server.warren.expect("a Warren").terminate();
+        assert!(status.success(), "warren exited with {status} on SIGTERM");
+    });
+    run(async {
+        let server = Server::warren(Broker::start_in(&dir, &flags));
+        let (_conn, ch) = server.open().await;
+        assert_eq!(drain_flagged(&ch, &q).await, vec![("m0".to_owned(), true)]);
+    });
+}

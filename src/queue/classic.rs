@@ -359,6 +359,6 @@ impl Actor {
                 ConsumerEvent::Cancelled { channel: consumer.spec.channel, consumer_tag: consumer.spec.tag };
             let _ = consumer.spec.sink.try_send(event);
         }
-        self.persist_floor();
+        self.persist_before_stop();
     }
 }

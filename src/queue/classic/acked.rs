@@ -166,6 +166,11 @@ impl Acked {
         self.written_at.is_none_or(|at| now.duration_since(at) >= period)
     }
 
+    /// Makes the next [`Acked::due`] ignore the interval (a queue about to stop).
+    pub(super) fn hurry(&mut self) {
+        self.written_at = None;
+    }
+
     /// Notes that the file now holds `live`, written at `now`.
     pub(super) fn written(&mut self, now: Instant) {
         self.written.clone_from(&self.live);

@@ -48,6 +48,13 @@ impl Actor {
         }
     }
 
+    /// [`Actor::persist_floor`] for a queue about to stop: acks not yet written are written
+    /// now, whatever the fsync interval.
+    pub(super) fn persist_before_stop(&mut self) {
+        self.acked.hurry();
+        self.persist_floor();
+    }
+
     fn store_floor(&mut self, floor: u64, delivered: u64) {
         self.options.log.release_before(floor);
         if self.options.persist_floor {
