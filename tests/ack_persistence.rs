@@ -3,6 +3,9 @@
 //! survive a second crash too, and a damaged `acked` file falls back to the floor
 //! (everything from the unacked message on comes back; nothing is lost).
 
+// A one-range list of ranges is meant: the acked file holds a list of ranges.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -185,5 +188,31 @@ fn acks_are_written_on_a_clean_stop_whatever_the_interval() {
         let server = Server::warren(Broker::start_in(&dir, &flags));
         let (_conn, ch) = server.open().await;
         assert_eq!(drain_flagged(&ch, &q).await, vec![("m0".to_owned(), true)]);
+    });
+}
+
+#[test]
+fn a_purge_after_a_restart_leaves_new_messages_counted() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path().join("data");
+    let q = unique("acked-purge");
+    let total = 10;
+    run(async {
+        let server = start(&dir);
+        let (_conn, ch) = server.open_confirming().await;
+        fill(&ch, &q, total).await;
+        ack_all_but_the_first(&ch, &q, total).await;
+        assert!(wait_for_acked(&dir, &q, &[1..total as u64]), "the acks reach the disc");
+        server.warren.expect("a Warren").kill();
+    });
+    run(async {
+        let server = start(&dir);
+        let (_conn, ch) = server.open_confirming().await;
+        let purged = within("purge", ch.queue_purge(&q, Default::default())).await.expect("purge");
+        assert_eq!(purged, 1, "only the unacked message was ready");
+        let persistent = BasicProperties::default().with_delivery_mode(2);
+        publish_props(&ch, "", &q, b"after", persistent).await;
+        assert_eq!(count(&ch, &q).await, 1, "the message published after the purge");
+        assert_eq!(drain_flagged(&ch, &q).await, vec![("after".to_owned(), false)]);
     });
 }

@@ -144,7 +144,8 @@ pub fn store(dir: &Path, floor: u64, ranges: &[Range<u64>], sync: bool) -> Resul
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+// A one-range list of ranges is meant: the sets here are lists of ranges.
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

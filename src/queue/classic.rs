@@ -181,6 +181,7 @@ impl Actor {
                 self.read_ahead.skip_to(self.options.log.next_offset());
                 self.prioritized.clear();
                 self.requeued.clear();
+                self.forget_restart_skips();
                 // Counts are current before the answer (a declare that follows sees them).
                 self.publish_stats();
                 let _ = done.send(ready);

@@ -179,7 +179,8 @@ impl Acked {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+// A one-range list of ranges is meant: the sets here are lists of ranges.
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

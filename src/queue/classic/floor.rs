@@ -108,6 +108,13 @@ impl Actor {
         }
     }
 
+    /// A purge went past every record from before the restart: none is left to skip, so
+    /// none may be counted off the ready messages any more.
+    pub(super) fn forget_restart_skips(&mut self) {
+        self.transient_pending = 0;
+        self.acked.skip_below = 0;
+    }
+
     /// Drops read-ahead records that were acked before a restart (they are not delivered
     /// again), until the queue has read past the last of them.
     pub(super) fn skip_acked(&mut self) {
