@@ -74,8 +74,8 @@ struct Actor {
     persisted_delivered: u64,
     /// Acks above the floor, persisted on the tick (durable queues on disc).
     acked: acked::Acked,
-    /// Records from before a restart not yet skipped that did not survive it (transient):
-    /// not counted as ready.
+    /// Records from before a restart not yet skipped that will not be delivered (transient
+    /// ones, which did not survive it, and acked ones): not counted as ready.
     transient_pending: u64,
 }
 
