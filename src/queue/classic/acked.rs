@@ -206,6 +206,17 @@ mod tests {
     }
 
     #[test]
+    fn acks_in_order_grow_one_range_in_place() {
+        let mut set = set_of(&[0]);
+        let (buffer, capacity) = (set.ranges.as_ptr(), set.ranges.capacity());
+        for offset in 1..100_000 {
+            assert!(set.insert(offset));
+        }
+        assert_eq!(set.ranges(), &[0..100_000]);
+        assert_eq!((set.ranges.as_ptr(), set.ranges.capacity()), (buffer, capacity), "no reallocation");
+    }
+
+    #[test]
     fn compaction_drops_what_the_floor_passed() {
         let mut set = set_of(&[1, 2, 3, 6, 7, 9]);
         set.compact(2);
