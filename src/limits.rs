@@ -57,6 +57,15 @@ pub const CONSUMER_NAME_BYTES_MAX: usize = 255;
 /// Most named consumers one log's offset store keeps; past it, commits of new names fail.
 pub const CONSUMER_NAMES_PER_LOG_MAX: usize = 65_536;
 
+/// Most acknowledged ranges (runs of settled offsets above a classic queue's floor) a queue
+/// keeps and persists in its log's `acked` file: 16 bytes each, so the file stays under
+/// 64 KiB and rewriting it on every queue tick stays cheap. Gaps between ranges come from
+/// messages still unacked or requeued, so this many ranges covers thousands of unsettled
+/// messages scattered among acked ones. Past it, further acks that would need a new range
+/// are not persisted: after a crash they are redelivered from the floor, as before acks
+/// were persisted (more redeliveries, never a lost message).
+pub const ACKED_RANGES_MAX: usize = 4096;
+
 /// Groups a log's writer hands to its sync task (`fsync always`) before they are synced, at
 /// most: a full queue makes the writer wait for the disc.
 pub const SYNC_QUEUED_GROUPS_MAX: usize = 64;

@@ -2,6 +2,8 @@
 
 mod harness;
 
+/// lapin against Warren on disc across SIGKILL: acks above an unacked message persist.
+mod ack_persistence;
 /// lapin against Warren on disc across SIGKILL and clean restarts.
 mod amqp_durability;
 /// lapin: RabbitMQ's exact reply codes and texts for channel and connection errors.

@@ -8,11 +8,13 @@
 //! always` a sync task ([`syncer`]) syncs one group while the writer writes the next. Readers
 //! ([`reader`]) get batches as `Bytes` borrowing the segment maps, never past the
 //! committed end, and can await new records at the tail. On open, [`recovery`] checks the
-//! tail and truncates a torn or corrupt end. [`offsets`] stores named consumers' offsets.
+//! tail and truncates a torn or corrupt end. [`offsets`] stores named consumers' offsets and,
+//! beside them, [`acked`] a reader's acknowledged ranges above its floor.
 //!
 //! Invariants: offsets are dense and strictly increasing; a batch never spans two
 //! segments; timestamps never go backwards; committed ≤ written for every segment.
 
+pub mod acked;
 pub mod batch;
 pub mod index;
 pub mod offsets;
@@ -281,6 +283,7 @@ pub struct Shared {
     release_floor: AtomicU64,
     closed: AtomicBool,
     offsets: OffsetStore,
+    fsync: Option<FsyncPolicy>,
 }
 
 /// A handle on one log. Cloning it is cheap; the writer stops when the log is closed or the
@@ -321,6 +324,7 @@ impl Log {
             release_floor: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             offsets,
+            fsync: options.fsync(),
         });
         let (commands, receiver) = mpsc::channel(LOG_APPEND_QUEUE_MAX);
         let writer =
@@ -526,6 +530,11 @@ impl Log {
     /// Number of segments, the active one included.
     pub fn segment_count(&self) -> usize {
         self.shared.segments.read().expect("segments lock poisoned").len()
+    }
+
+    /// The log's fsync policy; `None` for a log in memory.
+    pub fn fsync(&self) -> Option<FsyncPolicy> {
+        self.shared.fsync
     }
 
     /// The named consumers' offsets of this log.

@@ -9,11 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use bytes::BufMut;
 
+use super::acked::{self, AckedRanges};
 use super::Error;
 use crate::limits::{CONSUMER_NAMES_PER_LOG_MAX, CONSUMER_NAME_BYTES_MAX};
 
@@ -127,6 +129,33 @@ impl OffsetStore {
             }
         }
         Ok(())
+    }
+
+    /// The acknowledged ranges stored beside the offsets (see [`super::acked`]); none in
+    /// memory mode, when there is no file, or when it is damaged.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read.
+    pub fn acked(&self) -> Result<AckedRanges, Error> {
+        match self.path.as_deref().and_then(Path::parent) {
+            Some(dir) => acked::load(dir),
+            None => Ok(AckedRanges::default()),
+        }
+    }
+
+    /// Replaces the acknowledged ranges with `ranges` above `floor`; durable on return when
+    /// `sync` (in memory mode, nothing is kept).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be written; the old one then stays.
+    ///
+    /// # Panics
+    /// When the ranges are not well formed (see [`acked::encode`]).
+    pub fn commit_acked(&self, floor: u64, ranges: &[Range<u64>], sync: bool) -> Result<(), Error> {
+        match self.path.as_deref().and_then(Path::parent) {
+            Some(dir) => acked::store(dir, floor, ranges, sync),
+            None => Ok(()),
+        }
     }
 
     /// Forgets `name`.

@@ -14,9 +14,11 @@
 //!
 //! This file holds the task's state, its loop, its commands and dispatch. The order in which
 //! ready messages come out is in `classic/ready.rs`, TTL and length limits in
-//! `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`.
+//! `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`, the
+//! persisted acks above the floor in `classic/acked.rs`.
 //! Like the whole queue layer it knows no frames, sockets or exchanges.
 
+mod acked;
 mod floor;
 mod limits;
 mod ready;
@@ -70,8 +72,10 @@ struct Actor {
     /// Everything below this offset was delivered before (kept across restarts).
     delivered_below: u64,
     persisted_delivered: u64,
-    /// Records from before a restart not yet skipped that did not survive it (transient):
-    /// not counted as ready.
+    /// Acks above the floor, persisted on the tick (durable queues on disc).
+    acked: acked::Acked,
+    /// Records from before a restart not yet skipped that will not be delivered (transient
+    /// ones, which did not survive it, and acked ones): not counted as ready.
     transient_pending: u64,
 }
 
@@ -80,7 +84,8 @@ impl Actor {
         let cursor = options.start_offset.max(options.log.first_offset());
         let delivered_below =
             options.log.offsets().get(DELIVERED_KEY).unwrap_or(0).min(options.restart_offset);
-        let transient_pending = floor::count_transient(&options.log, cursor, options.restart_offset);
+        let acked = floor::recover_acked(&options, cursor);
+        let transient_pending = floor::count_skipped(&options.log, cursor, options.restart_offset, &acked);
         Actor {
             options,
             stats,
@@ -93,6 +98,7 @@ impl Actor {
             persisted_floor: cursor,
             delivered_below,
             persisted_delivered: delivered_below,
+            acked,
             transient_pending,
         }
     }
@@ -160,7 +166,9 @@ impl Actor {
             }
             Command::Ack { channel, offsets } => {
                 for offset in offsets {
-                    self.settle(channel, offset);
+                    if self.settle(channel, offset) {
+                        self.record_ack(offset);
+                    }
                 }
             }
             Command::Reject { channel, offsets, requeue } => self.reject(channel, offsets, requeue),
@@ -174,6 +182,7 @@ impl Actor {
                 self.read_ahead.skip_to(self.options.log.next_offset());
                 self.prioritized.clear();
                 self.requeued.clear();
+                self.forget_restart_skips();
                 // Counts are current before the answer (a declare that follows sees them).
                 self.publish_stats();
                 let _ = done.send(ready);
@@ -352,6 +361,6 @@ impl Actor {
                 ConsumerEvent::Cancelled { channel: consumer.spec.channel, consumer_tag: consumer.spec.tag };
             let _ = consumer.spec.sink.try_send(event);
         }
-        self.persist_floor();
+        self.persist_before_stop();
     }
 }

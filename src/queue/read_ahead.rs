@@ -102,6 +102,11 @@ impl ReadAhead {
         self.buffered.push_front(record);
     }
 
+    /// Drops the buffered records for which `keep` is false.
+    pub(super) fn retain(&mut self, keep: impl FnMut(&Record) -> bool) {
+        self.buffered.retain(keep);
+    }
+
     /// Buffered records, in offset order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &Record> {
         self.buffered.iter()

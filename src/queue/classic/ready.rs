@@ -131,6 +131,9 @@ impl Actor {
     /// not be read.
     pub(super) fn refill(&mut self) {
         let refill = self.read_ahead.refill(&self.options.log);
+        if self.acked.skip_below > 0 {
+            self.skip_acked();
+        }
         if let Some(removed) = refill.removed {
             tracing::warn!(queue = %self.options.name, from = removed.start, to = removed.end, "messages removed by retention were skipped");
         }
