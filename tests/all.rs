@@ -15,6 +15,9 @@ mod amqp_tools;
 mod bad_input;
 /// `warren bench` against Warren: counts add up, the JSON report's keys, a one-scenario suite.
 mod bench_cli;
+/// lapin: how a classic queue hands out messages: round-robin between competing consumers,
+/// per-message expiry at the head.
+mod dispatch;
 /// The layer order of `src/`: every `crate::` import runs down it.
 mod layering;
 /// The log core's behaviour on every storage backend: appends, reads, rolls, retention,

@@ -13,13 +13,15 @@
 //! until it drains.
 //!
 //! This file holds the task's state, its loop, its commands and dispatch. The order in which
-//! ready messages come out is in `classic/ready.rs`, TTL and length limits in
-//! `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`.
+//! ready messages come out is in `classic/ready.rs`, the order in which consumers are served
+//! in `classic/rotation.rs`, TTL and length limits in `classic/limits.rs`, the persisted
+//! floor and delivered marks in `classic/floor.rs`.
 //! Like the whole queue layer it knows no frames, sockets or exchanges.
 
 mod floor;
 mod limits;
 mod ready;
+mod rotation;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +33,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub use self::floor::{DELIVERED_KEY, FLOOR_KEY};
+use self::rotation::Rotation;
 use super::api::{ChannelId, ConsumerEvent, ConsumerSpec, DeathReason, Delivery, QueueError};
 use super::credit::{wait_for_room, Consumer};
 use super::handle::{Command, QueueOptions, QueueStats};
@@ -64,8 +67,7 @@ struct Actor {
     prioritized: BTreeMap<(Reverse<u8>, u64), (Record, bool)>,
     requeued: BTreeSet<u64>,
     unacked: SeqMap<Unacked>,
-    consumers: Vec<Consumer>,
-    round_robin: usize,
+    consumers: Rotation,
     persisted_floor: u64,
     /// Everything below this offset was delivered before (kept across restarts).
     delivered_below: u64,
@@ -88,8 +90,7 @@ impl Actor {
             prioritized: BTreeMap::new(),
             requeued: BTreeSet::new(),
             unacked: SeqMap::new(),
-            consumers: Vec::new(),
-            round_robin: 0,
+            consumers: Rotation::default(),
             persisted_floor: cursor,
             delivered_below,
             persisted_delivered: delivered_below,
@@ -153,7 +154,7 @@ impl Actor {
                 let _ = done.send(outcome);
             }
             Command::Cancel { channel, tag, done } => {
-                self.consumers.retain(|c| !(c.spec.channel == channel && c.spec.tag == tag));
+                self.consumers.remove_where(|c| c.spec.channel == channel && c.spec.tag == tag);
                 self.publish_stats();
                 let _ = done.send(self.consumers.is_empty());
             }
@@ -178,7 +179,7 @@ impl Actor {
                 let _ = done.send(ready);
             }
             Command::ChannelClosed { channel, done } => {
-                self.consumers.retain(|c| c.spec.channel != channel);
+                self.consumers.remove_where(|c| c.spec.channel == channel);
                 self.requeue_channel(channel);
                 self.publish_stats();
                 if let Some(done) = done {
@@ -197,7 +198,7 @@ impl Actor {
         if exclusive_held || (spec.exclusive && !self.consumers.is_empty()) {
             return Err(QueueError::ExclusiveUse { queue: self.options.name.to_string() });
         }
-        self.consumers.push(Consumer::new(spec));
+        self.consumers.add(Consumer::new(spec));
         Ok(())
     }
 
@@ -277,7 +278,9 @@ impl Actor {
 
     fn dispatch(&mut self) {
         while !self.consumers.is_empty() {
-            let Some(index) = self.pick_consumer() else { return };
+            // The turn moves only once a message is handed over: a pass that finds nothing
+            // to deliver must not skip anyone.
+            let Some(index) = self.consumers.pick() else { return };
             let Some((record, redelivered)) = self.next_ready() else { return };
             let consumer = &mut self.consumers[index];
             if !consumer.take() {
@@ -303,22 +306,8 @@ impl Actor {
                 self.requeued.insert(offset);
                 return;
             }
+            self.consumers.served(index);
         }
-    }
-
-    /// Round-robin among the consumers of the highest priority that have room.
-    fn pick_consumer(&mut self) -> Option<usize> {
-        let best = self.consumers.iter().filter(|c| c.can_take()).map(|c| c.spec.priority).max()?;
-        let count = self.consumers.len();
-        for step in 0..count {
-            let index = (self.round_robin + step) % count;
-            let consumer = &self.consumers[index];
-            if consumer.spec.priority == best && consumer.can_take() {
-                self.round_robin = (index + 1) % count;
-                return Some(index);
-            }
-        }
-        None
     }
 
     fn delivery(
@@ -346,7 +335,7 @@ impl Actor {
     }
 
     fn shut_down(&mut self) {
-        for consumer in self.consumers.drain(..) {
+        for consumer in self.consumers.drain() {
             let event =
                 ConsumerEvent::Cancelled { channel: consumer.spec.channel, consumer_tag: consumer.spec.tag };
             let _ = consumer.spec.sink.try_send(event);

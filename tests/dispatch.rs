@@ -1,0 +1,218 @@
+//! lapin against the broker: how a classic queue hands out its messages. Competing consumers
+//! share a queue round-robin, message by message, whether they share a channel, a
+//! connection or neither, and whatever their prefetch; and a message's own expiration
+//! dead-letters it from the head of the queue on time with nobody reading. Each test starts
+//! its own Warren (`--storage memory`), or uses `WARREN_TEST_AMQP_URL` (RabbitMQ) when set;
+//! every expectation is RabbitMQ 3.10's behaviour.
+
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer};
+
+use crate::harness::lapin_client::*;
+use crate::harness::run;
+
+// ---------------------------------------------------------------------------------------------
+// Round-robin between competing consumers
+// ---------------------------------------------------------------------------------------------
+
+/// Where the competing consumers live.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// All on one channel.
+    OneChannel,
+    /// One channel each, on one connection.
+    ChannelEach,
+    /// One connection each.
+    ConnectionEach,
+}
+
+/// Whether the messages are in the queue before the consumers start, or published after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    ConsumeFirst,
+    PublishFirst,
+}
+
+/// Messages each consumer gets.
+const ROUNDS: usize = 4;
+
+/// `n` consumers laid out as `layout`, each channel with `basic.qos(prefetch)` (none for
+/// `None`). Connections and channels are returned so that they stay open.
+async fn consumers(
+    server: &Server,
+    queue: &str,
+    n: usize,
+    layout: Layout,
+    prefetch: Option<u16>,
+) -> (Vec<Connection>, Vec<Channel>, Vec<Consumer>) {
+    let (mut connections, mut channels, mut consumers) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let fresh_connection = i == 0 || matches!(layout, Layout::ConnectionEach);
+        if fresh_connection {
+            connections.push(server.connect().await);
+        }
+        if i == 0 || !matches!(layout, Layout::OneChannel) {
+            let ch = channel(connections.last().expect("a connection")).await;
+            if let Some(prefetch) = prefetch {
+                within("basic.qos", ch.basic_qos(prefetch, BasicQosOptions { global: false }))
+                    .await
+                    .expect("basic.qos");
+            }
+            channels.push(ch);
+        }
+        consumers.push(consume(channels.last().expect("a channel"), queue, false).await);
+    }
+    (connections, channels, consumers)
+}
+
+/// Acknowledges `delivery`.
+async fn ack(delivery: &Delivery) {
+    within("basic.ack", delivery.acker.ack(BasicAckOptions::default())).await.expect("basic.ack");
+}
+
+/// The message numbers (1-based) consumer `i` (0-based) of `n` gets under round-robin.
+fn expected_share(i: usize, n: usize) -> Vec<String> {
+    (0..ROUNDS).map(|round| format!("m{}", 1 + i + round * n)).collect()
+}
+
+/// Checks that `n` consumers of one queue get messages 1..=ROUNDS*n round-robin: consumer
+/// `i` gets `i, i+n, i+2n...` and nothing else.
+///
+/// With prefetch 1 each consumer holds one message at a time, and the acks go out one
+/// consumer after the other, each waiting for that consumer's next message: RabbitMQ then
+/// refills the one consumer with room, which keeps the order deterministic.
+fn round_robin(n: usize, layout: Layout, prefetch: Option<u16>, order: Order) {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let q = unique("rr");
+        declare(&ch, &q, FieldTable::default()).await;
+        let publish_all = || async {
+            for m in 1..=ROUNDS * n {
+                publish(&ch, "", &q, format!("m{m}").as_bytes()).await;
+            }
+        };
+        if order == Order::PublishFirst {
+            publish_all().await;
+        }
+        let (_connections, _channels, mut consumers) = consumers(&server, &q, n, layout, prefetch).await;
+        if order == Order::ConsumeFirst {
+            publish_all().await;
+        }
+        let mut got: Vec<Vec<String>> = vec![Vec::new(); n];
+        if prefetch == Some(1) {
+            let mut held = Vec::new();
+            for consumer in &mut consumers {
+                held.push(next(consumer).await);
+            }
+            for _round in 1..ROUNDS {
+                for (i, consumer) in consumers.iter_mut().enumerate() {
+                    ack(&held[i]).await;
+                    got[i].push(body(&held[i]));
+                    held[i] = next(consumer).await;
+                }
+            }
+            for (i, delivery) in held.iter().enumerate() {
+                got[i].push(body(delivery));
+            }
+        } else {
+            for (i, consumer) in consumers.iter_mut().enumerate() {
+                got[i] = next_bodies(consumer, ROUNDS).await;
+            }
+        }
+        for consumer in &mut consumers {
+            nothing_delivered(consumer).await;
+        }
+        for (i, share) in got.iter().enumerate() {
+            assert_eq!(
+                share,
+                &expected_share(i, n),
+                "consumer {i} of {n} ({layout:?}, prefetch {prefetch:?})"
+            );
+        }
+    });
+}
+
+/// Declares one `#[test]` per (consumers, layout, prefetch, order).
+macro_rules! round_robin_tests {
+    ($($name:ident: $n:expr, $layout:ident, $prefetch:expr, $order:ident;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                round_robin($n, Layout::$layout, $prefetch, Order::$order);
+            }
+        )*
+    };
+}
+
+round_robin_tests! {
+    one_consumer_no_qos: 1, OneChannel, None, ConsumeFirst;
+    one_consumer_prefetch_1: 1, OneChannel, Some(1), ConsumeFirst;
+    one_consumer_prefetch_1_published_first: 1, OneChannel, Some(1), PublishFirst;
+    two_on_one_channel_no_qos: 2, OneChannel, None, ConsumeFirst;
+    two_on_one_channel_prefetch_1: 2, OneChannel, Some(1), ConsumeFirst;
+    two_on_one_channel_prefetch_10: 2, OneChannel, Some(10), ConsumeFirst;
+    two_on_one_channel_prefetch_1_published_first: 2, OneChannel, Some(1), PublishFirst;
+    two_on_two_channels_no_qos: 2, ChannelEach, None, ConsumeFirst;
+    two_on_two_channels_prefetch_1: 2, ChannelEach, Some(1), ConsumeFirst;
+    two_on_two_channels_prefetch_10: 2, ChannelEach, Some(10), ConsumeFirst;
+    two_on_two_channels_prefetch_1_published_first: 2, ChannelEach, Some(1), PublishFirst;
+    two_on_two_connections_no_qos: 2, ConnectionEach, None, ConsumeFirst;
+    two_on_two_connections_prefetch_1_published_first: 2, ConnectionEach, Some(1), PublishFirst;
+    three_on_one_channel_no_qos: 3, OneChannel, None, ConsumeFirst;
+    three_on_one_channel_prefetch_1: 3, OneChannel, Some(1), ConsumeFirst;
+    three_on_one_channel_prefetch_10: 3, OneChannel, Some(10), ConsumeFirst;
+    three_on_one_channel_prefetch_1_published_first: 3, OneChannel, Some(1), PublishFirst;
+    three_on_three_channels_no_qos: 3, ChannelEach, None, ConsumeFirst;
+    three_on_three_channels_prefetch_1: 3, ChannelEach, Some(1), ConsumeFirst;
+    three_on_three_channels_prefetch_10: 3, ChannelEach, Some(10), ConsumeFirst;
+    three_on_three_channels_prefetch_1_published_first: 3, ChannelEach, Some(1), PublishFirst;
+    three_on_three_connections_prefetch_10: 3, ConnectionEach, Some(10), ConsumeFirst;
+}
+
+/// Without `basic.qos` the first consumer takes every message already in the queue the
+/// moment it starts: the second finds nothing left.
+#[test]
+fn published_first_without_qos_the_first_consumer_takes_all() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let q = unique("rr-first");
+        declare(&ch, &q, FieldTable::default()).await;
+        for m in 1..=4 {
+            publish(&ch, "", &q, format!("m{m}").as_bytes()).await;
+        }
+        let (_connections, _channels, mut consumers) =
+            consumers(&server, &q, 2, Layout::OneChannel, None).await;
+        assert_eq!(next_bodies(&mut consumers[0], 4).await, ["m1", "m2", "m3", "m4"]);
+        nothing_delivered(&mut consumers[1]).await;
+    });
+}
+
+/// A consumer that starts in the middle of a round is served after those whose turn was
+/// still to come in it, and after the one served last.
+#[test]
+fn a_new_consumer_joins_at_the_end_of_the_round() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let q = unique("rr-join");
+        declare(&ch, &q, FieldTable::default()).await;
+        let (_connections, channels, mut consumers) =
+            consumers(&server, &q, 2, Layout::OneChannel, None).await;
+        publish(&ch, "", &q, b"m1").await;
+        assert_eq!(body(&next(&mut consumers[0]).await), "m1");
+        consumers.push(consume(&channels[0], &q, false).await);
+        for m in 2..=7 {
+            publish(&ch, "", &q, format!("m{m}").as_bytes()).await;
+        }
+        assert_eq!(next_bodies(&mut consumers[0], 2).await, ["m3", "m6"]);
+        assert_eq!(next_bodies(&mut consumers[1], 2).await, ["m2", "m5"]);
+        assert_eq!(next_bodies(&mut consumers[2], 2).await, ["m4", "m7"]);
+        for consumer in &mut consumers {
+            nothing_delivered(consumer).await;
+        }
+    });
+}
