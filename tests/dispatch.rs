@@ -5,10 +5,12 @@
 //! its own Warren (`--storage memory`), or uses `WARREN_TEST_AMQP_URL` (RabbitMQ) when set;
 //! every expectation is RabbitMQ 3.10's behaviour.
 
+use std::time::{Duration, Instant};
+
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicQosOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection, Consumer};
+use lapin::options::{BasicAckOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, Consumer, ExchangeKind};
 
 use crate::harness::lapin_client::*;
 use crate::harness::run;
@@ -214,5 +216,142 @@ fn a_new_consumer_joins_at_the_end_of_the_round() {
         for consumer in &mut consumers {
             nothing_delivered(consumer).await;
         }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-message expiry at the head, with nobody reading
+// ---------------------------------------------------------------------------------------------
+
+async fn exchange(channel: &Channel, name: &str, kind: ExchangeKind) {
+    within(
+        "exchange.declare",
+        channel.exchange_declare(name, kind, ExchangeDeclareOptions::default(), FieldTable::default()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("exchange.declare {name}: {e}"));
+}
+
+async fn bind(channel: &Channel, queue: &str, exchange: &str, args: FieldTable) {
+    within("queue.bind", channel.queue_bind(queue, exchange, "", QueueBindOptions::default(), args))
+        .await
+        .unwrap_or_else(|e| panic!("queue.bind {queue} to {exchange}: {e}"));
+}
+
+/// A source queue dead-lettering to a fanout exchange, and the queue bound to it:
+/// `(source, dead-letter queue)`.
+async fn source_and_dead_letter_queue(ch: &Channel) -> (String, String) {
+    let dlx = unique("dlx");
+    exchange(ch, &dlx, ExchangeKind::Fanout).await;
+    let dead = unique("dead");
+    declare(ch, &dead, FieldTable::default()).await;
+    bind(ch, &dead, &dlx, FieldTable::default()).await;
+    let src = unique("src");
+    declare(ch, &src, table(vec![("x-dead-letter-exchange", s(&dlx))])).await;
+    (src, dead)
+}
+
+/// Waits, with the deadline, until `queue` holds `n` ready messages (passive declares: they
+/// read nothing).
+async fn wait_for_count(ch: &Channel, queue: &str, n: u32) {
+    within(&format!("{n} message(s) in {queue}"), async {
+        while count(ch, queue).await != n {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+fn header<'a>(properties: &'a BasicProperties, key: &str) -> Option<&'a AMQPValue> {
+    properties.headers().as_ref().and_then(|h| h.inner().get(key))
+}
+
+/// The `reason` of the first `x-death` entry.
+fn death_reason(properties: &BasicProperties) -> String {
+    let Some(AMQPValue::FieldArray(deaths)) = header(properties, "x-death") else {
+        panic!("no x-death header: {properties:?}");
+    };
+    match deaths.as_slice().first() {
+        Some(AMQPValue::FieldTable(death)) => match death.inner().get("reason") {
+            Some(AMQPValue::LongString(reason)) => String::from_utf8_lossy(reason.as_bytes()).into_owned(),
+            other => panic!("x-death reason: {other:?}"),
+        },
+        other => panic!("x-death entry: {other:?}"),
+    }
+}
+
+/// A message with `expiration` in a queue nobody reads is dead-lettered once it expires,
+/// and leaves the queue.
+#[test]
+fn own_expiration_dead_letters_with_nobody_reading() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let (src, dead) = source_and_dead_letter_queue(&ch).await;
+        let published = Instant::now();
+        let expiring = BasicProperties::default().with_expiration("1000".into());
+        publish_props(&ch, "", &src, b"expiring", expiring).await;
+        wait_for_count(&ch, &dead, 1).await;
+        assert!(published.elapsed() >= Duration::from_millis(900), "dead-lettered before it expired");
+        assert_eq!(count(&ch, &src).await, 0, "the expired message left its queue");
+        let message = get(&ch, &dead, true).await.expect("the dead-lettered message");
+        assert_eq!(body(&message.delivery), "expiring");
+        assert_eq!(death_reason(&message.delivery.properties), "expired");
+        assert!(message.delivery.properties.expiration().is_none());
+    });
+}
+
+/// Only the head expires: an expired message behind a live one stays counted until it
+/// reaches the head, and goes as soon as it does.
+#[test]
+fn expired_message_behind_a_live_head_waits_for_the_head() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let (src, dead) = source_and_dead_letter_queue(&ch).await;
+        publish(&ch, "", &src, b"live").await;
+        let expiring = BasicProperties::default().with_expiration("100".into());
+        publish_props(&ch, "", &src, b"expiring", expiring).await;
+        // Let the short TTL pass (waiting for time, not for the broker).
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(count(&ch, &src).await, 2, "an expired message behind a live head is still counted");
+        assert_eq!(count(&ch, &dead).await, 0);
+        let live = get(&ch, &src, true).await.expect("the live head");
+        assert_eq!(body(&live.delivery), "live");
+        wait_for_count(&ch, &dead, 1).await;
+        assert_eq!(count(&ch, &src).await, 0);
+    });
+}
+
+/// The RPC-timeout pattern: a request nobody answers in time expires from the request queue
+/// and is dead-lettered through a headers exchange back to its caller's reply queue (and no
+/// other caller's).
+#[test]
+fn expired_request_comes_back_through_a_headers_exchange() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let timeouts = unique("timeouts");
+        exchange(&ch, &timeouts, ExchangeKind::Headers).await;
+        let (mine, other) = (unique("reply-mine"), unique("reply-other"));
+        for (queue, caller) in [(&mine, "me"), (&other, "someone-else")] {
+            declare(&ch, queue, FieldTable::default()).await;
+            bind(&ch, queue, &timeouts, table(vec![("x-match", s("all")), ("caller", s(caller))])).await;
+        }
+        let requests = unique("requests");
+        declare(&ch, &requests, table(vec![("x-dead-letter-exchange", s(&timeouts))])).await;
+        let request = BasicProperties::default()
+            .with_expiration("1000".into())
+            .with_correlation_id("call-1".into())
+            .with_reply_to(mine.as_str().into())
+            .with_headers(table(vec![("caller", s("me"))]));
+        publish_props(&ch, "", &requests, b"request", request).await;
+        let mut replies = consume(&ch, &mine, true).await;
+        let timed_out = next(&mut replies).await;
+        assert_eq!(body(&timed_out), "request");
+        assert_eq!(timed_out.properties.correlation_id().as_ref().map(|c| c.as_str()), Some("call-1"));
+        assert_eq!(death_reason(&timed_out.properties), "expired");
+        assert_eq!(count(&ch, &requests).await, 0);
+        assert_eq!(count(&ch, &other).await, 0);
     });
 }

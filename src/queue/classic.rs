@@ -14,10 +14,11 @@
 //!
 //! This file holds the task's state, its loop, its commands and dispatch. The order in which
 //! ready messages come out is in `classic/ready.rs`, the order in which consumers are served
-//! in `classic/rotation.rs`, TTL and length limits in `classic/limits.rs`, the persisted
-//! floor and delivered marks in `classic/floor.rs`.
+//! in `classic/rotation.rs`, expiry at the head in `classic/expiry.rs`, TTL and length limits
+//! in `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`.
 //! Like the whole queue layer it knows no frames, sockets or exchanges.
 
+mod expiry;
 mod floor;
 mod limits;
 mod ready;
@@ -101,6 +102,10 @@ impl Actor {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Wakes the task when the message at the head expires before the next tick.
+        let head_expiry = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(head_expiry);
+        let mut head_expiry_set = false;
         loop {
             self.enforce_limits();
             self.dispatch();
@@ -138,7 +143,13 @@ impl Actor {
                 // A consumer whose sink was full is served again as soon as its connection
                 // has drained some deliveries, not at the next tick.
                 _ = wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => {}
-                _ = tick.tick() => self.persist_floor(),
+                () = &mut head_expiry, if head_expiry_set => {
+                    head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
+                }
+                _ = tick.tick() => {
+                    self.persist_floor();
+                    head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
+                }
             }
         }
     }
