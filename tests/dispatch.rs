@@ -355,3 +355,40 @@ fn expired_request_comes_back_through_a_headers_exchange() {
         assert_eq!(count(&ch, &other).await, 0);
     });
 }
+
+/// In a priority queue the head is the highest priority: a live high-priority message is
+/// not dead-lettered for the queue TTL of an older low-priority one, which waits behind it.
+#[test]
+fn priority_queue_expires_its_head_only() {
+    run(async {
+        let server = Server::start();
+        let (_conn, ch) = server.open_confirming().await;
+        let dlx = unique("dlx");
+        exchange(&ch, &dlx, ExchangeKind::Fanout).await;
+        let dead = unique("dead");
+        declare(&ch, &dead, FieldTable::default()).await;
+        bind(&ch, &dead, &dlx, FieldTable::default()).await;
+        let src = unique("src");
+        let args = vec![
+            ("x-dead-letter-exchange", s(&dlx)),
+            ("x-max-priority", int(10)),
+            ("x-message-ttl", int(1000)),
+        ];
+        declare(&ch, &src, table(args)).await;
+        publish_props(&ch, "", &src, b"low", BasicProperties::default().with_priority(0)).await;
+        // Let time pass between the two publishes (waiting for time, not for the broker).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let high_published = Instant::now();
+        publish_props(&ch, "", &src, b"high", BasicProperties::default().with_priority(5)).await;
+        wait_for_count(&ch, &dead, 2).await;
+        assert!(
+            high_published.elapsed() >= Duration::from_millis(900),
+            "dead-lettered {:?} after the live high-priority head was published",
+            high_published.elapsed()
+        );
+        let mut dead_lettered = drain(&ch, &dead).await;
+        dead_lettered.sort();
+        assert_eq!(dead_lettered, ["high", "low"]);
+        assert_eq!(count(&ch, &src).await, 0);
+    });
+}
