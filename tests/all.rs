@@ -17,6 +17,9 @@ mod amqp_tools;
 mod bad_input;
 /// `warren bench` against Warren: counts add up, the JSON report's keys, a one-scenario suite.
 mod bench_cli;
+/// lapin: how a classic queue hands out messages: round-robin between competing consumers,
+/// per-message expiry at the head.
+mod dispatch;
 /// Closes, releases and secret updates answered as RabbitMQ does: unbinds of what is gone,
 /// update-secret, crossing channel closes, close-ok after the release.
 mod gateway_handshakes;

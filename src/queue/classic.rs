@@ -13,15 +13,18 @@
 //! until it drains.
 //!
 //! This file holds the task's state, its loop, its commands and dispatch. The order in which
-//! ready messages come out is in `classic/ready.rs`, TTL and length limits in
-//! `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`, the
+//! ready messages come out is in `classic/ready.rs`, the order in which consumers are served
+//! in `classic/rotation.rs`, expiry at the head in `classic/expiry.rs`, TTL and length limits
+//! in `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`, the
 //! persisted acks above the floor in `classic/acked.rs`.
 //! Like the whole queue layer it knows no frames, sockets or exchanges.
 
 mod acked;
+mod expiry;
 mod floor;
 mod limits;
 mod ready;
+mod rotation;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +36,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub use self::floor::{DELIVERED_KEY, FLOOR_KEY};
+use self::rotation::Rotation;
 use super::api::{ChannelId, ConsumerEvent, ConsumerSpec, DeathReason, Delivery, QueueError};
 use super::credit::{wait_for_room, Consumer};
 use super::handle::{Command, QueueOptions, QueueStats};
@@ -66,8 +70,7 @@ struct Actor {
     prioritized: BTreeMap<(Reverse<u8>, u64), (Record, bool)>,
     requeued: BTreeSet<u64>,
     unacked: SeqMap<Unacked>,
-    consumers: Vec<Consumer>,
-    round_robin: usize,
+    consumers: Rotation,
     persisted_floor: u64,
     /// Everything below this offset was delivered before (kept across restarts).
     delivered_below: u64,
@@ -93,8 +96,7 @@ impl Actor {
             prioritized: BTreeMap::new(),
             requeued: BTreeSet::new(),
             unacked: SeqMap::new(),
-            consumers: Vec::new(),
-            round_robin: 0,
+            consumers: Rotation::default(),
             persisted_floor: cursor,
             delivered_below,
             persisted_delivered: delivered_below,
@@ -106,6 +108,10 @@ impl Actor {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Wakes the task when the message at the head expires before the next tick.
+        let head_expiry = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(head_expiry);
+        let mut head_expiry_set = false;
         loop {
             self.enforce_limits();
             self.dispatch();
@@ -144,7 +150,13 @@ impl Actor {
                 // A consumer whose sink was full is served again as soon as its connection
                 // has drained some deliveries, not at the next tick.
                 _ = wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => {}
-                _ = tick.tick() => self.persist_floor(),
+                () = &mut head_expiry, if head_expiry_set => {
+                    head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
+                }
+                _ = tick.tick() => {
+                    self.persist_floor();
+                    head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
+                }
             }
         }
     }
@@ -160,7 +172,7 @@ impl Actor {
                 let _ = done.send(outcome);
             }
             Command::Cancel { channel, tag, done } => {
-                self.consumers.retain(|c| !(c.spec.channel == channel && c.spec.tag == tag));
+                self.consumers.remove_where(|c| c.spec.channel == channel && c.spec.tag == tag);
                 self.publish_stats();
                 let _ = done.send(self.consumers.is_empty());
             }
@@ -188,7 +200,7 @@ impl Actor {
                 let _ = done.send(ready);
             }
             Command::ChannelClosed { channel, done } => {
-                self.consumers.retain(|c| c.spec.channel != channel);
+                self.consumers.remove_where(|c| c.spec.channel == channel);
                 self.requeue_channel(channel);
                 self.publish_stats();
                 if let Some(done) = done {
@@ -207,7 +219,7 @@ impl Actor {
         if exclusive_held || (spec.exclusive && !self.consumers.is_empty()) {
             return Err(QueueError::ExclusiveUse { queue: self.options.name.to_string() });
         }
-        self.consumers.push(Consumer::new(spec));
+        self.consumers.add(Consumer::new(spec));
         Ok(())
     }
 
@@ -287,7 +299,9 @@ impl Actor {
 
     fn dispatch(&mut self) {
         while !self.consumers.is_empty() {
-            let Some(index) = self.pick_consumer() else { return };
+            // The turn moves only once a message is handed over: a pass that finds nothing
+            // to deliver must not skip anyone.
+            let Some(index) = self.consumers.pick() else { return };
             let Some((record, redelivered)) = self.next_ready() else { return };
             let consumer = &mut self.consumers[index];
             if !consumer.take() {
@@ -313,22 +327,8 @@ impl Actor {
                 self.requeued.insert(offset);
                 return;
             }
+            self.consumers.served(index);
         }
-    }
-
-    /// Round-robin among the consumers of the highest priority that have room.
-    fn pick_consumer(&mut self) -> Option<usize> {
-        let best = self.consumers.iter().filter(|c| c.can_take()).map(|c| c.spec.priority).max()?;
-        let count = self.consumers.len();
-        for step in 0..count {
-            let index = (self.round_robin + step) % count;
-            let consumer = &self.consumers[index];
-            if consumer.spec.priority == best && consumer.can_take() {
-                self.round_robin = (index + 1) % count;
-                return Some(index);
-            }
-        }
-        None
     }
 
     fn delivery(
@@ -356,7 +356,7 @@ impl Actor {
     }
 
     fn shut_down(&mut self) {
-        for consumer in self.consumers.drain(..) {
+        for consumer in self.consumers.drain() {
             let event =
                 ConsumerEvent::Cancelled { channel: consumer.spec.channel, consumer_tag: consumer.spec.tag };
             let _ = consumer.spec.sink.try_send(event);

@@ -61,13 +61,8 @@ impl Actor {
     /// length limit, the oldest messages beyond it.
     pub(super) fn enforce_limits(&mut self) {
         if self.options.message_ttl.is_some() {
-            while let Some(record) = self.peek_head() {
-                if !self.expired(&record) {
-                    break;
-                }
-                let _ = self.pop_buffered();
-                self.kill_record(&record, DeathReason::Expired);
-            }
+            // The head is what goes out next (requeued first, or the highest priority).
+            let _ = self.expire_head();
         }
         if let Some(max) = self.options.max_length {
             while self.ready_count() > max {

@@ -52,6 +52,39 @@ impl Actor {
         }
     }
 
+    /// The record [`Actor::next_ready`] would hand out next, left where it is; expired ones
+    /// included. Records lost in a restart in front of it are skipped for good.
+    pub(super) fn peek_ready(&mut self) -> Option<Record> {
+        if self.options.max_priority.is_some() {
+            self.fill_prioritized();
+            return self.prioritized.first_key_value().map(|(_, (record, _))| record.clone());
+        }
+        while let Some(&offset) = self.requeued.first() {
+            if let Some(record) = self.read_one(offset) {
+                return Some(record);
+            }
+            // Unreadable: `next_ready` would skip it as well.
+            self.requeued.remove(&offset);
+        }
+        loop {
+            let record = self.peek_head()?;
+            if !self.lost_in_restart(&record) {
+                return Some(record);
+            }
+            self.read_ahead.pop_front();
+            self.transient_pending = self.transient_pending.saturating_sub(1);
+        }
+    }
+
+    /// Removes the record [`Actor::peek_ready`] returned.
+    pub(super) fn pop_peeked(&mut self) {
+        if self.options.max_priority.is_some() {
+            self.prioritized.pop_first();
+        } else if self.requeued.pop_first().is_none() {
+            self.read_ahead.pop_front();
+        }
+    }
+
     /// Reads one requeued message back from the log.
     fn read_one(&self, offset: u64) -> Option<Record> {
         match self.options.log.read_records(offset, 1) {
