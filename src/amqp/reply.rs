@@ -178,28 +178,8 @@ pub enum ProtocolError {
     PrefetchSize(u32),
     /// `basic.publish` with `immediate` set.
     Immediate,
-    /// A method that stream queues do not support (named), on a stream.
-    StreamUnsupported {
-        /// The method's name, as `basic.get`.
-        method: &'static str,
-        /// The stream's name.
-        queue: String,
-    },
-    /// `basic.consume` with `no_ack` on a stream.
-    StreamAutoAck {
-        /// The stream's name.
-        queue: String,
-    },
-    /// `basic.consume` on a stream from a channel without a prefetch count.
-    StreamPrefetchUnset {
-        /// The stream's name.
-        queue: String,
-    },
-    /// `basic.consume` on a stream with an `x-stream-offset` that is not one.
-    InvalidStreamOffset {
-        /// The stream's name.
-        queue: String,
-    },
+    /// A stream refused a consume, get or purge.
+    Stream(StreamRefusal),
     /// `basic.consume` with a consumer tag the channel already uses.
     ConsumerTagReused(String),
     /// An ack, nack or reject of a delivery tag the channel does not hold.
@@ -226,6 +206,57 @@ pub enum ProtocolError {
 /// `queue 'name' in vhost '/'`, as RabbitMQ names a queue in its reply texts.
 fn in_vhost(queue: &str) -> String {
     format!("queue '{queue}' in vhost '/'")
+}
+
+/// What a stream queue refuses, as RabbitMQ refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamRefusal {
+    /// A method that stream queues do not support (named).
+    Unsupported {
+        /// The method's name, as `basic.get`.
+        method: &'static str,
+        /// The stream's name.
+        queue: String,
+    },
+    /// `basic.consume` with `no_ack`.
+    AutoAck {
+        /// The stream's name.
+        queue: String,
+    },
+    /// `basic.consume` from a channel without a prefetch count.
+    PrefetchUnset {
+        /// The stream's name.
+        queue: String,
+    },
+    /// `basic.consume` with an `x-stream-offset` that is not one.
+    InvalidOffset {
+        /// The stream's name.
+        queue: String,
+    },
+}
+
+impl From<StreamRefusal> for Reply {
+    fn from(refusal: StreamRefusal) -> Reply {
+        use reply_code::*;
+        match refusal {
+            StreamRefusal::Unsupported { method, queue } => Reply::connection(
+                NOT_IMPLEMENTED,
+                format!("{method} not supported by stream queues {}", in_vhost(&queue)),
+            ),
+            StreamRefusal::AutoAck { queue } => Reply::connection(
+                NOT_IMPLEMENTED,
+                format!("automatic acknowledgement not supported by stream queues {}", in_vhost(&queue)),
+            ),
+            StreamRefusal::PrefetchUnset { queue } => Reply::channel(
+                PRECONDITION_FAILED,
+                format!("consumer prefetch count is not set for '{}'", in_vhost(&queue)),
+            ),
+            StreamRefusal::InvalidOffset { queue } => Reply::channel(
+                PRECONDITION_FAILED,
+                format!("invalid x-stream-offset for {}", in_vhost(&queue)),
+            ),
+        }
+    }
 }
 
 impl From<ProtocolError> for Reply {
@@ -278,21 +309,7 @@ impl From<ProtocolError> for Reply {
             ProtocolError::FlowInactive => R::connection(NOT_IMPLEMENTED, "active=false"),
             ProtocolError::PrefetchSize(size) => R::connection(NOT_IMPLEMENTED, format!("prefetch_size!=0 ({size})")),
             ProtocolError::Immediate => R::connection(NOT_IMPLEMENTED, "immediate=true"),
-            ProtocolError::StreamUnsupported { method, queue } => R::connection(
-                NOT_IMPLEMENTED,
-                format!("{method} not supported by stream queues {}", in_vhost(&queue)),
-            ),
-            ProtocolError::StreamAutoAck { queue } => R::connection(
-                NOT_IMPLEMENTED,
-                format!("automatic acknowledgement not supported by stream queues {}", in_vhost(&queue)),
-            ),
-            ProtocolError::StreamPrefetchUnset { queue } => R::channel(
-                PRECONDITION_FAILED,
-                format!("consumer prefetch count is not set for '{}'", in_vhost(&queue)),
-            ),
-            ProtocolError::InvalidStreamOffset { queue } => {
-                R::channel(PRECONDITION_FAILED, format!("invalid x-stream-offset for {}", in_vhost(&queue)))
-            }
+            ProtocolError::Stream(refusal) => refusal.into(),
             ProtocolError::ConsumerTagReused(tag) => {
                 R::connection(NOT_ALLOWED, format!("attempt to reuse consumer tag '{tag}'"))
             }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::publish::REPLY_TO;
 use super::{Channel, Context};
 use crate::amqp::output::short;
-use crate::amqp::reply::{ProtocolError, Reply};
+use crate::amqp::reply::{ProtocolError, Reply, StreamRefusal};
 use crate::broker::{self, generated_name, QueueEntry};
 use crate::log::now_ms;
 use crate::queue::stream::{StreamAttach, StreamOffset};
@@ -157,16 +157,16 @@ impl Channel {
     fn stream_attach(&self, queue: &QueueEntry, consume: &BasicConsume) -> Result<StreamAttach, Reply> {
         let name = || queue.name_str().to_string();
         if consume.no_ack {
-            return Err(ProtocolError::StreamAutoAck { queue: name() }.into());
+            return Err(StreamRefusal::AutoAck { queue: name() }.into());
         }
         if self.consumers.prefetch == 0 && self.consumers.credit.limit.load(Ordering::Acquire) == 0 {
-            return Err(ProtocolError::StreamPrefetchUnset { queue: name() }.into());
+            return Err(StreamRefusal::PrefetchUnset { queue: name() }.into());
         }
         let offset = match consume.arguments.get("x-stream-offset") {
             None => None,
-            Some(value) => Some(
-                stream_offset(value).ok_or_else(|| ProtocolError::InvalidStreamOffset { queue: name() })?,
-            ),
+            Some(value) => {
+                Some(stream_offset(value).ok_or_else(|| StreamRefusal::InvalidOffset { queue: name() })?)
+            }
         };
         let name = consume.arguments.get_str("x-stream-consumer-name").map(str::to_owned).or_else(|| {
             (!consume.consumer_tag.is_empty())

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::{Channel, Context};
 use crate::amqp::output::short;
-use crate::amqp::reply::{ProtocolError, Reply};
+use crate::amqp::reply::{ProtocolError, Reply, StreamRefusal};
 use crate::broker;
 use crate::wire::amqp::{
     ExchangeBind, ExchangeBindOk, ExchangeDeclare, ExchangeDeclareOk, ExchangeDelete, ExchangeDeleteOk,
@@ -181,7 +181,7 @@ impl Channel {
         let queue = self.queue_name(purge.queue.as_bytes());
         if cx.broker.queue(&queue).is_some_and(|q| q.is_stream()) {
             let queue = String::from_utf8_lossy(&queue).into_owned();
-            return Err(ProtocolError::StreamUnsupported { method: "queue.purge", queue }.into());
+            return Err(StreamRefusal::Unsupported { method: "queue.purge", queue }.into());
         }
         let count = cx.broker.purge_queue(&queue, cx.connection).await.map_err(broker_error)?;
         if !purge.no_wait {

@@ -8,7 +8,7 @@ use super::ack::Unacked;
 use super::{channel_number, Channel, Context};
 use crate::amqp::connection::Connection;
 use crate::amqp::output::{shared, short, Output};
-use crate::amqp::reply::{ProtocolError, Reply};
+use crate::amqp::reply::{ProtocolError, Reply, StreamRefusal};
 use crate::queue::message::{Message, MessageView};
 use crate::queue::{ConsumerEvent, Delivery};
 use crate::wire::amqp::{encode_deliver_frame, encode_method_frame, BasicCancel, BasicGetEmpty, BasicGetOk};
@@ -108,7 +108,7 @@ impl Channel {
         let queue = cx.broker.queue_for(&queue_name, cx.connection).map_err(|e| Reply::from(&e))?;
         if queue.is_stream() {
             let queue = queue.name_str().to_string();
-            return Err(ProtocolError::StreamUnsupported { method: "basic.get", queue }.into());
+            return Err(StreamRefusal::Unsupported { method: "basic.get", queue }.into());
         }
         queue.touch();
         self.consumers.touch(&queue);
