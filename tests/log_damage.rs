@@ -102,3 +102,115 @@ fn publishes_after_an_acked_tail_is_cut_are_all_delivered() {
         assert!(log.contains("clamp"), "the clamp is logged: {log}");
     });
 }
+
+/// A body that carries its own sequence number and checksum, padded to about 100 bytes.
+fn checked_body(i: usize) -> String {
+    let text = format!("{i:06}-{}", "y".repeat(80));
+    let sum: u32 = text.bytes().map(u32::from).sum();
+    format!("{text}-{sum:08}")
+}
+
+/// Whether `body` is intact (its checksum matches).
+fn body_is_intact(body: &str) -> bool {
+    let Some((text, sum)) = body.rsplit_once('-') else { return false };
+    sum.parse::<u32>().is_ok_and(|sum| sum == text.bytes().map(u32::from).sum::<u32>())
+}
+
+/// Batches of a segment file: (position, record count, total bytes).
+fn batches(file: &[u8]) -> Vec<(usize, u64, usize)> {
+    let mut out = Vec::new();
+    let mut position = 0;
+    while position + 48 <= file.len() {
+        let field =
+            |at: usize| u32::from_le_bytes(file[position + at..position + at + 4].try_into().expect("4"));
+        let total = 48 + field(40) as usize;
+        out.push((position, u64::from(field(20)), total));
+        position += total;
+    }
+    out
+}
+
+/// Flips bits in the payloads of three batches of the queue's second segment (sealed) and
+/// overwrites the length field of its last batch. Returns how many records those batches
+/// held.
+fn damage_sealed_segment(dir: &Path, queue: &str) -> u64 {
+    let files = segments(dir, queue);
+    assert!(files.len() >= 4, "need sealed segments: {files:?}");
+    let path = &files[1];
+    let mut file = std::fs::read(path).expect("read segment");
+    let found = batches(&file);
+    assert!(found.len() >= 8, "batches in a sealed segment: {}", found.len());
+    let mut lost = 0;
+    for &index in &[1, 3, 5] {
+        let (position, count, total) = found[index];
+        file[position + total - 10] ^= 0x5a;
+        lost += count;
+    }
+    let (position, count, _) = *found.last().expect("a last batch");
+    file[position + 40..position + 44].copy_from_slice(&0x00ff_0000u32.to_le_bytes());
+    lost += count;
+    std::fs::write(path, &file).expect("write segment");
+    lost
+}
+
+/// Publishes `total` checked bodies with confirms to a durable queue declared with `args`.
+async fn fill_checked(server: &Server, queue: &str, total: usize, args: FieldTable) {
+    let (_conn, ch) = server.open_confirming().await;
+    declare_with(&ch, queue, DURABLE, args).await;
+    for i in 0..total {
+        publish_props(&ch, "", queue, checked_body(i).as_bytes(), persistent()).await;
+    }
+}
+
+/// Damages a sealed segment of a filled queue while the broker is down, restarts and
+/// consumes everything: every record of every intact batch comes out, and nothing corrupt.
+fn damaged_batches_cost_only_their_records(args: FieldTable, consume_args: FieldTable) {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path().join("data");
+    let q = unique("flipped");
+    let total = 300;
+    run(async {
+        let server = Server::warren(Broker::start_in(&dir, FLAGS));
+        fill_checked(&server, &q, total, args.clone()).await;
+        let status = server.warren.expect("a Warren").terminate();
+        assert!(status.success(), "warren exited with {status}");
+    });
+    let lost = damage_sealed_segment(&dir, &q);
+    run(async {
+        let server = Server::warren(Broker::start_in(&dir, FLAGS));
+        let (_conn, ch) = server.open().await;
+        declare_with(&ch, &q, DURABLE, args).await;
+        within("basic.qos", ch.basic_qos(50, Default::default())).await.expect("qos");
+        let consumer = within(
+            "basic.consume",
+            ch.basic_consume(&q, "", lapin::options::BasicConsumeOptions::default(), consume_args),
+        )
+        .await
+        .expect("consume");
+        let mut consumer = consumer;
+        let seen = drain(&mut consumer).await;
+        let corrupt: Vec<&String> = seen.iter().filter(|b| !body_is_intact(b)).collect();
+        assert!(corrupt.is_empty(), "corrupt bodies delivered: {corrupt:?}");
+        assert_eq!(
+            seen.len() as u64,
+            total as u64 - lost,
+            "delivered of {total} after damaging batches holding {lost} records; log: {}",
+            server.log_tail()
+        );
+        let log = server.log_tail();
+        assert!(log.contains("lost"), "the loss is logged: {log}");
+    });
+}
+
+#[test]
+fn classic_queue_skips_exactly_the_damaged_batches() {
+    damaged_batches_cost_only_their_records(FieldTable::default(), FieldTable::default());
+}
+
+#[test]
+fn stream_skips_exactly_the_damaged_batches() {
+    damaged_batches_cost_only_their_records(
+        table(vec![("x-queue-type", s("stream"))]),
+        table(vec![("x-stream-offset", s("first"))]),
+    );
+}

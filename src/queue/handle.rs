@@ -33,6 +33,10 @@ pub struct QueueStats {
     pub lost: AtomicU64,
     /// Delivered, not yet acknowledged.
     pub unacked: AtomicU64,
+    /// Records lost to damaged batches in the log (never delivered: their bytes failed
+    /// verification), summed over the queue's readers (each stream consumer meets the
+    /// damage on its own).
+    pub damaged: AtomicU64,
 }
 
 /// What a queue's task is asked to do; each kind answers every command.
