@@ -164,7 +164,11 @@ async fn fill_checked(server: &Server, queue: &str, total: usize, args: FieldTab
 
 /// Damages a sealed segment of a filled queue while the broker is down, restarts and
 /// consumes everything: every record of every intact batch comes out, and nothing corrupt.
-fn damaged_batches_cost_only_their_records(args: FieldTable, consume_args: FieldTable) {
+fn damaged_batches_cost_only_their_records(
+    args: FieldTable,
+    consume_args: FieldTable,
+    damage: fn(&Path, &str) -> u64,
+) {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = temp.path().join("data");
     let q = unique("flipped");
@@ -175,7 +179,7 @@ fn damaged_batches_cost_only_their_records(args: FieldTable, consume_args: Field
         let status = server.warren.expect("a Warren").terminate();
         assert!(status.success(), "warren exited with {status}");
     });
-    let lost = damage_sealed_segment(&dir, &q);
+    let lost = damage(&dir, &q);
     run(async {
         let server = Server::warren(Broker::start_in(&dir, FLAGS));
         let (_conn, ch) = server.open().await;
@@ -204,7 +208,11 @@ fn damaged_batches_cost_only_their_records(args: FieldTable, consume_args: Field
 
 #[test]
 fn classic_queue_skips_exactly_the_damaged_batches() {
-    damaged_batches_cost_only_their_records(FieldTable::default(), FieldTable::default());
+    damaged_batches_cost_only_their_records(
+        FieldTable::default(),
+        FieldTable::default(),
+        damage_sealed_segment,
+    );
 }
 
 #[test]
@@ -212,5 +220,42 @@ fn stream_skips_exactly_the_damaged_batches() {
     damaged_batches_cost_only_their_records(
         table(vec![("x-queue-type", s("stream"))]),
         table(vec![("x-stream-offset", s("first"))]),
+        damage_sealed_segment,
+    );
+}
+
+/// Overwrites the length field of a batch in the middle of the queue's third segment
+/// (sealed): the batches after it cannot be found by length, and reading resumes at the
+/// next indexed batch, here the next segment's first (4 KiB segments hold one index entry).
+/// Returns how many records the damaged batch and the rest of its segment held.
+fn overwrite_a_length_mid_segment(dir: &Path, queue: &str) -> u64 {
+    let files = segments(dir, queue);
+    assert!(files.len() >= 4, "need sealed segments: {files:?}");
+    let path = &files[2];
+    let mut file = std::fs::read(path).expect("read segment");
+    let found = batches(&file);
+    assert!(found.len() >= 8, "batches in a sealed segment: {}", found.len());
+    let damaged = found.len() / 2;
+    let (position, _, _) = found[damaged];
+    file[position + 40..position + 44].copy_from_slice(&0x00ff_0000u32.to_le_bytes());
+    std::fs::write(path, &file).expect("write segment");
+    found[damaged..].iter().map(|&(_, count, _)| count).sum()
+}
+
+#[test]
+fn classic_queue_resumes_at_the_next_indexed_batch_after_a_damaged_length() {
+    damaged_batches_cost_only_their_records(
+        FieldTable::default(),
+        FieldTable::default(),
+        overwrite_a_length_mid_segment,
+    );
+}
+
+#[test]
+fn stream_resumes_at_the_next_indexed_batch_after_a_damaged_length() {
+    damaged_batches_cost_only_their_records(
+        table(vec![("x-queue-type", s("stream"))]),
+        table(vec![("x-stream-offset", s("first"))]),
+        overwrite_a_length_mid_segment,
     );
 }
