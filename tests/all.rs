@@ -32,6 +32,8 @@ mod layering;
 mod log_core;
 /// A child process appending under `fsync always`, killed at random moments.
 mod log_crash;
+/// lapin against Warren on disc after segment files were cut or flipped while it was down.
+mod log_damage;
 /// Random operation sequences checked against an in-memory model (proptest).
 mod log_model;
 /// Recovery from torn and corrupt files, damaged indexes, and sealed-segment damage.

@@ -1,7 +1,8 @@
 //! Recovery from damaged files: real segment files are cut, flipped and deleted between a
 //! close and a reopen. A torn or corrupt tail is truncated to its last valid batch; a
 //! damaged or missing index is rebuilt; damage inside a sealed segment is reported to the
-//! reader and never served.
+//! reader, never served, and stepped over to the next intact batch (by the damaged batch's
+//! length, else the index).
 
 use std::path::{Path, PathBuf};
 
@@ -137,6 +138,50 @@ fn flipped_byte_in_sealed_segment_is_reported(backend: Backend) {
     });
 }
 
+/// Byte positions of the batches of a segment file, from their length fields.
+fn batch_positions(file: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut position = 0;
+    while let Some(length) = file.get(position + 40..position + 44) {
+        out.push(position);
+        position += 48 + u32::from_le_bytes(length.try_into().expect("4 bytes")) as usize;
+    }
+    out
+}
+
+/// Damage met when reading a sealed segment: a batch that fails its crc is stepped over by
+/// its own length (intact data resumes at the next offset); a batch whose length field is
+/// overwritten is stepped over to the next indexed batch that verifies.
+fn damaged_batches_resync_at_the_next_intact_batch(backend: Backend) {
+    let dir = tempfile::tempdir().expect("dir");
+    fill(backend, dir.path());
+    let segments = files(dir.path(), "seg");
+    assert!(segments.len() >= 3);
+    let sealed = &segments[1];
+    let mut bytes = std::fs::read(sealed).expect("read");
+    let positions = batch_positions(&bytes);
+    assert!(positions.len() >= 8, "batches in a sealed segment: {}", positions.len());
+    let base = |index: usize| {
+        u64::from_le_bytes(bytes[positions[index] + 12..positions[index] + 20].try_into().expect("8"))
+    };
+    let (flipped, overwritten) = (base(1), base(4));
+    bytes[positions[2] - 5] ^= 0x01; // in the last record's body of batch 1
+    bytes[positions[4] + 40..positions[4] + 44].copy_from_slice(&0x00ff_0000u32.to_le_bytes());
+    std::fs::write(sealed, &bytes).expect("write");
+    run(async {
+        let log = Log::open(small_options(backend, dir.path(), FsyncPolicy::Always)).await.expect("reopen");
+        assert!(log.read_records(flipped, 0).is_err(), "the flipped batch is not served");
+        assert_eq!(log.next_intact_offset(flipped), flipped + 1);
+        assert!(log.read_records(overwritten, 0).is_err(), "the overwritten batch is not served");
+        let resumed = log.next_intact_offset(overwritten);
+        // The index has an entry every 256 bytes: a few one-record batches at most.
+        assert!(resumed > overwritten && resumed <= overwritten + 4, "resumed at {resumed}");
+        let records = log.read_records(resumed, 0).expect("intact after the damage");
+        assert_eq!(records[0].offset, resumed);
+        assert_eq!(records[0].body, body(resumed));
+    });
+}
+
 fn missing_or_damaged_index_is_rebuilt(backend: Backend) {
     let dir = tempfile::tempdir().expect("dir");
     fill(backend, dir.path());
@@ -157,5 +202,6 @@ on_disk_backends!(
     flipped_byte_in_tail,
     garbage_after_tail,
     flipped_byte_in_sealed_segment_is_reported,
+    damaged_batches_resync_at_the_next_intact_batch,
     missing_or_damaged_index_is_rebuilt,
 );

@@ -20,6 +20,7 @@ pub mod index;
 pub mod offsets;
 pub mod reader;
 mod recovery;
+mod resync;
 pub mod segment;
 pub mod storage;
 mod syncer;
@@ -392,6 +393,16 @@ impl Log {
     /// As [`Log::read`], and [`Error::CorruptBatch`] for a batch that fails its crc.
     pub fn read_records(&self, offset: u64, max_bytes: usize) -> Result<Vec<Record>, Error> {
         reader::records_of(&self.read(offset, max_bytes)?, offset)
+    }
+
+    /// Where intact data resumes after damage met reading at `offset`: the base offset of
+    /// the first batch past the damaged one that verifies (found from the damaged batch's
+    /// length, else the sparse index, else the next segment), at least `offset + 1`. For
+    /// readers that met an error; it verifies every batch it steps over.
+    pub fn next_intact_offset(&self, offset: u64) -> u64 {
+        let log_end = self.next_offset();
+        let segments = self.shared.segments.read().expect("segments lock poisoned");
+        resync::next_intact_offset(&segments, offset, log_end)
     }
 
     /// Waits until a record at `offset` or later is committed.

@@ -84,9 +84,8 @@ struct Actor {
 
 impl Actor {
     fn new(options: QueueOptions, stats: Arc<QueueStats>) -> Actor {
-        let cursor = options.start_offset.max(options.log.first_offset());
-        let delivered_below =
-            options.log.offsets().get(DELIVERED_KEY).unwrap_or(0).min(options.restart_offset);
+        let (floor, delivered_below) = floor::recover_marks(&options);
+        let cursor = floor.max(options.log.first_offset());
         let acked = floor::recover_acked(&options, cursor);
         let transient_pending = floor::count_skipped(&options.log, cursor, options.restart_offset, &acked);
         Actor {

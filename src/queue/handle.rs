@@ -33,6 +33,10 @@ pub struct QueueStats {
     pub lost: AtomicU64,
     /// Delivered, not yet acknowledged.
     pub unacked: AtomicU64,
+    /// Records lost to damaged batches in the log (never delivered: their bytes failed
+    /// verification), summed over the queue's readers (each stream consumer meets the
+    /// damage on its own).
+    pub damaged: AtomicU64,
 }
 
 /// What a queue's task is asked to do; each kind answers every command.
@@ -57,7 +61,8 @@ pub struct QueueOptions {
     /// Records below this offset come from before a restart: the non-persistent ones are
     /// skipped (they did not survive, as in RabbitMQ). 0 for a new queue.
     pub restart_offset: u64,
-    /// Where to start reading after a restart (the persisted floor).
+    /// Where to start reading after a restart (the persisted floor; clamped to
+    /// `restart_offset` when a lost tail left it past the log's end).
     pub start_offset: u64,
     /// Persist the floor in the log's offset store (durable queues on disc).
     pub persist_floor: bool,

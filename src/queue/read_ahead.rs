@@ -42,11 +42,14 @@ pub(super) enum Read {
     Records,
     /// The cursor is at the log's end: nothing to read yet.
     AtEnd,
-    /// The batch at `offset` could not be read; the cursor stepped past that offset, so
-    /// corrupt data is never delivered.
+    /// The batch at `offset` could not be read; the cursor stepped past it to `end`, where
+    /// intact data resumes, so corrupt data is never delivered. Intact batches before it
+    /// were read as usual.
     Unreadable {
-        /// The offset that was skipped.
+        /// The first offset skipped.
         offset: u64,
+        /// One past the last offset skipped: `end - offset` records were lost.
+        end: u64,
         /// Why it could not be read.
         error: Error,
     },
@@ -139,13 +142,49 @@ impl ReadAhead {
                 self.buffered.extend(records);
                 Read::Records
             }
-            Err(error) => {
-                let offset = self.cursor;
-                self.cursor += 1;
-                Read::Unreadable { offset, error }
-            }
+            Err(error) => self.salvage(log, error),
         };
         Refill { removed, read }
+    }
+
+    /// After a read failed somewhere in its window: reads again one batch at a time from
+    /// the cursor, keeping every intact batch, and steps past exactly the damaged batch
+    /// (to where [`Log::next_intact_offset`] finds intact data again). Only reads that
+    /// failed come here, so the intact path does no extra work.
+    #[cold]
+    fn salvage(&mut self, log: &Log, mut error: Error) -> Read {
+        let mut bytes_read = 0;
+        while bytes_read < READ_AHEAD_BYTES && self.cursor < log.next_offset() {
+            // At least one batch: the one holding the cursor.
+            let batch = match log.read(self.cursor, 0) {
+                Ok(batches) => batches.into_iter().next(),
+                Err(read_error) => {
+                    error = read_error;
+                    break;
+                }
+            };
+            let Some(batch) = batch else { return Read::Records };
+            match batch.records() {
+                Ok(records) => {
+                    bytes_read += batch.as_bytes().len();
+                    let cursor = self.cursor;
+                    self.buffered.extend(records.into_iter().filter(|r| r.offset >= cursor));
+                    self.cursor = batch.header().next_offset().max(cursor + 1);
+                }
+                Err(source) => {
+                    error = Error::CorruptBatch { base_offset: batch.header().base_offset, source };
+                    break;
+                }
+            }
+        }
+        if bytes_read >= READ_AHEAD_BYTES || self.cursor >= log.next_offset() {
+            return Read::Records;
+        }
+        let offset = self.cursor;
+        let end = log.next_intact_offset(offset);
+        assert!(end > offset, "the cursor moves past damage");
+        self.cursor = end;
+        Read::Unreadable { offset, end, error }
     }
 }
 

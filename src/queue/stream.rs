@@ -112,11 +112,11 @@ impl StreamConsumer {
     }
 
     /// Hands this consumer records from its position while its credit allows.
-    fn feed(&mut self, log: &Log, stream: &Arc<str>) {
+    fn feed(&mut self, log: &Log, stream: &Arc<str>, stats: &QueueStats) {
         debug_assert_eq!(self.consumer.unacked() as usize, self.in_flight.len());
         while self.consumer.can_take() {
             if self.read_ahead.is_empty() {
-                match self.refill(log, stream) {
+                match self.refill(log, stream, stats) {
                     Read::Records => {}
                     Read::AtEnd => break,
                     // Skipped: read on from the next offset.
@@ -157,7 +157,7 @@ impl StreamConsumer {
     }
 
     /// Reads ahead, reporting what retention removed unread and what could not be read.
-    fn refill(&mut self, log: &Log, stream: &str) -> Read {
+    fn refill(&mut self, log: &Log, stream: &str, stats: &QueueStats) -> Read {
         let refill = self.read_ahead.refill(log);
         if let Some(removed) = refill.removed {
             tracing::warn!(
@@ -168,8 +168,18 @@ impl StreamConsumer {
                 "retention removed messages this consumer had not read; it moves to the stream's first offset"
             );
         }
-        if let Read::Unreadable { offset, error } = &refill.read {
-            tracing::error!(stream = %stream, offset, %error, "unreadable stream message skipped");
+        if let Read::Unreadable { offset, end, error } = &refill.read {
+            let lost = end - offset;
+            stats.damaged.fetch_add(lost, Ordering::Relaxed);
+            tracing::error!(
+                stream = %stream,
+                consumer = %self.label(),
+                first = offset,
+                last = end - 1,
+                lost,
+                %error,
+                "damaged batch skipped: messages lost"
+            );
         }
         refill.read
     }
@@ -380,7 +390,7 @@ impl StreamActor {
 
     fn dispatch(&mut self) {
         for consumer in &mut self.consumers {
-            consumer.feed(&self.options.log, &self.options.name);
+            consumer.feed(&self.options.log, &self.options.name, &self.stats);
         }
     }
 

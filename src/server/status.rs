@@ -1,4 +1,5 @@
-//! The periodic status report: one log line with the broker's totals and, for every stream
+//! The periodic status report: one log line with the broker's totals (with the messages lost
+//! to damaged batches in the queues' logs since the start) and, for every stream
 //! consumer, how far it trails its stream (messages, bytes, age of the oldest message it has
 //! not acknowledged). Each line is also a `tracing` event that subscribers can collect.
 
@@ -21,7 +22,7 @@ pub async fn report(broker: std::sync::Weak<Broker>, period: Duration) {
 
 async fn report_once(broker: &Arc<Broker>) {
     let queues = broker.queues();
-    let (mut ready, mut unacked, mut consumers) = (0u64, 0u64, 0u64);
+    let (mut ready, mut unacked, mut consumers, mut damaged) = (0u64, 0u64, 0u64, 0u64);
     for queue in &queues {
         let stats = queue.handle.stats();
         if !queue.is_stream() {
@@ -29,8 +30,9 @@ async fn report_once(broker: &Arc<Broker>) {
         }
         unacked += stats.unacked.load(Ordering::Acquire);
         consumers += u64::from(stats.consumers.load(Ordering::Acquire));
+        damaged += stats.damaged.load(Ordering::Relaxed);
     }
-    tracing::info!(queues = queues.len(), ready, unacked, consumers, "status");
+    tracing::info!(queues = queues.len(), ready, unacked, consumers, damaged, "status");
     for queue in queues.iter().filter(|q| q.is_stream()) {
         let Ok(lags) = queue.handle.lag().await else { continue };
         let head = queue.handle.log().next_offset();

@@ -129,6 +129,37 @@ impl Actor {
     }
 }
 
+/// The floor (`start_offset`, read by the broker from [`FLOOR_KEY`]) and delivered mark a
+/// durable queue stored before a restart, clamped to the
+/// log's recovered end: a tail lost in a crash (a power loss under `fsync interval`) can
+/// leave them past it, and the offsets there will be reused by new messages, which must
+/// not be skipped. A clamp is logged and written back at once, so that a later crash
+/// cannot resurrect the stale marks over the new messages.
+pub(super) fn recover_marks(options: &QueueOptions) -> (u64, u64) {
+    let end = options.restart_offset;
+    let offsets = options.log.offsets();
+    let floor = options.start_offset;
+    let delivered = offsets.get(DELIVERED_KEY).unwrap_or(0);
+    if floor <= end && delivered <= end {
+        return (floor, delivered);
+    }
+    tracing::warn!(
+        queue = %options.name,
+        floor,
+        delivered,
+        log_end = end,
+        "the queue's stored floor and delivered mark are past its log's recovered end (a lost tail): clamped to it"
+    );
+    let clamped = (floor.min(end), delivered.min(end));
+    if options.persist_floor {
+        let entries = [(FLOOR_KEY, clamped.0), (DELIVERED_KEY, clamped.1)];
+        if let Err(error) = offsets.commit_many(&entries) {
+            tracing::error!(queue = %options.name, %error, "cannot rewrite the queue's clamped position");
+        }
+    }
+    clamped
+}
+
 /// The acks a durable queue persisted before a restart, from its read start `cursor` up to
 /// the restart offset. Ranges at or past the restart offset name offsets the log no longer
 /// holds (a tail lost in a crash, to be reused by new messages): they are dropped, and the

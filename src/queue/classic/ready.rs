@@ -5,6 +5,7 @@
 //! its public API and the queue's read-ahead; knows no frames, sockets or exchanges.
 
 use std::cmp::Reverse;
+use std::sync::atomic::Ordering;
 
 use super::Actor;
 use crate::log::Record;
@@ -170,9 +171,11 @@ impl Actor {
         if let Some(removed) = refill.removed {
             tracing::warn!(queue = %self.options.name, from = removed.start, to = removed.end, "messages removed by retention were skipped");
         }
-        if let Read::Unreadable { offset, error } = refill.read {
+        if let Read::Unreadable { offset, end, error } = refill.read {
             // A damaged batch is reported and skipped; corrupt data is never delivered.
-            tracing::error!(queue = %self.options.name, offset, %error, "unreadable message skipped");
+            let lost = end - offset;
+            self.stats.damaged.fetch_add(lost, Ordering::Relaxed);
+            tracing::error!(queue = %self.options.name, first = offset, last = end - 1, lost, %error, "damaged batch skipped: messages lost");
         }
     }
 
