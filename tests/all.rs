@@ -36,6 +36,8 @@ mod log_crash;
 mod log_model;
 /// Recovery from torn and corrupt files, damaged indexes, and sealed-segment damage.
 mod log_recovery;
+/// The log core after a failed write: cut back, retried, nothing lost or duplicated.
+mod log_write_faults;
 /// Node.js amqplib against the broker.
 mod node_clients;
 /// Commands applied in the order a channel sends them; dead letters kept in source order.
