@@ -121,7 +121,8 @@ async fn fill(
 }
 
 /// Takes every message of `queue` and checks that each acked id is there exactly once.
-async fn drain_and_check(channel: &Channel, queue: &str, outcomes: &Outcomes) {
+/// Returns how many were delivered.
+async fn drain_and_check(channel: &Channel, queue: &str, outcomes: &Outcomes) -> usize {
     let mut seen: HashMap<u32, usize> = HashMap::new();
     let options = BasicGetOptions { no_ack: true };
     while let Some(message) = within("basic.get", channel.basic_get(queue, options)).await.expect("get") {
@@ -134,6 +135,7 @@ async fn drain_and_check(channel: &Channel, queue: &str, outcomes: &Outcomes) {
         assert_eq!(seen.get(id), Some(&1), "confirmed message {id} consumed exactly once: {outcomes:?}");
     }
     assert!(seen.values().all(|&n| n == 1), "no message twice: {seen:?}");
+    seen.len()
 }
 
 fn start_broker(tmpfs: &Tmpfs, limit: &str) -> (PathBuf, Broker) {
@@ -152,8 +154,15 @@ async fn declare_durable(channel: &Channel, queue: &str) {
 }
 
 /// After space is freed, `count` more publishes are all acked (within the deadline, which
-/// covers the alarm clearing and the writer's retry).
-async fn publish_after_freeing(channel: &Channel, queue: &str, outcomes: &mut Outcomes, count: u32) {
+/// covers the alarm clearing and the writer's retry). Returns how long the first took.
+async fn publish_after_freeing(
+    channel: &Channel,
+    queue: &str,
+    outcomes: &mut Outcomes,
+    count: u32,
+) -> Duration {
+    let started = Instant::now();
+    let mut first = None;
     for id in 10_000..10_000 + count {
         let confirm = within("publish", publish(channel, queue, id)).await.expect("publish");
         let confirmation = within("confirm after freeing space", confirm).await.expect("confirm");
@@ -162,7 +171,9 @@ async fn publish_after_freeing(channel: &Channel, queue: &str, outcomes: &mut Ou
             "message {id} acked once space is back: {outcomes:?}"
         );
         outcomes.acked.push(id);
+        first.get_or_insert_with(|| started.elapsed());
     }
+    first.unwrap_or_default()
 }
 
 /// With `--disk-free-limit 2MB` the publisher is blocked (`connection.blocked`, so its
@@ -187,14 +198,19 @@ fn publishers_are_blocked_at_the_free_disc_limit_before_a_write_fails() {
             "no write hit ENOSPC: {}",
             server.log_tail()
         );
+        let freed_at = Instant::now();
         std::fs::remove_file(&filler).expect("free space");
         if let Some((id, confirm)) = waiting {
             let confirmation = within("the blocked confirm", confirm).await.expect("task").expect("confirm");
             note(&mut outcomes, id, confirmation);
         }
+        let unblocked_after = freed_at.elapsed();
         publish_after_freeing(&channel, &queue, &mut outcomes, 8).await;
-        drain_and_check(&channel, &queue, &outcomes).await;
-        eprintln!("disc limit: {} confirmed, {} nacked", outcomes.acked.len(), outcomes.nacked.len());
+        let delivered = drain_and_check(&channel, &queue, &outcomes).await;
+        let (acked, nacked) = (outcomes.acked.len(), outcomes.nacked.len());
+        eprintln!(
+            "disc limit: {acked} confirmed, {nacked} nacked, {delivered} delivered, blocked publish confirmed {unblocked_after:?} after freeing"
+        );
     });
     drop(server);
     drop(tmpfs);
@@ -215,15 +231,11 @@ fn a_queue_takes_publishes_again_after_enospc_once_space_is_freed() {
         let waiting = fill(&channel, &queue, &mut outcomes, 3).await;
         assert!(waiting.is_none(), "no alarm without a limit: {outcomes:?}");
         assert!(!outcomes.acked.is_empty() && outcomes.nacked.len() == 3, "{outcomes:?}");
-        let freed_at = Instant::now();
         std::fs::remove_file(&filler).expect("free space");
-        publish_after_freeing(&channel, &queue, &mut outcomes, 16).await;
-        let recovered = freed_at.elapsed();
-        drain_and_check(&channel, &queue, &outcomes).await;
-        eprintln!(
-            "enospc: {} confirmed before, 3 nacked, 16 confirmed after, recovered in {recovered:?}",
-            outcomes.acked.len() - 16
-        );
+        let recovered = publish_after_freeing(&channel, &queue, &mut outcomes, 16).await;
+        let delivered = drain_and_check(&channel, &queue, &outcomes).await;
+        let before = outcomes.acked.len() - 16;
+        eprintln!("enospc: {before} confirmed before, 3 nacked, 16 after, {delivered} delivered, first ack {recovered:?} after freeing");
     });
     drop(server);
     drop(tmpfs);
