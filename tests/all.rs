@@ -17,6 +17,8 @@ mod amqp_tools;
 mod bad_input;
 /// `warren bench` against Warren: counts add up, the JSON report's keys, a one-scenario suite.
 mod bench_cli;
+/// A full disc on a small tmpfs: blocking at the free-disc limit, recovery after ENOSPC.
+mod disk_full;
 /// lapin: how a classic queue hands out messages: round-robin between competing consumers,
 /// per-message expiry at the head.
 mod dispatch;
@@ -38,6 +40,8 @@ mod log_damage;
 mod log_model;
 /// Recovery from torn and corrupt files, damaged indexes, and sealed-segment damage.
 mod log_recovery;
+/// The log core after a failed write: cut back, retried, nothing lost or duplicated.
+mod log_write_faults;
 /// Node.js amqplib against the broker.
 mod node_clients;
 /// Commands applied in the order a channel sends them; dead letters kept in source order.

@@ -53,6 +53,8 @@ pub struct BrokerOptions {
     pub storage: Storage,
     /// Segment size of queue logs.
     pub segment_bytes: u64,
+    /// The free-disc budget every durable queue's writer takes its writes from.
+    pub disk_headroom: Option<Arc<crate::log::headroom::DiskHeadroom>>,
 }
 
 #[derive(Debug, Default)]

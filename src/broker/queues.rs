@@ -189,8 +189,10 @@ impl Broker {
             },
             _ => Storage::Memory,
         };
+        let on_disk = matches!(storage, Storage::Disk { .. });
         let mut log_options = LogOptions::new(storage);
         log_options.segment_bytes_max = self.options.segment_bytes;
+        log_options.disk_headroom = self.options.disk_headroom.clone().filter(|_| on_disk);
         if args.queue_type == arguments::QueueType::Stream {
             if let Some(bytes) = args.stream_segment_bytes {
                 log_options.segment_bytes_max =

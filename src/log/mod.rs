@@ -16,6 +16,7 @@
 
 pub mod acked;
 pub mod batch;
+pub mod headroom;
 pub mod index;
 pub mod offsets;
 pub mod reader;
@@ -102,11 +103,20 @@ pub enum Error {
     /// The log is closed.
     #[error("log is closed")]
     Closed,
-    /// An earlier write failed; the log takes no more appends until reopened.
+    /// A write failed: the appends of its group fail, and after a failed `fdatasync` every
+    /// later one too, until the log is reopened.
     #[error("log writer failed: {reason}")]
     Failed {
         /// The first failure.
         reason: String,
+    },
+    /// The write would take the disc's free space below the limit; nothing was written.
+    #[error("free disc space {free_bytes} bytes is below the limit of {free_bytes_min}")]
+    DiskFull {
+        /// Free bytes when last looked up.
+        free_bytes: u64,
+        /// The limit (`--disk-free-limit`).
+        free_bytes_min: u64,
     },
     /// The files on disc contradict each other.
     #[error("inconsistent log: {reason}")]
@@ -186,6 +196,8 @@ pub struct LogOptions {
     pub index_interval_bytes: u32,
     /// How new batches are stored.
     pub compression: Compression,
+    /// The free-disc budget shared by the broker's writers (disc only; `None`: no limit).
+    pub disk_headroom: Option<Arc<headroom::DiskHeadroom>>,
 }
 
 impl LogOptions {
@@ -200,6 +212,7 @@ impl LogOptions {
             retention_check_interval: Duration::from_millis(RETENTION_CHECK_INTERVAL_MS_DEFAULT),
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             compression: Compression::None,
+            disk_headroom: None,
         }
     }
 

@@ -76,7 +76,13 @@ pub struct Writer {
     pub(super) last_timestamp_ms: i64,
     pending: Vec<Pending>,
     unsynced: bool,
+    /// Set by a failed `fdatasync`: the log cannot know what reached the disc and takes no
+    /// more appends.
     failed: Option<String>,
+    /// Offset after the last batch written whole (what a failed group falls back to).
+    written_next_offset: u64,
+    /// After a failed write: the length the active file is cut back to before the next.
+    cut_to_bytes: Option<u64>,
     /// With `fsync always` on disc: syncs and commits written groups while the next is
     /// written.
     syncs: Option<SyncQueue>,
@@ -90,6 +96,7 @@ impl Writer {
     pub fn new(shared: Arc<Shared>, options: LogOptions, active: Active, last_timestamp_ms: i64) -> Writer {
         let pipelined = matches!(options.fsync(), Some(FsyncPolicy::Always));
         let syncs = pipelined.then(|| SyncQueue::start(Arc::clone(&shared)));
+        let written_next_offset = active.next_offset;
         Writer {
             shared,
             options,
@@ -98,6 +105,8 @@ impl Writer {
             pending: Vec::new(),
             unsynced: false,
             failed: None,
+            written_next_offset,
+            cut_to_bytes: None,
             syncs,
         }
     }
@@ -182,7 +191,11 @@ impl Writer {
         if let Some(reason) = self.syncs.as_ref().and_then(SyncQueue::failure) {
             self.failed.get_or_insert_with(|| reason.to_owned());
         }
-        if let Some(reason) = &self.failed {
+        let refusal = match &self.failed {
+            Some(reason) => Err(reason.clone()),
+            None => self.repair(),
+        };
+        if let Err(reason) = refusal {
             for request in group {
                 let _ = request.done.send(Err(Error::Failed { reason: reason.clone() }));
             }
@@ -190,6 +203,17 @@ impl Writer {
         }
         let mut answers = Vec::with_capacity(group.len());
         let outcome = self.write_group(group, &mut answers).await;
+        let outcome = match outcome {
+            Err(error) if !is_sync_failure(&error) => {
+                tracing::warn!(%error, "log write failed; its appends fail and the log retries");
+                self.undo_group();
+                for (done, _) in answers {
+                    let _ = done.send(Err(Error::Failed { reason: error.to_string() }));
+                }
+                return;
+            }
+            outcome => outcome,
+        };
         if let (Ok(()), Some(syncs), Some(file)) = (&outcome, &self.syncs, &self.active.file) {
             // Everything written so far is the sync task's to cover from here on.
             self.unsynced = false;
@@ -279,8 +303,15 @@ impl Writer {
         }
         let position = self.active.written_bytes;
         let length = header.total_bytes();
+        if let Some(headroom) = &self.options.disk_headroom {
+            headroom.reserve(length).map_err(|below| Error::DiskFull {
+                free_bytes: below.free_bytes,
+                free_bytes_min: below.free_bytes_min,
+            })?;
+        }
         self.write_bytes(position, pieces).await?;
         self.active.written_bytes += length;
+        self.written_next_offset = header.next_offset();
         self.active.first_timestamp_ms.get_or_insert(header.first_timestamp_ms);
         self.pending.push(Pending { segment: Arc::clone(&self.active.segment), header, position });
         Ok(())
@@ -299,6 +330,42 @@ impl Writer {
                 return Err(Error::Inconsistent { reason: format!("no writer for {}", disk.path.display()) })
             }
         }
+        Ok(())
+    }
+
+    /// Forgets the batches of a failed group: the writer falls back to the end of the last
+    /// batch written whole before the group (batches sealed into an earlier segment by a
+    /// roll were committed by it), and the file is cut back there before the next write.
+    /// Nothing past that end was committed, so readers never saw it.
+    fn undo_group(&mut self) {
+        let (bytes, next_offset) = match self.pending.first() {
+            Some(first) => (first.position, first.header.base_offset),
+            None => (self.active.written_bytes, self.written_next_offset),
+        };
+        assert!(bytes >= self.active.segment.extent().0, "a failed group reaches below the committed end");
+        self.pending.clear();
+        self.active.written_bytes = bytes;
+        self.active.next_offset = next_offset;
+        self.written_next_offset = next_offset;
+        if bytes == 0 {
+            self.active.first_timestamp_ms = None;
+        }
+        self.cut_to_bytes = self.active.file.is_some().then_some(bytes);
+    }
+
+    /// After a failed write, before the next: cuts the active file back to the end of what
+    /// was written whole. Each append after a failure is one retry, so retries never
+    /// outnumber appends; until the cut succeeds, appends fail. Never called otherwise:
+    /// the intact path makes no system call here.
+    fn repair(&mut self) -> Result<(), String> {
+        let (Some(bytes), Some(path)) = (self.cut_to_bytes, self.active.segment.path()) else {
+            return Ok(());
+        };
+        let cut = std::fs::OpenOptions::new().write(true).open(path).and_then(|file| file.set_len(bytes));
+        if let Err(source) = cut {
+            return Err(Error::io("cutting back a failed write", path, source).to_string());
+        }
+        self.cut_to_bytes = None;
         Ok(())
     }
 
@@ -421,6 +488,13 @@ impl Writer {
         self.shared.next_offset.send_modify(|_| {});
         outcome
     }
+}
+
+/// Whether `error` came from a failed `fdatasync`: after one the log cannot know what
+/// reached the disc, so it fails every later append. Other write errors (a full disc, a
+/// refused write) are undone and retried.
+fn is_sync_failure(error: &Error) -> bool {
+    matches!(error, Error::Failed { .. } | Error::Io { action: "syncing segment" | "syncing directory", .. })
 }
 
 /// Makes written batches visible to readers, in order, and publishes the log's new end.

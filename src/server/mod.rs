@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::broker::{Broker, BrokerOptions};
 use crate::config::{Config, StorageMode};
 use crate::limits::{MEMORY_LIMIT_TENTHS_OF_RAM, SHUTDOWN_GRACE_MS};
+use crate::log::headroom::DiskHeadroom;
 use crate::log::storage::{self, FileIo};
 use crate::log::Storage;
 
@@ -69,9 +70,16 @@ impl Server {
                 io: Arc::clone(io),
             },
         };
-        let broker = Broker::open(BrokerOptions { storage, segment_bytes: self.config.segment_bytes })
-            .await
-            .context("opening the broker's stored state")?;
+        // A limit of 0 turns the free-disc check off.
+        let disk_headroom = (self.io.is_some() && self.config.disk_free_limit_bytes > 0).then(|| {
+            Arc::new(DiskHeadroom::new(self.config.data_dir.clone(), self.config.disk_free_limit_bytes))
+        });
+        let options = BrokerOptions {
+            storage,
+            segment_bytes: self.config.segment_bytes,
+            disk_headroom: disk_headroom.clone(),
+        };
+        let broker = Broker::open(options).await.context("opening the broker's stored state")?;
         alarms::start(
             &broker,
             alarms::AlarmLimits {
@@ -79,10 +87,7 @@ impl Server {
                     .config
                     .memory_limit_bytes
                     .unwrap_or_else(|| alarms::total_memory_bytes() / 10 * MEMORY_LIMIT_TENTHS_OF_RAM),
-                disk_free_bytes_min: self
-                    .io
-                    .as_ref()
-                    .map(|_| (self.config.data_dir.clone(), self.config.disk_free_limit_bytes)),
+                disk_headroom,
             },
         );
         let amqp = TcpListener::bind(self.config.amqp_listen)
