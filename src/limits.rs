@@ -119,6 +119,12 @@ pub const QUEUE_TICK_MS: u64 = 50;
 /// had stored, so a client cancelling in a loop without acking cannot grow the list.
 pub const CANCELLED_STREAM_CONSUMERS_MAX: usize = 1024;
 
+/// Rejected (or nacked) offsets one stream consumer remembers, in offsets: each holds the
+/// consumer's stored offset back. RabbitMQ treats a rejected stream offset as settled, so
+/// past this many the lowest is taken as settled and forgotten: a consumer that rejects
+/// everything it reads keeps a bounded set (about 40 bytes each in a `BTreeSet`).
+pub const STREAM_REJECTED_OFFSETS_MAX: usize = 4096;
+
 /// Bound of a queue's command channel (consume, ack, reject, get...), in commands. A full
 /// channel makes the callers wait, acks and rejects too: a channel's commands reach the
 /// queue in the order it sent them, and a connection that settles faster than the queue
@@ -201,6 +207,16 @@ pub const OUTPUT_BYTES_INITIAL: usize = 16 * 1024;
 /// (exchange, routing key) routes one connection remembers; past it the cache starts over,
 /// so a publisher cycling through many keys costs memory in bounded steps.
 pub const ROUTES_PER_CONNECTION_MAX: usize = 1024;
+/// Bytes of publishes (records plus their bookkeeping) one transaction holds until
+/// `tx.commit` (256 MiB): room for one message of [`MESSAGE_BYTES_MAX`] with room to spare,
+/// and what a transactional publisher that never commits can make the broker keep. RabbitMQ
+/// has no such limit; past it the channel is closed with 406 PRECONDITION_FAILED.
+pub const TX_HELD_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Entries a channel's map of touched queues (consumed or got from) holds before it first
+/// drops those of deleted queues: below it a prune frees little. After a prune the next
+/// one comes at twice the live entries, so the map holds at most twice the live queues the
+/// channel touched (or this many), however many queues it saw come and go.
+pub const TOUCHED_QUEUES_PRUNE_MIN: usize = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Server (`server/`): sockets, buffers, timeouts and watchers.
@@ -332,5 +348,7 @@ const _: () = assert!((BATCH_BYTES_TARGET as u64) < BATCH_BYTES_MAX);
 const _: () = assert!(MESSAGE_BYTES_MAX + 1024 * 1024 < BATCH_BYTES_MAX);
 const _: () = assert!((INDEX_INTERVAL_BYTES_DEFAULT as u64) <= SEGMENT_BYTES_MIN);
 const _: () = assert!(FRAME_MIN_BYTES <= FRAME_MAX_BYTES);
+// A transaction holds at least one message of the largest size, with its stored headers.
+const _: () = assert!(MESSAGE_BYTES_MAX + 1024 * 1024 <= TX_HELD_BYTES_MAX as u64);
 // A frame never carries more than a batch.
 const _: () = assert!((FRAME_MAX_BYTES as u64) < BATCH_BYTES_MAX);

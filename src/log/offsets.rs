@@ -122,6 +122,10 @@ impl OffsetStore {
         for (name, offset) in entries {
             offsets.insert((*name).to_owned(), *offset);
         }
+        if offsets.len() > CONSUMER_NAMES_PER_LOG_MAX {
+            *offsets = before;
+            return Err(Error::Config { reason: "too many named consumers for one log".into() });
+        }
         if let Some(path) = &self.path {
             if let Err(error) = write_atomically(path, &encode(&offsets)) {
                 *offsets = before;
@@ -253,5 +257,20 @@ mod tests {
         bytes[last] ^= 1;
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(OffsetStore::open(dir.path()).unwrap().get("alpha"), None);
+    }
+
+    /// `commit_many` keeps the bound on names that `commit` keeps: past it nothing of the
+    /// batch is stored.
+    #[test]
+    fn commit_many_refuses_names_past_the_bound() {
+        let store = OffsetStore::in_memory();
+        let names: Vec<String> = (0..CONSUMER_NAMES_PER_LOG_MAX).map(|i| format!("c{i}")).collect();
+        let entries: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+        store.commit_many(&entries).unwrap();
+        assert!(store.commit_many(&[("c0", 2), ("one-too-many", 1)]).is_err());
+        assert_eq!(store.get("c0"), Some(1), "a refused batch changes nothing");
+        assert_eq!(store.get("one-too-many"), None);
+        store.commit_many(&[("c0", 2)]).unwrap();
+        assert_eq!(store.all().len(), CONSUMER_NAMES_PER_LOG_MAX);
     }
 }

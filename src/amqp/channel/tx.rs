@@ -1,11 +1,17 @@
 //! Transactions: a channel after `tx.select` holds its publishes and its acks, nacks and
 //! rejects until `tx.commit` hands them to the queues, or `tx.rollback` forgets them.
+//!
+//! Held publishes are bounded by [`TX_HELD_BYTES_MAX`] (RabbitMQ has no such limit): a
+//! publish that would pass it closes the channel with 406 PRECONDITION_FAILED, which
+//! discards the transaction. Held settlements need no bound of their own: each settles a
+//! delivery tag the channel holds, and those are bounded by the channel's prefetch.
 
 use std::sync::Arc;
 
 use super::{Channel, Context};
 use crate::amqp::reply::{ProtocolError, Reply};
 use crate::broker::QueueEntry;
+use crate::limits::TX_HELD_BYTES_MAX;
 use crate::log::RecordInput;
 use crate::queue::ChannelId;
 use crate::wire::amqp::{TxCommitOk, TxRollbackOk, TxSelectOk};
@@ -30,6 +36,9 @@ pub(super) struct Transaction {
     /// `tx.select` was received.
     enabled: bool,
     publishes: Vec<HeldPublish>,
+    /// What `publishes` holds, in bytes: records and their bookkeeping. At most
+    /// [`TX_HELD_BYTES_MAX`].
+    held_bytes: usize,
     settlements: Vec<HeldSettlement>,
 }
 
@@ -40,8 +49,32 @@ impl Transaction {
     }
 
     /// Holds a publish to `queues` until commit.
-    pub(super) fn hold_publish(&mut self, queues: Vec<Arc<QueueEntry>>, record: RecordInput) {
+    ///
+    /// # Errors
+    /// [`ProtocolError::TransactionTooLarge`] when the transaction would hold more than
+    /// [`TX_HELD_BYTES_MAX`]; nothing is held then.
+    pub(super) fn hold_publish(
+        &mut self,
+        queues: Vec<Arc<QueueEntry>>,
+        record: RecordInput,
+    ) -> Result<(), ProtocolError> {
+        let bytes = record.header.len()
+            + record.body.len()
+            + std::mem::size_of::<HeldPublish>()
+            + queues.len() * std::mem::size_of::<Arc<QueueEntry>>();
+        let held = self.held_bytes.saturating_add(bytes);
+        if held > TX_HELD_BYTES_MAX {
+            return Err(ProtocolError::TransactionTooLarge(TX_HELD_BYTES_MAX));
+        }
+        self.held_bytes = held;
         self.publishes.push(HeldPublish { queues, record });
+        Ok(())
+    }
+
+    /// Forgets the held publishes, handing them to the caller.
+    fn take_publishes(&mut self) -> Vec<HeldPublish> {
+        self.held_bytes = 0;
+        std::mem::take(&mut self.publishes)
     }
 
     /// Holds a settlement of `queue`'s deliveries at `offsets` until commit.
@@ -86,7 +119,7 @@ impl Channel {
         if !self.tx.enabled {
             return Err(ProtocolError::NotTransactional.into());
         }
-        let publishes = std::mem::take(&mut self.tx.publishes);
+        let publishes = self.tx.take_publishes();
         let settlements = std::mem::take(&mut self.tx.settlements);
         for held in publishes {
             for queue in held.queues {
@@ -107,9 +140,40 @@ impl Channel {
         if !self.tx.enabled {
             return Err(ProtocolError::NotTransactional.into());
         }
-        self.tx.publishes.clear();
+        self.tx.take_publishes();
         self.tx.settlements.clear();
         cx.out.method(self.number(), &TxRollbackOk::default().into());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::limits::MESSAGE_BYTES_MAX;
+
+    /// A transaction takes the largest messages up to its bound, refuses the one past it,
+    /// and takes publishes again once committed or rolled back.
+    #[test]
+    fn held_publishes_are_bounded_by_bytes() {
+        let body = Bytes::from(vec![0u8; MESSAGE_BYTES_MAX as usize]);
+        let mut tx = Transaction::default();
+        let mut held = 0;
+        let refused = loop {
+            match tx.hold_publish(Vec::new(), RecordInput::body(body.clone())) {
+                Ok(()) => held += 1,
+                Err(error) => break error,
+            }
+            assert!(held <= TX_HELD_BYTES_MAX / body.len(), "the bound holds");
+        };
+        assert!(matches!(refused, ProtocolError::TransactionTooLarge(_)));
+        assert!(held >= 1, "a transaction holds at least one message of the largest size");
+        assert_eq!(tx.publishes.len(), held, "nothing of the refused publish is held");
+        assert!(tx.held_bytes <= TX_HELD_BYTES_MAX);
+        tx.take_publishes();
+        assert_eq!(tx.held_bytes, 0);
+        tx.hold_publish(Vec::new(), RecordInput::body(body)).expect("room again after a commit");
     }
 }
