@@ -263,9 +263,11 @@ pub const DRAIN_BUFFER_BYTES: usize = 512;
 /// Pause after a failed `accept`, in milliseconds, so that running out of file descriptors
 /// does not spin the listener.
 pub const ACCEPT_RETRY_DELAY_MS: u64 = 50;
-/// Time connections get after shutdown starts to send their close and requeue what they held,
-/// in milliseconds, before the broker's logs are closed.
-pub const SHUTDOWN_GRACE_MS: u64 = 200;
+/// Longest wait at shutdown for connections to send their close, hear the close-ok and
+/// requeue what they held, in milliseconds; the broker's logs are closed once they are all
+/// done, or after this. Longer than one close-ok wait, so a client that answers in time is
+/// never cut off.
+pub const CONNECTIONS_CLOSE_TIMEOUT_MS: u64 = 5_000;
 /// How often the resource alarms read memory use and free disc space, in milliseconds.
 pub const ALARM_CHECK_INTERVAL_MS: u64 = 500;
 /// Default memory limit of the resource alarm, in tenths of the machine's RAM (0.4, RabbitMQ's
@@ -281,6 +283,7 @@ const _: () = assert!(OUTPUT_CAPACITY_BYTES_MIN <= OUTPUT_RESERVE_BYTES);
 // A deadline can only be met if the timer looks at it more often than it expires.
 const _: () = assert!(CONNECTION_TICK_INTERVAL_MS < CLOSE_OK_TIMEOUT_MS);
 const _: () = assert!(CONNECTION_TICK_INTERVAL_MS < HANDSHAKE_TIMEOUT_MS);
+const _: () = assert!(CLOSE_OK_TIMEOUT_MS + CONNECTION_TICK_INTERVAL_MS < CONNECTIONS_CLOSE_TIMEOUT_MS);
 // A heartbeat is due every heartbeat/2 of silence; for the shortest heartbeat (1 s) the
 // timer must run more often than that.
 const _: () = assert!(CONNECTION_TICK_INTERVAL_MS < 1000 / 2);
