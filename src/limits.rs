@@ -17,6 +17,12 @@ pub const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
 /// index, and a segment may overshoot its limit by at most one batch.
 pub const SEGMENT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
 
+/// Most offsets one segment spans: the writer rolls before a batch would start past it, so
+/// every record's offset relative to its segment fits the index's `u32` even with a whole
+/// batch after the last start. Sizes alone do not bound it: a compressed batch of empty
+/// records takes far less than a byte per record.
+pub const SEGMENT_RECORDS_MAX: u64 = u32::MAX as u64 - BATCH_RECORDS_MAX as u64;
+
 /// Most runtime worker threads accepted from configuration: more than any machine Warren
 /// targets has cores, few enough that a typo cannot start thousands of threads.
 pub const WORKER_THREADS_MAX: usize = 1024;
@@ -346,6 +352,8 @@ const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 // A segment can be one whole batch longer than its limit; positions must still fit in u32.
 const _: () = assert!(SEGMENT_BYTES_MAX + BATCH_BYTES_MAX <= u32::MAX as u64);
+// A batch starting at the last relative offset a segment takes still ends inside u32.
+const _: () = assert!(SEGMENT_RECORDS_MAX + BATCH_RECORDS_MAX as u64 <= u32::MAX as u64);
 const _: () = assert!((BATCH_BYTES_TARGET as u64) < BATCH_BYTES_MAX);
 // A message plus its stored headers (at most a few KiB beside the body) fits in one batch.
 const _: () = assert!(MESSAGE_BYTES_MAX + 1024 * 1024 < BATCH_BYTES_MAX);
