@@ -213,10 +213,11 @@ pub const OUTPUT_BYTES_INITIAL: usize = 16 * 1024;
 /// (exchange, routing key) routes one connection remembers; past it the cache starts over,
 /// so a publisher cycling through many keys costs memory in bounded steps.
 pub const ROUTES_PER_CONNECTION_MAX: usize = 1024;
-/// Bytes of publishes (records plus their bookkeeping) one transaction holds until
-/// `tx.commit` (256 MiB): room for one message of [`MESSAGE_BYTES_MAX`] with room to spare,
-/// and what a transactional publisher that never commits can make the broker keep. RabbitMQ
-/// has no such limit; past it the channel is closed with 406 PRECONDITION_FAILED.
+/// Bytes of publishes and settlements (records, acked offsets, their bookkeeping) one
+/// transaction holds until `tx.commit` (256 MiB): room for one message of
+/// [`MESSAGE_BYTES_MAX`] with room to spare, and what a transactional client that never
+/// commits can make the broker keep. RabbitMQ has no such limit; past it the channel is
+/// closed with 406 PRECONDITION_FAILED.
 pub const TX_HELD_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Entries a channel's map of touched queues (consumed or got from) holds before it first
 /// drops those of deleted queues: below it a prune frees little. After a prune the next

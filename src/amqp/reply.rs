@@ -212,7 +212,7 @@ pub enum ProtocolError {
     NotTransactional,
     /// A committed publish could not be appended.
     CommitFailed(String),
-    /// A publish would make a transaction hold more than this many bytes
+    /// A publish or settlement would make a transaction hold more than this many bytes
     /// ([`crate::limits::TX_HELD_BYTES_MAX`]).
     TransactionTooLarge(usize),
     /// A stored message's header does not parse.
@@ -234,7 +234,8 @@ fn in_vhost(queue: &str) -> String {
 /// A publish past a transaction's bound (RabbitMQ has none): the channel closes, and the
 /// transaction with it.
 fn tx_too_large(bytes_max: usize) -> Reply {
-    let text = format!("transaction holds more than {bytes_max} bytes of publishes; commit more often");
+    let text =
+        format!("transaction holds more than {bytes_max} bytes of publishes and acks; commit more often");
     Reply::channel(reply_code::PRECONDITION_FAILED, text)
 }
 

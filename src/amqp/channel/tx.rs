@@ -1,10 +1,11 @@
 //! Transactions: a channel after `tx.select` holds its publishes and its acks, nacks and
 //! rejects until `tx.commit` hands them to the queues, or `tx.rollback` forgets them.
 //!
-//! Held publishes are bounded by [`TX_HELD_BYTES_MAX`] (RabbitMQ has no such limit): a
-//! publish that would pass it closes the channel with 406 PRECONDITION_FAILED, which
-//! discards the transaction. Held settlements need no bound of their own: each settles a
-//! delivery tag the channel holds, and those are bounded by the channel's prefetch.
+//! What a transaction holds is bounded by [`TX_HELD_BYTES_MAX`] (RabbitMQ has no such
+//! limit): a publish, ack, nack or reject that would pass it closes the channel with 406
+//! PRECONDITION_FAILED, which discards the transaction. Settlements count too: a held ack
+//! gives its prefetch credit back at once, so a consumer acking without committing would
+//! otherwise hold more and more of them.
 
 use std::sync::Arc;
 
@@ -30,14 +31,31 @@ struct HeldSettlement {
     requeue: Option<bool>,
 }
 
+impl HeldPublish {
+    /// What it holds, in bytes: the record and its bookkeeping.
+    fn held_bytes(&self) -> usize {
+        self.record.header.len()
+            + self.record.body.len()
+            + std::mem::size_of::<Self>()
+            + self.queues.len() * std::mem::size_of::<Arc<QueueEntry>>()
+    }
+}
+
+impl HeldSettlement {
+    /// What it holds, in bytes: the offsets and their bookkeeping.
+    fn held_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.offsets.len() * std::mem::size_of::<u64>()
+    }
+}
+
 /// A channel's transaction mode and what it holds until commit.
 #[derive(Default)]
 pub(super) struct Transaction {
     /// `tx.select` was received.
     enabled: bool,
     publishes: Vec<HeldPublish>,
-    /// What `publishes` holds, in bytes: records and their bookkeeping. At most
-    /// [`TX_HELD_BYTES_MAX`].
+    /// What `publishes` and `settlements` hold, in bytes: records, offsets and their
+    /// bookkeeping. At most [`TX_HELD_BYTES_MAX`].
     held_bytes: usize,
     settlements: Vec<HeldSettlement>,
 }
@@ -58,33 +76,50 @@ impl Transaction {
         queues: Vec<Arc<QueueEntry>>,
         record: RecordInput,
     ) -> Result<(), ProtocolError> {
-        let bytes = record.header.len()
-            + record.body.len()
-            + std::mem::size_of::<HeldPublish>()
-            + queues.len() * std::mem::size_of::<Arc<QueueEntry>>();
+        let held = HeldPublish { queues, record };
+        self.count(held.held_bytes())?;
+        self.publishes.push(held);
+        Ok(())
+    }
+
+    /// Counts `bytes` more held, if the bound allows.
+    fn count(&mut self, bytes: usize) -> Result<(), ProtocolError> {
         let held = self.held_bytes.saturating_add(bytes);
         if held > TX_HELD_BYTES_MAX {
             return Err(ProtocolError::TransactionTooLarge(TX_HELD_BYTES_MAX));
         }
         self.held_bytes = held;
-        self.publishes.push(HeldPublish { queues, record });
         Ok(())
     }
 
     /// Forgets the held publishes, handing them to the caller.
     fn take_publishes(&mut self) -> Vec<HeldPublish> {
-        self.held_bytes = 0;
+        let bytes: usize = self.publishes.iter().map(HeldPublish::held_bytes).sum();
+        self.held_bytes -= bytes;
         std::mem::take(&mut self.publishes)
     }
 
+    /// Forgets the held settlements, handing them to the caller.
+    fn take_settlements(&mut self) -> Vec<HeldSettlement> {
+        let bytes: usize = self.settlements.iter().map(HeldSettlement::held_bytes).sum();
+        self.held_bytes -= bytes;
+        std::mem::take(&mut self.settlements)
+    }
+
     /// Holds a settlement of `queue`'s deliveries at `offsets` until commit.
+    ///
+    /// # Errors
+    /// As [`Transaction::hold_publish`].
     pub(super) fn hold_settlement(
         &mut self,
         queue: Arc<QueueEntry>,
         offsets: Vec<u64>,
         requeue: Option<bool>,
-    ) {
-        self.settlements.push(HeldSettlement { queue, offsets, requeue });
+    ) -> Result<(), ProtocolError> {
+        let held = HeldSettlement { queue, offsets, requeue };
+        self.count(held.held_bytes())?;
+        self.settlements.push(held);
+        Ok(())
     }
 }
 
@@ -115,12 +150,20 @@ impl Channel {
 
     /// `tx.commit`: the held publishes are appended (one by one, in order), then the held
     /// settlements reach their queues.
+    ///
+    /// Not atomic across publishes or queues. When an append fails (a log's disc error),
+    /// the publishes appended before it stay in their logs, the failing one and every later
+    /// one are dropped, the held settlements are dropped unsent, and the connection closes
+    /// with 541 INTERNAL_ERROR. Nothing acknowledged is lost: the deliveries whose acks
+    /// were dropped are still unacked in their queues and are requeued as the channel
+    /// closes. A client that saw no commit-ok cannot tell which publishes went in, as with
+    /// RabbitMQ after a failed commit.
     pub(super) async fn tx_commit(&mut self, cx: &mut Context<'_>) -> Result<(), Reply> {
         if !self.tx.enabled {
             return Err(ProtocolError::NotTransactional.into());
         }
         let publishes = self.tx.take_publishes();
-        let settlements = std::mem::take(&mut self.tx.settlements);
+        let settlements = self.tx.take_settlements();
         for held in publishes {
             for queue in held.queues {
                 if let Err(error) = queue.handle.log().append(vec![held.record.clone()]).await {
@@ -141,7 +184,7 @@ impl Channel {
             return Err(ProtocolError::NotTransactional.into());
         }
         self.tx.take_publishes();
-        self.tx.settlements.clear();
+        self.tx.take_settlements();
         cx.out.method(self.number(), &TxRollbackOk::default().into());
         Ok(())
     }
