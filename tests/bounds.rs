@@ -4,8 +4,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lapin::options::{BasicGetOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
+use lapin::options::{
+    BasicConsumeOptions, BasicGetOptions, BasicQosOptions, BasicRejectOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Consumer};
+use warren::limits::STREAM_REJECTED_OFFSETS_MAX;
 
 use crate::harness::broker::Broker;
 use crate::harness::lapin_client::*;
@@ -51,5 +56,58 @@ fn deleted_queues_touched_by_a_channel_close_their_files() {
         assert!(open.is_empty(), "files of deleted queues still open: {open:?}");
         // The channel still works, and closing it tells only live queues.
         channel.close(200, "bye").await.expect("close");
+    });
+}
+
+/// Attaches the stream consumer named `name`, from `first` or (`resume`) its stored offset.
+async fn attach_named(channel: &Channel, stream: &str, name: &str, resume: bool) -> Consumer {
+    within("basic.qos", channel.basic_qos(100, BasicQosOptions::default())).await.expect("qos");
+    let mut args = vec![("x-stream-consumer-name", s(name))];
+    if !resume {
+        args.push(("x-stream-offset", s("first")));
+    }
+    let args = table(args);
+    within("basic.consume", channel.basic_consume(stream, "", BasicConsumeOptions::default(), args))
+        .await
+        .expect("consume")
+}
+
+fn stream_offset(delivery: &lapin::message::Delivery) -> i64 {
+    match delivery.properties.headers().as_ref().and_then(|h| h.inner().get("x-stream-offset").cloned()) {
+        Some(AMQPValue::LongLongInt(offset)) => offset,
+        other => panic!("x-stream-offset header: {other:?}"),
+    }
+}
+
+/// A named stream consumer that rejects everything keeps a bounded set of rejected
+/// offsets: past the bound the lowest count as settled (as RabbitMQ settles every rejected
+/// stream offset), so its stored offset moves on instead of staying at its first reject.
+#[test]
+fn stream_rejects_past_the_bound_count_as_settled() {
+    let server = Server::start();
+    let stream = unique("rejects-");
+    let extra = 10;
+    let count = STREAM_REJECTED_OFFSETS_MAX + extra;
+    run(async {
+        let (_connection, channel) = server.open_confirming().await;
+        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        declare_with(&channel, &stream, durable, table(vec![("x-queue-type", s("stream"))])).await;
+        for i in 0..count {
+            let body = format!("r{i}");
+            publish_props(&channel, "", &stream, body.as_bytes(), BasicProperties::default()).await;
+        }
+        let (_c, reader) = server.open().await;
+        let mut consumer = attach_named(&reader, &stream, "rejecter", false).await;
+        for expected in 0..count {
+            let delivery = next(&mut consumer).await;
+            assert_eq!(stream_offset(&delivery), expected as i64);
+            delivery.acker.reject(BasicRejectOptions { requeue: false }).await.expect("reject");
+        }
+        within("channel.close", reader.close(200, "done")).await.expect("close");
+        drop(consumer);
+        let (_c2, again) = server.open().await;
+        let mut consumer = attach_named(&again, &stream, "rejecter", true).await;
+        let resumed = stream_offset(&next(&mut consumer).await);
+        assert_eq!(resumed, extra as i64, "the oldest rejects were settled past the bound");
     });
 }
