@@ -17,7 +17,7 @@ mod amqp_tools;
 mod bad_input;
 /// `warren bench` against Warren: counts add up, the JSON report's keys, a one-scenario suite.
 mod bench_cli;
-/// Bounds on kept state: touched queues, stream rejects, transactions, deleted queues' files.
+/// Bounds on kept state (touched queues, stream rejects) and on waits (shutdown's close).
 mod bounds;
 /// lapin: how a classic queue hands out messages: round-robin between competing consumers,
 /// per-message expiry at the head.

@@ -1,5 +1,6 @@
-//! Bounds on what the broker keeps: state a channel, a consumer or a transaction would
-//! otherwise grow without limit, and files of deleted queues that must not stay open.
+//! Bounds on what the broker keeps and how long it waits: state a channel or a consumer
+//! would otherwise grow without limit, files of deleted queues that must not stay open, and
+//! shutdown waiting (with a bound) for connections to close.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use warren::limits::STREAM_REJECTED_OFFSETS_MAX;
 
 use crate::harness::broker::Broker;
 use crate::harness::lapin_client::*;
+use crate::harness::raw_client::{RawClient, ANSWER_DEADLINE};
 use crate::harness::run;
 
 /// How long the broker may take to close a deleted queue's files.
@@ -110,4 +112,25 @@ fn stream_rejects_past_the_bound_count_as_settled() {
         let resumed = stream_offset(&next(&mut consumer).await);
         assert_eq!(resumed, extra as i64, "the oldest rejects were settled past the bound");
     });
+}
+
+/// Shutdown waits for connections to finish closing: a client slow to answer the broker's
+/// connection.close (320) keeps its socket open until it sends close-ok, rather than
+/// having the broker exit under it after a fixed pause.
+#[test]
+fn shutdown_waits_for_a_slow_close_ok() {
+    let broker = Broker::start(&["--storage", "memory"]);
+    let addr = broker.addr("amqp").to_owned();
+    let pid = broker.pid();
+    run(async {
+        let mut client = RawClient::open(&addr).await;
+        // SAFETY: a plain signal to the broker this test started and still owns.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let close = client.expect_connection_close(ANSWER_DEADLINE).await;
+        assert_eq!(close.reply_code, 320, "{close:?}");
+        // Less than the broker's close-ok wait: the socket must stay open meanwhile.
+        client.expect_silence(Duration::from_millis(1000)).await;
+        client.finish_close().await;
+    });
+    assert!(broker.terminate().success(), "the broker stops cleanly");
 }
