@@ -17,6 +17,12 @@ pub const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
 /// index, and a segment may overshoot its limit by at most one batch.
 pub const SEGMENT_BYTES_MAX: u64 = 2 * 1024 * 1024 * 1024;
 
+/// Most offsets one segment spans: the writer rolls before a batch would start past it, so
+/// every record's offset relative to its segment fits the index's `u32` even with a whole
+/// batch after the last start. Sizes alone do not bound it: a compressed batch of empty
+/// records takes far less than a byte per record.
+pub const SEGMENT_RECORDS_MAX: u64 = u32::MAX as u64 - BATCH_RECORDS_MAX as u64;
+
 /// Most runtime worker threads accepted from configuration: more than any machine Warren
 /// targets has cores, few enough that a typo cannot start thousands of threads.
 pub const WORKER_THREADS_MAX: usize = 1024;
@@ -119,6 +125,12 @@ pub const QUEUE_TICK_MS: u64 = 50;
 /// had stored, so a client cancelling in a loop without acking cannot grow the list.
 pub const CANCELLED_STREAM_CONSUMERS_MAX: usize = 1024;
 
+/// Rejected (or nacked) offsets one stream consumer remembers, in offsets: each holds the
+/// consumer's stored offset back. RabbitMQ treats a rejected stream offset as settled, so
+/// past this many the lowest is taken as settled and forgotten: a consumer that rejects
+/// everything it reads keeps a bounded set (about 40 bytes each in a `BTreeSet`).
+pub const STREAM_REJECTED_OFFSETS_MAX: usize = 4096;
+
 /// Bound of a queue's command channel (consume, ack, reject, get...), in commands. A full
 /// channel makes the callers wait, acks and rejects too: a channel's commands reach the
 /// queue in the order it sent them, and a connection that settles faster than the queue
@@ -201,6 +213,17 @@ pub const OUTPUT_BYTES_INITIAL: usize = 16 * 1024;
 /// (exchange, routing key) routes one connection remembers; past it the cache starts over,
 /// so a publisher cycling through many keys costs memory in bounded steps.
 pub const ROUTES_PER_CONNECTION_MAX: usize = 1024;
+/// Bytes of publishes and settlements (records, acked offsets, their bookkeeping) one
+/// transaction holds until `tx.commit` (256 MiB): room for one message of
+/// [`MESSAGE_BYTES_MAX`] with room to spare, and what a transactional client that never
+/// commits can make the broker keep. RabbitMQ has no such limit; past it the channel is
+/// closed with 406 PRECONDITION_FAILED.
+pub const TX_HELD_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Entries a channel's map of touched queues (consumed or got from) holds before it first
+/// drops those of deleted queues: below it a prune frees little. After a prune the next
+/// one comes at twice the live entries, so the map holds at most twice the live queues the
+/// channel touched (or this many), however many queues it saw come and go.
+pub const TOUCHED_QUEUES_PRUNE_MIN: usize = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Server (`server/`): sockets, buffers, timeouts and watchers.
@@ -247,9 +270,11 @@ pub const DRAIN_BUFFER_BYTES: usize = 512;
 /// Pause after a failed `accept`, in milliseconds, so that running out of file descriptors
 /// does not spin the listener.
 pub const ACCEPT_RETRY_DELAY_MS: u64 = 50;
-/// Time connections get after shutdown starts to send their close and requeue what they held,
-/// in milliseconds, before the broker's logs are closed.
-pub const SHUTDOWN_GRACE_MS: u64 = 200;
+/// Longest wait at shutdown for connections to send their close, hear the close-ok and
+/// requeue what they held, in milliseconds; the broker's logs are closed once they are all
+/// done, or after this. Longer than one close-ok wait, so a client that answers in time is
+/// never cut off.
+pub const CONNECTIONS_CLOSE_TIMEOUT_MS: u64 = 5_000;
 /// How often the resource alarms read memory use and free disc space, in milliseconds.
 pub const ALARM_CHECK_INTERVAL_MS: u64 = 500;
 /// Default memory limit of the resource alarm, in tenths of the machine's RAM (0.4, RabbitMQ's
@@ -265,6 +290,7 @@ const _: () = assert!(OUTPUT_CAPACITY_BYTES_MIN <= OUTPUT_RESERVE_BYTES);
 // A deadline can only be met if the timer looks at it more often than it expires.
 const _: () = assert!(CONNECTION_TICK_INTERVAL_MS < CLOSE_OK_TIMEOUT_MS);
 const _: () = assert!(CONNECTION_TICK_INTERVAL_MS < HANDSHAKE_TIMEOUT_MS);
+const _: () = assert!(CLOSE_OK_TIMEOUT_MS + CONNECTION_TICK_INTERVAL_MS < CONNECTIONS_CLOSE_TIMEOUT_MS);
 // A heartbeat is due every heartbeat/2 of silence; for the shortest heartbeat (1 s) the
 // timer must run more often than that.
 const _: () = assert!(CONNECTION_TICK_INTERVAL_MS < 1000 / 2);
@@ -327,10 +353,14 @@ const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 // A segment can be one whole batch longer than its limit; positions must still fit in u32.
 const _: () = assert!(SEGMENT_BYTES_MAX + BATCH_BYTES_MAX <= u32::MAX as u64);
+// A batch starting at the last relative offset a segment takes still ends inside u32.
+const _: () = assert!(SEGMENT_RECORDS_MAX + BATCH_RECORDS_MAX as u64 <= u32::MAX as u64);
 const _: () = assert!((BATCH_BYTES_TARGET as u64) < BATCH_BYTES_MAX);
 // A message plus its stored headers (at most a few KiB beside the body) fits in one batch.
 const _: () = assert!(MESSAGE_BYTES_MAX + 1024 * 1024 < BATCH_BYTES_MAX);
 const _: () = assert!((INDEX_INTERVAL_BYTES_DEFAULT as u64) <= SEGMENT_BYTES_MIN);
 const _: () = assert!(FRAME_MIN_BYTES <= FRAME_MAX_BYTES);
+// A transaction holds at least one message of the largest size, with its stored headers.
+const _: () = assert!(MESSAGE_BYTES_MAX + 1024 * 1024 <= TX_HELD_BYTES_MAX as u64);
 // A frame never carries more than a batch.
 const _: () = assert!((FRAME_MAX_BYTES as u64) < BATCH_BYTES_MAX);

@@ -17,6 +17,8 @@ mod amqp_tools;
 mod bad_input;
 /// `warren bench` against Warren: counts add up, the JSON report's keys, a one-scenario suite.
 mod bench_cli;
+/// Bounds on kept state (touched queues, stream rejects) and on waits (shutdown's close).
+mod bounds;
 /// A full disc on a small tmpfs: blocking at the free-disc limit, recovery after ENOSPC.
 mod disk_full;
 /// lapin: how a classic queue hands out messages: round-robin between competing consumers,

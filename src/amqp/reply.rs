@@ -192,6 +192,9 @@ pub enum ProtocolError {
     NotTransactional,
     /// A committed publish could not be appended.
     CommitFailed(String),
+    /// A publish or settlement would make a transaction hold more than this many bytes
+    /// ([`crate::limits::TX_HELD_BYTES_MAX`]).
+    TransactionTooLarge(usize),
     /// A stored message's header does not parse.
     DamagedStoredHeader,
     /// An empty queue name (meaning the channel's last declared queue) on a channel that
@@ -259,10 +262,17 @@ impl From<StreamRefusal> for Reply {
     }
 }
 
+/// A publish past a transaction's bound (RabbitMQ has none): the channel closes, and the
+/// transaction with it.
+fn tx_too_large(bytes_max: usize) -> Reply {
+    let text =
+        format!("transaction holds more than {bytes_max} bytes of publishes and acks; commit more often");
+    Reply::channel(reply_code::PRECONDITION_FAILED, text)
+}
+
 impl From<ProtocolError> for Reply {
     fn from(error: ProtocolError) -> Reply {
-        use reply_code::*;
-        use Reply as R;
+        use {reply_code::*, Reply as R};
         match error {
             ProtocolError::VhostNotFound(vhost) => R::connection(NOT_ALLOWED, format!("vhost {vhost} not found")),
             ProtocolError::LoginRefused { mechanism } => R::connection(
@@ -320,6 +330,7 @@ impl From<ProtocolError> for Reply {
             ProtocolError::ConfirmToTx => R::channel(PRECONDITION_FAILED, "cannot switch from confirm to tx mode"),
             ProtocolError::NotTransactional => R::channel(PRECONDITION_FAILED, "channel is not transactional"),
             ProtocolError::CommitFailed(error) => R::connection(INTERNAL_ERROR, format!("commit failed: {error}")),
+            ProtocolError::TransactionTooLarge(bytes_max) => tx_too_large(bytes_max),
             ProtocolError::DamagedStoredHeader => R::connection(INTERNAL_ERROR, "stored message header is damaged"),
             ProtocolError::NoPreviouslyDeclaredQueue => R::channel(NOT_FOUND, "no previously declared queue"),
             ProtocolError::BrokerShutdown => R::connection(CONNECTION_FORCED, "broker shutdown"),

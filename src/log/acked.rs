@@ -140,7 +140,8 @@ pub fn store(dir: &Path, floor: u64, ranges: &[Range<u64>], sync: bool) -> Resul
         }
         Ok(())
     };
-    write().map_err(|source| Error::io("writing acknowledged ranges", &path, source))
+    super::offsets::off_worker(write)
+        .map_err(|source| Error::io("writing acknowledged ranges", &path, source))
 }
 
 #[cfg(test)]

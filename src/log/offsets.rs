@@ -122,6 +122,10 @@ impl OffsetStore {
         for (name, offset) in entries {
             offsets.insert((*name).to_owned(), *offset);
         }
+        if offsets.len() > CONSUMER_NAMES_PER_LOG_MAX {
+            *offsets = before;
+            return Err(Error::Config { reason: "too many named consumers for one log".into() });
+        }
         if let Some(path) = &self.path {
             if let Err(error) = write_atomically(path, &encode(&offsets)) {
                 *offsets = before;
@@ -229,7 +233,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         }
         Ok(())
     };
-    write().map_err(|source| Error::io("writing atomically", path, source))
+    off_worker(write).map_err(|source| Error::io("writing atomically", path, source))
+}
+
+/// Runs blocking file work (write, fsync, rename, directory fsync) without stalling the
+/// other tasks of the runtime's worker thread: on a multi-thread runtime through
+/// `block_in_place`, which hands the worker's other tasks to another thread while this one
+/// blocks; elsewhere (a current-thread runtime, a blocking-pool thread, no runtime)
+/// directly. The work still runs before the caller goes on, so the order of writes, and
+/// which file is written last, stay the caller's.
+pub fn off_worker<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
 }
 
 #[cfg(test)]
@@ -253,5 +272,52 @@ mod tests {
         bytes[last] ^= 1;
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(OffsetStore::open(dir.path()).unwrap().get("alpha"), None);
+    }
+
+    /// `commit_many` keeps the bound on names that `commit` keeps: past it nothing of the
+    /// batch is stored.
+    #[test]
+    fn commit_many_refuses_names_past_the_bound() {
+        let store = OffsetStore::in_memory();
+        let names: Vec<String> = (0..CONSUMER_NAMES_PER_LOG_MAX).map(|i| format!("c{i}")).collect();
+        let entries: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+        store.commit_many(&entries).unwrap();
+        assert!(store.commit_many(&[("c0", 2), ("one-too-many", 1)]).is_err());
+        assert_eq!(store.get("c0"), Some(1), "a refused batch changes nothing");
+        assert_eq!(store.get("one-too-many"), None);
+        store.commit_many(&[("c0", 2)]).unwrap();
+        assert_eq!(store.all().len(), CONSUMER_NAMES_PER_LOG_MAX);
+    }
+
+    /// Blocking file work lets the worker's other tasks run: with one worker thread, a task
+    /// spawned while another is blocked in `off_worker` still runs (it could not if the work
+    /// blocked the worker).
+    #[test]
+    fn off_worker_leaves_the_worker_to_other_tasks() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let flag = Arc::new(AtomicBool::new(false));
+        let seen = runtime.block_on(async {
+            let (started, blocking) = tokio::sync::oneshot::channel();
+            let waiting = Arc::clone(&flag);
+            let blocked = tokio::spawn(async move {
+                off_worker(move || {
+                    let _ = started.send(());
+                    let until = Instant::now() + Duration::from_secs(5);
+                    while !waiting.load(Ordering::Acquire) && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    waiting.load(Ordering::Acquire)
+                })
+            });
+            blocking.await.unwrap();
+            let setter = Arc::clone(&flag);
+            tokio::spawn(async move { setter.store(true, Ordering::Release) });
+            blocked.await.unwrap()
+        });
+        assert!(seen, "the other task ran while the work blocked");
     }
 }

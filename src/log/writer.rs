@@ -23,7 +23,7 @@ use super::storage::memory::MemorySegment;
 use super::storage::SegmentFile;
 use super::syncer::SyncQueue;
 use super::{now_ms, AppendAck, Error, FsyncPolicy, LogOptions, RecordInput, Shared};
-use crate::limits::{BATCH_BYTES_TARGET, BATCH_RECORDS_MAX, SYNC_TIMER_IDLE_MS};
+use crate::limits::{BATCH_BYTES_TARGET, BATCH_RECORDS_MAX, SEGMENT_RECORDS_MAX, SYNC_TIMER_IDLE_MS};
 
 /// What the writer is asked to do.
 pub enum Command {
@@ -298,7 +298,7 @@ impl Writer {
                 (header, vec![bytes])
             }
         };
-        if self.should_roll(header.first_timestamp_ms) {
+        if self.should_roll(header.first_timestamp_ms, header.base_offset) {
             self.roll().await?;
         }
         let position = self.active.written_bytes;
@@ -369,11 +369,16 @@ impl Writer {
         Ok(())
     }
 
-    fn should_roll(&self, timestamp_ms: i64) -> bool {
+    /// Whether a batch stamped `timestamp_ms` starting at `base_offset` goes to a new
+    /// segment. Also rolls before a segment's offsets pass [`SEGMENT_RECORDS_MAX`] (only
+    /// compressed batches of tiny records can get there), so that relative offsets fit the
+    /// index's `u32`.
+    fn should_roll(&self, timestamp_ms: i64, base_offset: u64) -> bool {
         if self.active.written_bytes == 0 {
             return false;
         }
-        let by_size = self.active.written_bytes >= self.options.segment_bytes_max;
+        let by_count = base_offset - self.active.segment.base_offset >= SEGMENT_RECORDS_MAX;
+        let by_size = self.active.written_bytes >= self.options.segment_bytes_max || by_count;
         let by_age = match (self.options.segment_age_max, self.active.first_timestamp_ms) {
             (Some(age), Some(first)) => timestamp_ms.saturating_sub(first) >= age.as_millis() as i64,
             _ => false,
@@ -504,8 +509,11 @@ pub fn commit(shared: &Shared, batches: impl IntoIterator<Item = Pending>) {
         let header = pending.header;
         pending.segment.commit(|state| {
             let entry = IndexEntry {
-                relative_offset: (header.base_offset - pending.segment.base_offset) as u32,
-                position: pending.position as u32,
+                // Fits: a segment rolls before its offsets pass SEGMENT_RECORDS_MAX, and
+                // positions stay below SEGMENT_BYTES_MAX + BATCH_BYTES_MAX (limits.rs).
+                relative_offset: u32::try_from(header.base_offset - pending.segment.base_offset)
+                    .expect("a segment rolls before its relative offsets pass u32"),
+                position: u32::try_from(pending.position).expect("segment positions fit in u32"),
                 timestamp_ms: header.first_timestamp_ms,
             };
             state.index.observe(entry, header.total_bytes());

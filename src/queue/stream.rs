@@ -28,7 +28,7 @@ use super::credit::{wait_for_room, Consumer};
 use super::handle::{Command, QueueOptions, QueueStats};
 use super::message::MessageView;
 use super::read_ahead::{Read, ReadAhead};
-use crate::limits::{CANCELLED_STREAM_CONSUMERS_MAX, QUEUE_TICK_MS};
+use crate::limits::{CANCELLED_STREAM_CONSUMERS_MAX, QUEUE_TICK_MS, STREAM_REJECTED_OFFSETS_MAX};
 use crate::log::{now_ms, Log};
 use crate::seq_map::SeqMap;
 
@@ -87,7 +87,7 @@ struct StreamConsumer {
     /// Delivered, not yet acknowledged: holds credit.
     in_flight: SeqMap<()>,
     /// Nacked or rejected: the credit is back, but the offset is not acknowledged, so the
-    /// stored offset stays at or below it.
+    /// stored offset stays at or below it. At most [`STREAM_REJECTED_OFFSETS_MAX`].
     rejected: BTreeSet<u64>,
     stored: Option<u64>,
 }
@@ -101,6 +101,18 @@ impl StreamConsumer {
             (a, b) => a.or(b.copied()),
         };
         lowest_open.map_or(next, |open| open.min(next))
+    }
+
+    /// Remembers a nacked or rejected offset, which holds the stored offset back. Past
+    /// [`STREAM_REJECTED_OFFSETS_MAX`] the lowest is taken as settled, as RabbitMQ settles
+    /// every rejected stream offset: a consumer rejecting everything it reads keeps a
+    /// bounded set, and its stored offset moves on.
+    fn reject(&mut self, offset: u64) {
+        self.rejected.insert(offset);
+        if self.rejected.len() > STREAM_REJECTED_OFFSETS_MAX {
+            self.rejected.pop_first();
+        }
+        debug_assert!(self.rejected.len() <= STREAM_REJECTED_OFFSETS_MAX);
     }
 
     fn spec(&self) -> &ConsumerSpec {
@@ -287,7 +299,7 @@ impl StreamActor {
                 for consumer in self.on_channel(channel) {
                     for offset in &offsets {
                         if consumer.settle(*offset) {
-                            consumer.rejected.insert(*offset);
+                            consumer.reject(*offset);
                         }
                     }
                 }

@@ -1,5 +1,6 @@
 //! The AMQP listener: accepts connections and gives each its own task running the
-//! connection driver ([`amqp_driver`](super::amqp_driver)).
+//! connection driver ([`amqp_driver`](super::amqp_driver)), and at shutdown waits (at
+//! most [`CONNECTIONS_CLOSE_TIMEOUT_MS`]) for those tasks to finish.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -7,15 +8,20 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::amqp_driver::serve_connection;
 use crate::broker::Broker;
-use crate::limits::ACCEPT_RETRY_DELAY_MS;
+use crate::limits::{ACCEPT_RETRY_DELAY_MS, CONNECTIONS_CLOSE_TIMEOUT_MS};
 
-/// Accepts connections until `shutdown` turns true.
+/// Accepts connections until `shutdown` turns true, then waits for the connections' tasks
+/// to finish (they close on the same signal), at most [`CONNECTIONS_CLOSE_TIMEOUT_MS`];
+/// those still running then are aborted. The set of tasks holds only live connections:
+/// finished ones are reaped as they end.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
     let next_id = AtomicU64::new(1);
     let mut stop = shutdown.clone();
+    let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -23,7 +29,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
                     let broker = Arc::clone(&broker);
                     let shutdown = shutdown.clone();
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         if let Err(error) = serve_connection(stream, peer, broker, id, shutdown).await {
                             tracing::debug!(connection = id, %peer, %error, "connection ended with an error");
                         }
@@ -34,7 +40,13 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::
                     tokio::time::sleep(Duration::from_millis(ACCEPT_RETRY_DELAY_MS)).await;
                 }
             },
-            _ = stop.changed() => return,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
         }
+    }
+    let closed = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_millis(CONNECTIONS_CLOSE_TIMEOUT_MS), closed).await.is_err() {
+        tracing::warn!(left = connections.len(), "connections still open at shutdown are dropped");
+        connections.shutdown().await;
     }
 }

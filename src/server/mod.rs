@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::broker::{Broker, BrokerOptions};
 use crate::config::{Config, StorageMode};
-use crate::limits::{MEMORY_LIMIT_TENTHS_OF_RAM, SHUTDOWN_GRACE_MS};
+use crate::limits::MEMORY_LIMIT_TENTHS_OF_RAM;
 use crate::log::headroom::DiskHeadroom;
 use crate::log::storage::{self, FileIo};
 use crate::log::Storage;
@@ -106,9 +106,9 @@ impl Server {
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
+        // The listener returns once its connections have sent their close and released what
+        // they held (or the time for it ran out): only then are the logs closed.
         let _ = listener.await;
-        // Give connections a moment to send their close and requeue what they held.
-        tokio::time::sleep(std::time::Duration::from_millis(SHUTDOWN_GRACE_MS)).await;
         broker.shutdown().await;
         tracing::info!("stopped");
         Ok(())

@@ -85,7 +85,7 @@ impl Channel {
         }
         for (queue, offsets) in by_queue {
             if self.tx.enabled() {
-                self.tx.hold_settlement(queue, offsets, requeue);
+                self.tx.hold_settlement(queue, offsets, requeue)?;
             } else {
                 settle_in_queue(&queue, self.id, offsets, requeue).await;
             }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
@@ -12,6 +12,7 @@ use super::{Channel, Context};
 use crate::amqp::output::short;
 use crate::amqp::reply::{ProtocolError, Reply, StreamRefusal};
 use crate::broker::{self, generated_name, QueueEntry};
+use crate::limits::TOUCHED_QUEUES_PRUNE_MIN;
 use crate::log::now_ms;
 use crate::queue::stream::{StreamAttach, StreamOffset};
 use crate::queue::{ChannelCredit, ChannelId, ConsumerSpec};
@@ -35,7 +36,14 @@ pub(super) struct Consumers {
     /// The channel's shared prefetch (`basic.qos` with `global`).
     credit: Arc<ChannelCredit>,
     /// Queues this channel consumed or got from, by name: told when the channel closes.
-    touched: HashMap<Bytes, Arc<QueueEntry>, foldhash::fast::RandomState>,
+    /// Held weakly, so that a deleted queue's log and files go with its last strong holder
+    /// (its consumers and unacked deliveries hold it strongly while they need it). Entries
+    /// whose queue is gone are pruned once the map reaches `touched_prune_at`, so it holds
+    /// at most twice the live queues this channel touched, and never fewer than
+    /// [`TOUCHED_QUEUES_PRUNE_MIN`] before a prune.
+    touched: HashMap<Bytes, Weak<QueueEntry>, foldhash::fast::RandomState>,
+    /// Size of `touched` at which its dead entries are pruned next.
+    touched_prune_at: usize,
     /// The hidden queue behind direct reply-to, once a reply-to consumer exists.
     reply_to_queue: Option<Bytes>,
 }
@@ -57,18 +65,25 @@ impl Consumers {
     }
 
     /// The queues this channel consumed or got from.
-    pub(super) fn touched(&self) -> impl Iterator<Item = &Arc<QueueEntry>> {
-        self.touched.values()
+    /// The queues this channel consumed or got from that still exist.
+    pub(super) fn touched(&self) -> impl Iterator<Item = Arc<QueueEntry>> + '_ {
+        self.touched.values().filter_map(Weak::upgrade)
     }
 
-    /// The queue named `name` if this channel has touched it.
-    pub(super) fn touched_queue(&self, name: &[u8]) -> Option<&Arc<QueueEntry>> {
-        self.touched.get(name)
+    /// The queue named `name` if this channel has touched it and it still exists.
+    pub(super) fn touched_queue(&self, name: &[u8]) -> Option<Arc<QueueEntry>> {
+        self.touched.get(name).and_then(Weak::upgrade)
     }
 
-    /// Remembers that this channel consumes or gets from `queue`.
+    /// Remembers that this channel consumes or gets from `queue`. Not on a per-message
+    /// path: called by `basic.consume` and `basic.get`; the prune it may run is amortised
+    /// over the inserts that doubled the map.
     pub(super) fn touch(&mut self, queue: &Arc<QueueEntry>) {
-        self.touched.insert(queue.name.clone(), Arc::clone(queue));
+        self.touched.insert(queue.name.clone(), Arc::downgrade(queue));
+        if self.touched.len() >= self.touched_prune_at.max(TOUCHED_QUEUES_PRUNE_MIN) {
+            self.touched.retain(|_, queue| queue.strong_count() > 0);
+            self.touched_prune_at = self.touched.len().saturating_mul(2);
+        }
     }
 
     /// The hidden queue behind direct reply-to, if a reply-to consumer exists.

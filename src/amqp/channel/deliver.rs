@@ -68,7 +68,7 @@ impl Channel {
         let Some(tag) = delivery.consumer_tag.as_ref() else { return false };
         let Some(consumer) = self.consumers.get(tag) else {
             let Some(queue) = self.consumers.touched_queue(delivery.queue.as_bytes()) else { return false };
-            self.deliveries.undelivered.push((Arc::clone(queue), delivery.offset));
+            self.deliveries.undelivered.push((queue, delivery.offset));
             return true;
         };
         let Some(view) = MessageView::parse(&delivery.record.header) else {

@@ -226,8 +226,7 @@ impl Channel {
             return Ok(());
         }
         let message = message(method, header, body, &properties);
-        self.stage(cx, &queues, &message, confirm_seq);
-        Ok(())
+        self.stage(cx, &queues, &message, confirm_seq)
     }
 
     /// A publish whose `reply_to` is direct reply-to gets this channel's reply queue there.
@@ -250,7 +249,16 @@ impl Channel {
     /// Stages a routed message for its queues, with its confirm, or holds it in the
     /// transaction. Queues that refuse publishes while full (x-overflow reject-publish) are
     /// left out, and the publish is nacked.
-    fn stage(&mut self, cx: &mut Context<'_>, queues: &Route, message: &Message, confirm_seq: Option<u64>) {
+    ///
+    /// # Errors
+    /// When a transaction would hold more than its bound.
+    fn stage(
+        &mut self,
+        cx: &mut Context<'_>,
+        queues: &Route,
+        message: &Message,
+        confirm_seq: Option<u64>,
+    ) -> Result<(), Reply> {
         let number = self.number();
         let full = |q: &QueueEntry| {
             q.args.overflow == Overflow::RejectPublish
@@ -260,8 +268,7 @@ impl Channel {
         let record = message.to_record_in(cx.record_arena);
         if self.tx.enabled() {
             let queues = queues.iter().filter(|q| !full(q)).cloned().collect();
-            self.tx.hold_publish(queues, record);
-            return;
+            return self.tx.hold_publish(queues, record).map_err(Reply::from);
         }
         if rejected {
             if let Some(seq) = confirm_seq {
@@ -277,6 +284,7 @@ impl Channel {
                 None => cx.staged.queues.push((Arc::clone(queue), vec![record.clone()])),
             }
         }
+        Ok(())
     }
 }
 

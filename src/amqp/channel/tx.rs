@@ -1,11 +1,18 @@
 //! Transactions: a channel after `tx.select` holds its publishes and its acks, nacks and
 //! rejects until `tx.commit` hands them to the queues, or `tx.rollback` forgets them.
+//!
+//! What a transaction holds is bounded by [`TX_HELD_BYTES_MAX`] (RabbitMQ has no such
+//! limit): a publish, ack, nack or reject that would pass it closes the channel with 406
+//! PRECONDITION_FAILED, which discards the transaction. Settlements count too: a held ack
+//! gives its prefetch credit back at once, so a consumer acking without committing would
+//! otherwise hold more and more of them.
 
 use std::sync::Arc;
 
 use super::{Channel, Context};
 use crate::amqp::reply::{ProtocolError, Reply};
 use crate::broker::QueueEntry;
+use crate::limits::TX_HELD_BYTES_MAX;
 use crate::log::RecordInput;
 use crate::queue::ChannelId;
 use crate::wire::amqp::{TxCommitOk, TxRollbackOk, TxSelectOk};
@@ -24,12 +31,32 @@ struct HeldSettlement {
     requeue: Option<bool>,
 }
 
+impl HeldPublish {
+    /// What it holds, in bytes: the record and its bookkeeping.
+    fn held_bytes(&self) -> usize {
+        self.record.header.len()
+            + self.record.body.len()
+            + std::mem::size_of::<Self>()
+            + self.queues.len() * std::mem::size_of::<Arc<QueueEntry>>()
+    }
+}
+
+impl HeldSettlement {
+    /// What it holds, in bytes: the offsets and their bookkeeping.
+    fn held_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.offsets.len() * std::mem::size_of::<u64>()
+    }
+}
+
 /// A channel's transaction mode and what it holds until commit.
 #[derive(Default)]
 pub(super) struct Transaction {
     /// `tx.select` was received.
     enabled: bool,
     publishes: Vec<HeldPublish>,
+    /// What `publishes` and `settlements` hold, in bytes: records, offsets and their
+    /// bookkeeping. At most [`TX_HELD_BYTES_MAX`].
+    held_bytes: usize,
     settlements: Vec<HeldSettlement>,
 }
 
@@ -40,18 +67,59 @@ impl Transaction {
     }
 
     /// Holds a publish to `queues` until commit.
-    pub(super) fn hold_publish(&mut self, queues: Vec<Arc<QueueEntry>>, record: RecordInput) {
-        self.publishes.push(HeldPublish { queues, record });
+    ///
+    /// # Errors
+    /// [`ProtocolError::TransactionTooLarge`] when the transaction would hold more than
+    /// [`TX_HELD_BYTES_MAX`]; nothing is held then.
+    pub(super) fn hold_publish(
+        &mut self,
+        queues: Vec<Arc<QueueEntry>>,
+        record: RecordInput,
+    ) -> Result<(), ProtocolError> {
+        let held = HeldPublish { queues, record };
+        self.count(held.held_bytes())?;
+        self.publishes.push(held);
+        Ok(())
+    }
+
+    /// Counts `bytes` more held, if the bound allows.
+    fn count(&mut self, bytes: usize) -> Result<(), ProtocolError> {
+        let held = self.held_bytes.saturating_add(bytes);
+        if held > TX_HELD_BYTES_MAX {
+            return Err(ProtocolError::TransactionTooLarge(TX_HELD_BYTES_MAX));
+        }
+        self.held_bytes = held;
+        Ok(())
+    }
+
+    /// Forgets the held publishes, handing them to the caller.
+    fn take_publishes(&mut self) -> Vec<HeldPublish> {
+        let bytes: usize = self.publishes.iter().map(HeldPublish::held_bytes).sum();
+        self.held_bytes -= bytes;
+        std::mem::take(&mut self.publishes)
+    }
+
+    /// Forgets the held settlements, handing them to the caller.
+    fn take_settlements(&mut self) -> Vec<HeldSettlement> {
+        let bytes: usize = self.settlements.iter().map(HeldSettlement::held_bytes).sum();
+        self.held_bytes -= bytes;
+        std::mem::take(&mut self.settlements)
     }
 
     /// Holds a settlement of `queue`'s deliveries at `offsets` until commit.
+    ///
+    /// # Errors
+    /// As [`Transaction::hold_publish`].
     pub(super) fn hold_settlement(
         &mut self,
         queue: Arc<QueueEntry>,
         offsets: Vec<u64>,
         requeue: Option<bool>,
-    ) {
-        self.settlements.push(HeldSettlement { queue, offsets, requeue });
+    ) -> Result<(), ProtocolError> {
+        let held = HeldSettlement { queue, offsets, requeue };
+        self.count(held.held_bytes())?;
+        self.settlements.push(held);
+        Ok(())
     }
 }
 
@@ -82,12 +150,20 @@ impl Channel {
 
     /// `tx.commit`: the held publishes are appended (one by one, in order), then the held
     /// settlements reach their queues.
+    ///
+    /// Not atomic across publishes or queues. When an append fails (a log's disc error),
+    /// the publishes appended before it stay in their logs, the failing one and every later
+    /// one are dropped, the held settlements are dropped unsent, and the connection closes
+    /// with 541 INTERNAL_ERROR. Nothing acknowledged is lost: the deliveries whose acks
+    /// were dropped are still unacked in their queues and are requeued as the channel
+    /// closes. A client that saw no commit-ok cannot tell which publishes went in, as with
+    /// RabbitMQ after a failed commit.
     pub(super) async fn tx_commit(&mut self, cx: &mut Context<'_>) -> Result<(), Reply> {
         if !self.tx.enabled {
             return Err(ProtocolError::NotTransactional.into());
         }
-        let publishes = std::mem::take(&mut self.tx.publishes);
-        let settlements = std::mem::take(&mut self.tx.settlements);
+        let publishes = self.tx.take_publishes();
+        let settlements = self.tx.take_settlements();
         for held in publishes {
             for queue in held.queues {
                 if let Err(error) = queue.handle.log().append(vec![held.record.clone()]).await {
@@ -107,9 +183,40 @@ impl Channel {
         if !self.tx.enabled {
             return Err(ProtocolError::NotTransactional.into());
         }
-        self.tx.publishes.clear();
-        self.tx.settlements.clear();
+        self.tx.take_publishes();
+        self.tx.take_settlements();
         cx.out.method(self.number(), &TxRollbackOk::default().into());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::limits::MESSAGE_BYTES_MAX;
+
+    /// A transaction takes the largest messages up to its bound, refuses the one past it,
+    /// and takes publishes again once committed or rolled back.
+    #[test]
+    fn held_publishes_are_bounded_by_bytes() {
+        let body = Bytes::from(vec![0u8; MESSAGE_BYTES_MAX as usize]);
+        let mut tx = Transaction::default();
+        let mut held = 0;
+        let refused = loop {
+            match tx.hold_publish(Vec::new(), RecordInput::body(body.clone())) {
+                Ok(()) => held += 1,
+                Err(error) => break error,
+            }
+            assert!(held <= TX_HELD_BYTES_MAX / body.len(), "the bound holds");
+        };
+        assert!(matches!(refused, ProtocolError::TransactionTooLarge(_)));
+        assert!(held >= 1, "a transaction holds at least one message of the largest size");
+        assert_eq!(tx.publishes.len(), held, "nothing of the refused publish is held");
+        assert!(tx.held_bytes <= TX_HELD_BYTES_MAX);
+        tx.take_publishes();
+        assert_eq!(tx.held_bytes, 0);
+        tx.hold_publish(Vec::new(), RecordInput::body(body)).expect("room again after a commit");
     }
 }

@@ -135,16 +135,16 @@ impl FileIo for UringIo {
         // The ring owns its own descriptor so that its lifetime is the ring's business.
         let own = file.try_clone()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.requests
-            .try_send(Request::Adopt { id, file: own })
-            .or_else(|error| match error {
-                mpsc::error::TrySendError::Full(request) => {
-                    self.requests.blocking_send(request).map_err(|_| ())
-                }
-                mpsc::error::TrySendError::Closed(_) => Err(()),
-            })
-            .map_err(|()| io::Error::other("io_uring thread has stopped"))?;
-        Ok(Arc::new(UringFile { id, requests: self.requests.clone() }))
+        // Never waits here (this runs inside async code): with the ring's queue full, the
+        // adoption is sent by the file's first request instead, before that request.
+        let pending_adopt = match self.requests.try_send(Request::Adopt { id, file: own }) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(Request::Adopt { file, .. })) => {
+                Some(Arc::new(tokio::sync::Mutex::new(Some(file))))
+            }
+            Err(_) => return Err(io::Error::other("io_uring thread has stopped")),
+        };
+        Ok(Arc::new(UringFile { id, requests: self.requests.clone(), pending_adopt }))
     }
 
     fn name(&self) -> &'static str {
@@ -156,6 +156,9 @@ impl FileIo for UringIo {
 struct UringFile {
     id: u64,
     requests: mpsc::Sender<Request>,
+    /// The descriptor to adopt when `adopt` found the ring's queue full: the first request
+    /// to take it sends the adoption, and every request waits for that before its own.
+    pending_adopt: Option<Arc<tokio::sync::Mutex<Option<std::fs::File>>>>,
 }
 
 impl UringFile {
@@ -163,8 +166,15 @@ impl UringFile {
         let (done, answer) = oneshot::channel();
         let request = make(done);
         let requests = self.requests.clone();
+        let (id, pending_adopt) = (self.id, self.pending_adopt.clone());
         Box::pin(async move {
             let stopped = || io::Error::other("io_uring thread has stopped");
+            if let Some(pending) = pending_adopt {
+                let mut pending = pending.lock().await;
+                if let Some(file) = pending.take() {
+                    requests.send(Request::Adopt { id, file }).await.map_err(|_| stopped())?;
+                }
+            }
             requests.send(request).await.map_err(|_| stopped())?;
             answer.await.map_err(|_| stopped())?
         })
