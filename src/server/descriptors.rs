@@ -35,6 +35,6 @@ mod tests {
         // SAFETY: `limit` is a valid, writable rlimit.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
         assert_eq!(limit.rlim_cur, limit.rlim_max);
-        assert_eq!(u64::from(limit.rlim_cur), raised);
+        assert_eq!(limit.rlim_cur, raised);
     }
 }
