@@ -168,6 +168,14 @@ const _: () = assert!(DEAD_LETTERS_BATCH_MAX > 0 && DEAD_LETTERS_BATCH_MAX <= DE
 // Broker model (`broker/`): exchanges, bindings, definitions.
 // ---------------------------------------------------------------------------------------------
 
+/// Records the definitions journal (`definitions.journal`) takes before the broker may
+/// compact it into a new snapshot; compaction waits until the journal also holds as many
+/// records as the snapshot has entries, so its cost (in proportion to all definitions)
+/// is spread over at least as many changes, and replay at start reads at most twice the
+/// definitions. In records (one per durable declare, delete, bind or unbind), about 100
+/// bytes each.
+pub const DEFINITIONS_JOURNAL_RECORDS_MIN: u64 = 4096;
+
 /// How often the broker looks for queues left unused past their `x-expires`, in ms: an
 /// expired queue outlives its lease by at most this long.
 pub const QUEUE_EXPIRY_SWEEP_INTERVAL_MS: u64 = 100;

@@ -10,6 +10,8 @@ mod amqp_durability;
 mod amqp_errors;
 /// lapin: AMQP methods one behaviour at a time.
 mod amqp_methods;
+/// lapin on disc across SIGKILL: the definitions journal, its compaction and damage.
+mod definitions_journal;
 
 /// Debian's amqp-tools command-line programs against the broker.
 mod amqp_tools;

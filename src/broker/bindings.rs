@@ -37,6 +37,12 @@ impl Broker {
         }
     }
 
+    /// Whether bindings to this (durable) destination are saved: not to an exclusive
+    /// queue, which does not outlive its connection.
+    fn saves_bindings_to(&self, destination: &[u8], is_queue: bool) -> bool {
+        !is_queue || self.queue(destination).is_some_and(|q| q.exclusive_owner.is_none())
+    }
+
     /// `queue.bind` (`is_queue`) or `exchange.bind`.
     ///
     /// # Errors
@@ -62,11 +68,13 @@ impl Broker {
             arg: "x-match".into(),
             reason: e.to_string(),
         })?;
+        let definition =
+            definitions::binding_definition(source, destination, is_queue, routing_key, arguments.clone());
         let added =
             exchange.bindings.write().expect("bindings lock poisoned").bind(routing_key, arguments.0, target);
         self.topology_changed();
-        if added && exchange.durable && target_durable {
-            definitions::save(self)?;
+        if added && exchange.durable && target_durable && self.saves_bindings_to(destination, is_queue) {
+            definitions::record(self, definitions::Change::Bound(definition))?;
         }
         Ok(())
     }
@@ -113,11 +121,22 @@ impl Broker {
             (bindings.unbind(routing_key, &arguments.0, target), bindings.is_empty())
         };
         self.topology_changed();
-        if removed && exchange.auto_delete && now_empty {
+        let auto_deleted = removed && exchange.auto_delete && now_empty;
+        if auto_deleted {
             self.remove_exchange(source);
         }
-        if removed && exchange.durable && target_durable {
-            definitions::save(self)?;
+        if removed && exchange.durable && target_durable && self.saves_bindings_to(destination, is_queue) {
+            let definition = definitions::binding_definition(
+                source,
+                destination,
+                is_queue,
+                routing_key,
+                arguments.clone(),
+            );
+            definitions::record(self, definitions::Change::Unbound(definition))?;
+        }
+        if auto_deleted && exchange.durable {
+            definitions::record(self, definitions::Change::ExchangeDeleted(exchange.name.clone()))?;
         }
         Ok(())
     }

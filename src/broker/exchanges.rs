@@ -145,6 +145,7 @@ impl Broker {
             return Err(Error::ReservedName { kind: "exchange", name: text(&request.name) });
         }
         let durable = request.durable;
+        let name = request.name.clone();
         self.insert_exchange(
             request.name,
             kind,
@@ -153,8 +154,11 @@ impl Broker {
             request.internal,
             request.arguments,
         );
-        if durable {
-            definitions::save(self)?;
+        if let Some(exchange) = self.exchange(&name).filter(|_| durable) {
+            definitions::record(
+                self,
+                definitions::Change::ExchangeDeclared(definitions::exchange_definition(&exchange)),
+            )?;
         }
         Ok(())
     }
@@ -177,7 +181,7 @@ impl Broker {
         }
         self.remove_exchange(name);
         if exchange.durable {
-            definitions::save(self)?;
+            definitions::record(self, definitions::Change::ExchangeDeleted(exchange.name.clone()))?;
         }
         Ok(())
     }

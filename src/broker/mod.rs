@@ -19,6 +19,7 @@ pub mod arguments;
 mod bindings;
 pub mod dead_letter;
 pub mod definitions;
+pub mod definitions_journal;
 mod error;
 pub mod exchange;
 mod exchanges;
@@ -75,6 +76,7 @@ pub struct Broker {
     topology: AtomicU64,
     myself: std::sync::Weak<Broker>,
     alarm: tokio::sync::watch::Sender<Option<&'static str>>,
+    definitions_journal: definitions_journal::Journal,
 }
 
 impl std::fmt::Debug for Broker {
@@ -98,6 +100,7 @@ impl Broker {
             topology: AtomicU64::new(0),
             myself: myself.clone(),
             alarm: tokio::sync::watch::channel(None).0,
+            definitions_journal: definitions_journal::Journal::default(),
         });
         broker.insert_builtin_exchanges();
         definitions::restore(&broker).await?;
@@ -117,6 +120,11 @@ impl Broker {
     /// Follows the resource alarm: `Some(reason)` while publishers must be blocked.
     pub fn alarm(&self) -> tokio::sync::watch::Receiver<Option<&'static str>> {
         self.alarm.subscribe()
+    }
+
+    /// The journal of durable definition changes (see [`definitions::record`]).
+    pub(crate) fn definitions_journal(&self) -> &definitions_journal::Journal {
+        &self.definitions_journal
     }
 
     /// Where durable definitions live, when on disc.

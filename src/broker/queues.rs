@@ -128,8 +128,11 @@ impl Broker {
             check_stream_properties(&request)?;
         }
         let entry = self.create_queue(&request, args).await?;
-        if entry.durable {
-            definitions::save(self)?;
+        if entry.durable && entry.exclusive_owner.is_none() {
+            definitions::record(
+                self,
+                definitions::Change::QueueDeclared(definitions::queue_definition(&entry)),
+            )?;
         }
         Ok((entry, 0, 0))
     }

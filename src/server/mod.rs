@@ -5,6 +5,7 @@ pub mod alarms;
 pub mod amqp_driver;
 pub mod amqp_listener;
 mod amqp_socket;
+pub mod descriptors;
 pub mod shutdown;
 pub mod status;
 
@@ -33,6 +34,9 @@ impl Server {
     /// # Errors
     /// When the data directory cannot be created or the chosen backend cannot start.
     pub fn start(config: Config) -> anyhow::Result<Server> {
+        if let Some(descriptors_max) = descriptors::raise_limit() {
+            tracing::info!(descriptors_max, "open file descriptors the broker may use");
+        }
         let io = match config.storage {
             StorageMode::Memory => None,
             StorageMode::Disk => {
