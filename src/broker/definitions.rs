@@ -77,12 +77,32 @@ pub fn save(broker: &Broker) -> Result<(), Error> {
     ]
     .into_iter()
     .collect();
+    let buf = encode(&document);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(e.to_string()))?;
+    write_atomically(&dir.join(FILE), &buf).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// The bytes of a definitions file holding `document`: the field table, then its crc32.
+pub fn encode(document: &FieldTable) -> BytesMut {
     let mut buf = BytesMut::new();
     document.encode(&mut buf);
     let crc = crc32fast::hash(&buf);
     buf.extend_from_slice(&crc.to_le_bytes());
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(e.to_string()))?;
-    write_atomically(&dir.join(FILE), &buf).map_err(|e| Error::Internal(e.to_string()))
+    buf
+}
+
+/// Reads the bytes of a definitions file back into its field table.
+///
+/// # Errors
+/// [`Error::Internal`] when the crc does not match or the table does not decode.
+pub fn decode(bytes: &[u8]) -> Result<FieldTable, Error> {
+    let damaged = || Error::Internal("definitions file is damaged".into());
+    let (body, crc) =
+        bytes.split_at_checked(bytes.len().checked_sub(4).ok_or_else(damaged)?).ok_or_else(damaged)?;
+    if crc32fast::hash(body).to_le_bytes().as_slice() != crc {
+        return Err(damaged());
+    }
+    FieldTable::decode(&Bytes::copy_from_slice(body)).map_err(|_| damaged())
 }
 
 fn field<'a>(table: &'a FieldTable, key: &str) -> &'a [u8] {
@@ -100,13 +120,7 @@ pub async fn restore(broker: &Broker) -> Result<(), Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::Internal(e.to_string())),
     };
-    let damaged = || Error::Internal("definitions file is damaged".into());
-    let (body, crc) =
-        bytes.split_at_checked(bytes.len().checked_sub(4).ok_or_else(damaged)?).ok_or_else(damaged)?;
-    if crc32fast::hash(body).to_le_bytes().as_slice() != crc {
-        return Err(damaged());
-    }
-    let document = FieldTable::decode(&Bytes::copy_from_slice(body)).map_err(|_| damaged())?;
+    let document = decode(&bytes)?;
     let list =
         |key: &str| document.get(key).and_then(FieldValue::as_array).map(<[_]>::to_vec).unwrap_or_default();
     for value in list("exchanges") {
