@@ -93,10 +93,7 @@ pub fn save(broker: &Broker) -> Result<(), Error> {
     let (mut document, entries) = snapshot(broker);
     document.0.push((ShortStr::from_static("version"), FieldValue::I64(SNAPSHOT_VERSION)));
     document.0.push((ShortStr::from_static("generation"), FieldValue::I64(generation as i64)));
-    let mut buf = BytesMut::new();
-    document.encode(&mut buf);
-    let crc = crc32fast::hash(&buf);
-    buf.extend_from_slice(&crc.to_le_bytes());
+    let buf = encode(&document);
     std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(e.to_string()))?;
     write_atomically(&dir.join(FILE), &buf).map_err(|e| Error::Internal(e.to_string()))?;
     broker.definitions_journal().restart(&dir, generation, entries)
@@ -181,13 +178,30 @@ fn read_snapshot(dir: &std::path::Path) -> Result<Option<FieldTable>, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::Internal(e.to_string())),
     };
+    decode(&bytes).map(Some)
+}
+
+/// The bytes of a definitions file holding `document`: the field table, then its crc32.
+pub fn encode(document: &FieldTable) -> BytesMut {
+    let mut buf = BytesMut::new();
+    document.encode(&mut buf);
+    let crc = crc32fast::hash(&buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    buf
+}
+
+/// Reads the bytes of a definitions file back into its field table.
+///
+/// # Errors
+/// [`Error::Internal`] when the crc does not match or the table does not decode.
+pub fn decode(bytes: &[u8]) -> Result<FieldTable, Error> {
     let damaged = || Error::Internal("definitions file is damaged".into());
     let (body, crc) =
         bytes.split_at_checked(bytes.len().checked_sub(4).ok_or_else(damaged)?).ok_or_else(damaged)?;
     if crc32fast::hash(body).to_le_bytes().as_slice() != crc {
         return Err(damaged());
     }
-    FieldTable::decode(&Bytes::copy_from_slice(body)).map(Some).map_err(|_| damaged())
+    FieldTable::decode(&Bytes::copy_from_slice(body)).map_err(|_| damaged())
 }
 
 /// Creates the exchanges, queues and bindings a snapshot document lists.

@@ -179,6 +179,9 @@ impl BatchHeader {
             return Err(BatchError::UnsupportedVersion { version });
         }
         let attributes = field(u16_at(head, 10).map(u64::from))? as u16;
+        if attributes & !CODEC_MASK != 0 {
+            return Err(BatchError::Malformed { reason: "reserved attribute bits set" });
+        }
         let compression = match attributes & CODEC_MASK {
             0 => Compression::None,
             1 => Compression::Zstd,
@@ -330,10 +333,11 @@ fn decode_records(header: &BatchHeader, payload: &Bytes) -> Result<Vec<Record>, 
         if length < RECORD_OVERHEAD_BYTES - 4 || body_from > end || end > payload.len() {
             return Err(malformed("record lengths out of bounds"));
         }
-        let timestamp_ms = header.first_timestamp_ms + i64::from(ts_delta);
-        if timestamp_ms > header.last_timestamp_ms {
-            return Err(malformed("record timestamp after the batch's last"));
-        }
+        let timestamp_ms = header
+            .first_timestamp_ms
+            .checked_add(i64::from(ts_delta))
+            .filter(|t| *t <= header.last_timestamp_ms)
+            .ok_or(malformed("record timestamp after the batch's last"))?;
         records.push(Record {
             offset: header.base_offset + u64::from(index),
             timestamp_ms,
@@ -668,6 +672,40 @@ mod tests {
         assert!(matches!(batch.records(), Err(BatchError::CrcMismatch { .. })));
         let records = batch.in_memory().records().unwrap();
         assert_eq!((records[0].offset, &records[0].body[..]), (5, &b"body"[..]));
+    }
+
+    /// Found by `tools/fuzz` (batch_decode): attribute bits above the codec were ignored,
+    /// so a batch the format calls invalid was read as valid.
+    #[test]
+    fn reserved_attribute_bits_are_refused() {
+        let bytes: [u8; 64] = [
+            0x57, 0x52, 0x4e, 0x42, 0x01, 0x00, 0x0e, 0xe2, 0xdc, 0x59, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00,
+            0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        let reason = "reserved attribute bits set";
+        assert_eq!(BatchHeader::parse(&bytes), Err(BatchError::Malformed { reason }));
+        let mut cleared = bytes;
+        cleared[11] = 0;
+        let crc = crc32fast::hash(&cleared[CRC_COVERED_FROM..]);
+        cleared[CRC_POSITION..CRC_COVERED_FROM].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Batch::split_from(&Bytes::copy_from_slice(&cleared)).unwrap().records().unwrap().len(), 1);
+    }
+
+    /// A first timestamp near `i64::MAX` plus a record's delta overflowed (a panic with
+    /// overflow checks, a wrapped timestamp without); now it is a malformed batch.
+    #[test]
+    fn record_timestamp_overflow_is_malformed() {
+        let bytes: [u8; 64] = [
+            0x57, 0x52, 0x4e, 0x42, 0x01, 0x00, 0x33, 0x59, 0x82, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x10, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00,
+            0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        let batch = Batch::split_from(&Bytes::copy_from_slice(&bytes)).unwrap();
+        let reason = "record timestamp after the batch's last";
+        assert_eq!(batch.records(), Err(BatchError::Malformed { reason }));
     }
 
     #[test]

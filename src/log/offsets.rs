@@ -177,7 +177,10 @@ impl OffsetStore {
     }
 }
 
-fn encode(offsets: &BTreeMap<String, u64>) -> Vec<u8> {
+/// Encodes an offsets file (layout in `docs/log-format.md`): magic, version, entries in
+/// name order, crc32. Names must be at most `u16::MAX` bytes (their length is a u16);
+/// [`OffsetStore::commit`] refuses longer ones before they reach here.
+pub fn encode(offsets: &BTreeMap<String, u64>) -> Vec<u8> {
     let mut out = Vec::new();
     out.put_slice(&MAGIC);
     out.put_u16_le(VERSION);
@@ -192,7 +195,10 @@ fn encode(offsets: &BTreeMap<String, u64>) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<BTreeMap<String, u64>> {
+/// Decodes an offsets file; `None` when its crc, magic, version or layout is wrong. Bytes
+/// after the last entry (before the crc) are ignored, and a name that appears twice keeps
+/// its last offset.
+pub fn decode(bytes: &[u8]) -> Option<BTreeMap<String, u64>> {
     let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
     if crc32fast::hash(body).to_le_bytes().as_slice() != crc {
         return None;
