@@ -18,6 +18,7 @@ use std::path::Path;
 
 use bytes::BufMut;
 
+use super::offsets::{seal, unseal};
 use super::Error;
 use crate::limits::ACKED_RANGES_MAX;
 
@@ -58,17 +59,13 @@ pub fn encode(floor: u64, ranges: &[Range<u64>]) -> Vec<u8> {
         out.put_u64_le(range.start);
         out.put_u64_le(range.end);
     }
-    let crc = crc32fast::hash(&out);
-    out.put_u32_le(crc);
+    seal(&mut out);
     out
 }
 
 /// Decodes an `acked` file; `None` when it is damaged in any way.
 pub fn decode(bytes: &[u8]) -> Option<AckedRanges> {
-    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(CRC_BYTES)?)?;
-    if crc32fast::hash(body).to_le_bytes().as_slice() != crc {
-        return None;
-    }
+    let body = unseal(bytes)?;
     let mut rest = body.strip_prefix(&MAGIC)?;
     let mut take = |n: usize| -> Option<&[u8]> {
         let (head, tail) = rest.split_at_checked(n)?;
@@ -187,8 +184,7 @@ mod tests {
                 out.put_u64_le(range.start);
                 out.put_u64_le(range.end);
             }
-            let crc = crc32fast::hash(&out);
-            out.put_u32_le(crc);
+            super::seal(&mut out);
             out
         };
         assert!(decode(&forge(0, &[0..2, 2..3])).is_some());

@@ -190,20 +190,28 @@ pub fn encode(offsets: &BTreeMap<String, u64>) -> Vec<u8> {
         out.put_slice(name.as_bytes());
         out.put_u64_le(*offset);
     }
-    let crc = crc32fast::hash(&out);
-    out.put_u32_le(crc);
+    seal(&mut out);
     out
+}
+
+/// Appends the crc32 of everything in `out` to it: the trailer of every small file the log
+/// core keeps (offsets, acked ranges) and of the definitions file.
+pub fn seal(out: &mut Vec<u8>) {
+    let crc = crc32fast::hash(out);
+    out.put_u32_le(crc);
+}
+
+/// The bytes before a trailing crc32, when the crc matches them; `None` otherwise.
+pub fn unseal(bytes: &[u8]) -> Option<&[u8]> {
+    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    (crc32fast::hash(body).to_le_bytes().as_slice() == crc).then_some(body)
 }
 
 /// Decodes an offsets file; `None` when its crc, magic, version or layout is wrong. Bytes
 /// after the last entry (before the crc) are ignored, and a name that appears twice keeps
 /// its last offset.
 pub fn decode(bytes: &[u8]) -> Option<BTreeMap<String, u64>> {
-    let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
-    if crc32fast::hash(body).to_le_bytes().as_slice() != crc {
-        return None;
-    }
-    let mut rest = body.strip_prefix(&MAGIC)?;
+    let mut rest = unseal(bytes)?.strip_prefix(&MAGIC)?;
     let mut take = |n: usize| -> Option<&[u8]> {
         let (head, tail) = rest.split_at_checked(n)?;
         rest = tail;
