@@ -118,6 +118,52 @@ fn bind_unbind_and_exchange_delete_replay_in_order() {
     });
 }
 
+/// Deleting a durable queue appends one record: the snapshot is not rewritten, and the
+/// deletion (with the queue's bindings and an auto-delete exchange left without bindings)
+/// survives SIGKILL.
+#[test]
+fn a_queue_delete_is_one_journal_record() {
+    let (_temp, dir) = data_dir();
+    let (gone, kept, auto) = (unique("jd-gone"), unique("jd-kept"), unique("jd-auto"));
+    run(async {
+        let server = start(&dir);
+        let (_conn, ch) = server.open().await;
+        let auto_delete = ExchangeDeclareOptions { durable: true, auto_delete: true, ..Default::default() };
+        within(
+            "exchange.declare",
+            ch.exchange_declare(&auto, ExchangeKind::Fanout, auto_delete, FieldTable::default()),
+        )
+        .await
+        .expect("declare");
+        for q in [&gone, &kept] {
+            declare_with(&ch, q, DURABLE, FieldTable::default()).await;
+        }
+        within("bind", ch.queue_bind(&gone, &auto, "", QueueBindOptions::default(), FieldTable::default()))
+            .await
+            .expect("bind");
+        let snapshot = std::fs::read(dir.join("definitions")).expect("snapshot");
+        let journal = std::fs::metadata(dir.join("definitions.journal")).expect("journal").len();
+        within("queue.delete", ch.queue_delete(&gone, Default::default())).await.expect("delete");
+        assert_eq!(std::fs::read(dir.join("definitions")).expect("snapshot"), snapshot, "snapshot rewritten");
+        let grown = std::fs::metadata(dir.join("definitions.journal")).expect("journal").len() - journal;
+        // A queue.delete and an exchange.delete record, each well under 200 bytes.
+        assert!(grown > 0 && grown < 400, "journal grew by {grown} bytes");
+        server.warren.expect("a Warren").kill();
+    });
+    assert_eq!(exist_after_restart(&dir, &[gone, kept]), vec![false, true]);
+    run(async {
+        let server = start(&dir);
+        let (_conn, ch) = server.open().await;
+        let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+        let reply = expect_error(
+            "auto-deleted exchange",
+            ch.exchange_declare(&auto, ExchangeKind::Fanout, passive, FieldTable::default()),
+        )
+        .await;
+        assert!(reply.starts_with("404"), "{reply}");
+    });
+}
+
 #[test]
 fn an_incomplete_last_record_is_ignored() {
     let (_temp, dir) = data_dir();

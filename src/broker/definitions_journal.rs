@@ -163,7 +163,9 @@ impl Journal {
         let mut state = self.state.lock().expect("journal lock poisoned");
         let file = state.file.as_mut().expect("wants_snapshot was checked");
         let record = frame(change);
-        if let Err(error) = file.write_all(&record).and_then(|()| file.sync_data()) {
+        let written =
+            crate::log::offsets::off_worker(|| file.write_all(&record).and_then(|()| file.sync_data()));
+        if let Err(error) = written {
             state.file = None;
             return Err(Error::Internal(format!("{}: {error}", dir.join(JOURNAL_FILE).display())));
         }

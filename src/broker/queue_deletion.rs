@@ -56,14 +56,18 @@ impl Broker {
                     && exchange.auto_delete
                     && bindings.is_empty()
                 {
-                    doomed.push(exchange.name.clone());
+                    doomed.push((exchange.name.clone(), exchange.durable));
                 }
             }
             doomed
         };
         self.topology_changed();
-        for name in doomed_exchanges {
+        let mut doomed_durable = Vec::new();
+        for (name, durable) in doomed_exchanges {
             self.remove_exchange(&name);
+            if durable {
+                doomed_durable.push(name);
+            }
         }
         let ready = queue.handle.delete().await.unwrap_or(0);
         // Publishers may still hold the entry (routes they remember, deliveries in flight):
@@ -82,9 +86,15 @@ impl Broker {
                 tracing::warn!(queue = %queue.name_str(), %error, "could not remove the queue's files");
             }
         }
-        if queue.durable {
-            if let Err(error) = definitions::save(self) {
-                tracing::error!(%error, "could not save definitions");
+        if queue.durable && queue.exclusive_owner.is_none() {
+            // One journal record, whatever the number of definitions: replaying it removes
+            // the bindings to the queue as well.
+            let mut changes = vec![definitions::Change::QueueDeleted(queue.name.clone())];
+            changes.extend(doomed_durable.into_iter().map(definitions::Change::ExchangeDeleted));
+            for change in changes {
+                if let Err(error) = definitions::record(self, change) {
+                    tracing::error!(%error, "could not record the queue's deletion in the definitions");
+                }
             }
         }
         ready.min(u64::from(u32::MAX)) as u32
