@@ -28,15 +28,18 @@ pub const OFFSETS_FILE: &str = "offsets";
 #[derive(Debug)]
 pub struct OffsetStore {
     path: Option<PathBuf>,
-    // A std mutex: held only to update a small map and, on disc, to write a small file, and
-    // never across an await.
+    // Std mutexes, never held across an await. `offsets` is held only to read or update the
+    // small map, so readers never wait for a disc; `writes` is held across a file write
+    // (inside `off_worker`) so that writes happen one at a time and the last one written
+    // holds the newest map.
     offsets: Mutex<BTreeMap<String, u64>>,
+    writes: Mutex<()>,
 }
 
 impl OffsetStore {
     /// A store that lives in RAM only.
     pub fn in_memory() -> OffsetStore {
-        OffsetStore { path: None, offsets: Mutex::new(BTreeMap::new()) }
+        OffsetStore { path: None, offsets: Mutex::new(BTreeMap::new()), writes: Mutex::new(()) }
     }
 
     /// Opens (or starts) the store in `dir`. A damaged file is reported and ignored: named
@@ -54,7 +57,7 @@ impl OffsetStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => return Err(Error::io("reading consumer offsets", &path, source)),
         };
-        Ok(OffsetStore { path: Some(path), offsets: Mutex::new(offsets) })
+        Ok(OffsetStore { path: Some(path), offsets: Mutex::new(offsets), writes: Mutex::new(()) })
     }
 
     /// The directory of the log this store belongs to (disc logs only).
@@ -79,29 +82,7 @@ impl OffsetStore {
     /// [`Error::Config`] for a name over 255 bytes or too many names; [`Error::Io`] when the
     /// file cannot be written.
     pub fn commit(&self, name: &str, offset: u64) -> Result<(), Error> {
-        if name.len() > CONSUMER_NAME_BYTES_MAX {
-            return Err(Error::Config {
-                reason: format!("consumer name over {CONSUMER_NAME_BYTES_MAX} bytes"),
-            });
-        }
-        let mut offsets = self.offsets.lock().expect("offset store lock poisoned");
-        if offsets.get(name) == Some(&offset) {
-            return Ok(());
-        }
-        if !offsets.contains_key(name) && offsets.len() >= CONSUMER_NAMES_PER_LOG_MAX {
-            return Err(Error::Config { reason: "too many named consumers for one log".into() });
-        }
-        let previous = offsets.insert(name.to_owned(), offset);
-        if let Some(path) = &self.path {
-            if let Err(error) = write_atomically(path, &encode(&offsets)) {
-                match previous {
-                    Some(old) => offsets.insert(name.to_owned(), old),
-                    None => offsets.remove(name),
-                };
-                return Err(error);
-            }
-        }
-        Ok(())
+        self.commit_many(&[(name, offset)])
     }
 
     /// Stores several offsets with one durable write.
@@ -109,30 +90,51 @@ impl OffsetStore {
     /// # Errors
     /// As [`OffsetStore::commit`].
     pub fn commit_many(&self, entries: &[(&str, u64)]) -> Result<(), Error> {
-        let mut offsets = self.offsets.lock().expect("offset store lock poisoned");
-        if entries.iter().all(|(name, offset)| offsets.get(*name) == Some(offset)) {
-            return Ok(());
-        }
         if entries.iter().any(|(name, _)| name.len() > CONSUMER_NAME_BYTES_MAX) {
             return Err(Error::Config {
                 reason: format!("consumer name over {CONSUMER_NAME_BYTES_MAX} bytes"),
             });
         }
-        let before = offsets.clone();
-        for (name, offset) in entries {
-            offsets.insert((*name).to_owned(), *offset);
-        }
-        if offsets.len() > CONSUMER_NAMES_PER_LOG_MAX {
-            *offsets = before;
-            return Err(Error::Config { reason: "too many named consumers for one log".into() });
-        }
-        if let Some(path) = &self.path {
-            if let Err(error) = write_atomically(path, &encode(&offsets)) {
-                *offsets = before;
-                return Err(error);
+        self.update(|offsets| {
+            if entries.iter().all(|(name, offset)| offsets.get(*name) == Some(offset)) {
+                return Ok(false);
             }
-        }
-        Ok(())
+            let added = entries.iter().filter(|(name, _)| !offsets.contains_key(*name)).count();
+            if offsets.len() + added > CONSUMER_NAMES_PER_LOG_MAX {
+                return Err(Error::Config { reason: "too many named consumers for one log".into() });
+            }
+            for (name, offset) in entries {
+                offsets.insert((*name).to_owned(), *offset);
+            }
+            Ok(true)
+        })
+    }
+
+    /// Applies `change` to the map (it answers whether it changed anything) and, on disc,
+    /// writes the new map; a failed write puts the old map back. Readers of the map never
+    /// wait for the disc: only other updates do, and they wait off the runtime's workers.
+    fn update(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, u64>) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        let Some(path) = &self.path else {
+            return change(&mut self.offsets.lock().expect("offset store lock poisoned")).map(|_| ());
+        };
+        off_worker(|| {
+            let _writing = self.writes.lock().expect("offset store write lock poisoned");
+            let (before, bytes) = {
+                let mut offsets = self.offsets.lock().expect("offset store lock poisoned");
+                let before = offsets.clone();
+                if !change(&mut offsets)? {
+                    return Ok(());
+                }
+                (before, encode(&offsets))
+            };
+            write_atomically(path, &bytes).inspect_err(|_| {
+                // Every update holds `writes`: nothing changed the map since `before`.
+                *self.offsets.lock().expect("offset store lock poisoned") = before;
+            })
+        })
     }
 
     /// The acknowledged ranges stored beside the offsets (see [`super::acked`]); none in
@@ -167,13 +169,7 @@ impl OffsetStore {
     /// # Errors
     /// When the file cannot be rewritten.
     pub fn remove(&self, name: &str) -> Result<(), Error> {
-        let mut offsets = self.offsets.lock().expect("offset store lock poisoned");
-        if offsets.remove(name).is_some() {
-            if let Some(path) = &self.path {
-                write_atomically(path, &encode(&offsets))?;
-            }
-        }
-        Ok(())
+        self.update(|offsets| Ok(offsets.remove(name).is_some()))
     }
 }
 
