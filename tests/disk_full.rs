@@ -240,3 +240,70 @@ fn a_queue_takes_publishes_again_after_enospc_once_space_is_freed() {
     drop(server);
     drop(tmpfs);
 }
+
+/// Counts the messages in `queue` by taking them.
+async fn count(channel: &Channel, queue: &str) -> usize {
+    let options = BasicGetOptions { no_ack: true };
+    let mut taken = 0;
+    while within("basic.get", channel.basic_get(queue, options)).await.expect("get").is_some() {
+        taken += 1;
+    }
+    taken
+}
+
+/// A transaction whose messages for two queues would take free space below the limit is
+/// refused as a whole at `tx.commit` (541, connection closed): neither queue gets any of
+/// them, where one queue used to keep its part. After space is freed the same commit goes
+/// in whole.
+#[test]
+fn a_commit_that_does_not_fit_appends_nothing() {
+    let tmpfs = Tmpfs::mount();
+    let (filler, broker) = start_broker(&tmpfs, "2000000");
+    let server = Server::warren(broker);
+    // About 10 MiB free: 6 MiB for the first queue fit, 6 more for the second do not.
+    // With the filler gone, 16 MiB less the 2 MB limit take all 12.
+    let (messages, body) = (12, vec![5u8; 1 << 20]);
+    let queues = [unique("tx-first"), unique("tx-second")];
+    let commit = |connection: lapin::Connection| {
+        let (queues, body) = (queues.clone(), body.clone());
+        async move {
+            let channel = channel(&connection).await;
+            within("tx.select", channel.tx_select()).await.expect("tx.select");
+            for queue in &queues {
+                for _ in 0..messages / 2 {
+                    let properties = BasicProperties::default().with_delivery_mode(2);
+                    within(
+                        "publish",
+                        channel.basic_publish("", queue, BasicPublishOptions::default(), &body, properties),
+                    )
+                    .await
+                    .expect("publish");
+                }
+            }
+            within("tx.commit", channel.tx_commit()).await
+        }
+    };
+    run(async {
+        let (connection, channel) = server.open().await;
+        for queue in &queues {
+            declare_durable(&channel, queue).await;
+        }
+        let _ = channel.close(200, "bye").await;
+        let refused = commit(connection).await.expect_err("the commit does not fit");
+        assert!(
+            refused.to_string().contains("541") || refused.to_string().contains("INTERNAL_ERROR"),
+            "{refused}"
+        );
+        let (_connection, channel) = server.open().await;
+        for queue in &queues {
+            assert_eq!(count(&channel, queue).await, 0, "{queue} took part of a refused commit");
+        }
+        std::fs::remove_file(&filler).expect("free space");
+        commit(server.connect().await).await.expect("the commit fits once space is freed");
+        for queue in &queues {
+            assert_eq!(count(&channel, queue).await, messages / 2, "{queue} has the whole commit");
+        }
+    });
+    drop(server);
+    drop(tmpfs);
+}

@@ -81,6 +81,16 @@ impl DiskHeadroom {
         Err(BelowLimit { free_bytes, free_bytes_min: self.free_bytes_min })
     }
 
+    /// Whether `bytes` could be written now without taking free space below the limit,
+    /// taking nothing from the budget: for a caller about to make several appends that
+    /// must all go in or none (a transaction's commit). Looks free space up unless the
+    /// budget covers them.
+    pub fn has_room(&self, bytes: u64) -> bool {
+        let signed = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.budget_bytes.load(Ordering::Acquire) >= signed
+            || free_bytes(&self.path).unwrap_or(0).saturating_sub(self.free_bytes_min) >= bytes
+    }
+
     /// Looks free space up, grants half the room above the limit, and sets the low flag
     /// from it. Returns the free bytes (0 when the lookup fails, which refuses writes).
     pub fn refresh(&self) -> u64 {

@@ -298,6 +298,7 @@ pub struct Shared {
     closed: AtomicBool,
     offsets: OffsetStore,
     fsync: Option<FsyncPolicy>,
+    disk_headroom: Option<Arc<headroom::DiskHeadroom>>,
 }
 
 /// A handle on one log. Cloning it is cheap; the writer stops when the log is closed or the
@@ -339,12 +340,22 @@ impl Log {
             closed: AtomicBool::new(false),
             offsets,
             fsync: options.fsync(),
+            disk_headroom: options.disk_headroom.clone(),
         });
         let (commands, receiver) = mpsc::channel(LOG_APPEND_QUEUE_MAX);
         let writer =
             writer::Writer::new(Arc::clone(&shared), options, recovered.active, recovered.last_timestamp_ms);
         tokio::spawn(writer.run(receiver));
         Ok(Log { shared, commands })
+    }
+
+    /// Whether an append of `bytes` would be taken now: the log is open and, on disc, the
+    /// free-disc limit leaves room for them. An append can still fail later (an I/O
+    /// error); this lets a caller about to append to several logs refuse the whole group
+    /// before any of it is made.
+    pub fn would_take(&self, bytes: u64) -> bool {
+        !self.shared.closed.load(Ordering::Acquire)
+            && self.shared.disk_headroom.as_ref().is_none_or(|headroom| headroom.has_room(bytes))
     }
 
     /// Appends `records` in order and returns their offsets once they are committed (with

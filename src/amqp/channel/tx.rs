@@ -7,6 +7,7 @@
 //! gives its prefetch credit back at once, so a consumer acking without committing would
 //! otherwise hold more and more of them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Channel, Context};
@@ -123,6 +124,25 @@ impl Transaction {
     }
 }
 
+/// The held publishes as one list of records per queue, queues in the order they were
+/// first published to, records in publish order.
+fn per_queue(publishes: Vec<HeldPublish>) -> Vec<(Arc<QueueEntry>, Vec<RecordInput>)> {
+    let mut parts: Vec<(Arc<QueueEntry>, Vec<RecordInput>)> = Vec::new();
+    let mut index_of: HashMap<u64, usize> = HashMap::new();
+    for held in publishes {
+        for queue in held.queues {
+            let index = *index_of.entry(queue.id).or_insert_with(|| {
+                parts.push((Arc::clone(&queue), Vec::new()));
+                parts.len() - 1
+            });
+            if let Some((_, records)) = parts.get_mut(index) {
+                records.push(held.record.clone());
+            }
+        }
+    }
+    parts
+}
+
 /// Acks (`requeue` None) or rejects `offsets` of `queue`'s deliveries to `channel`.
 /// Waits while the queue's command channel is full, so settlements reach it in order.
 pub(super) async fn settle_in_queue(
@@ -148,27 +168,33 @@ impl Channel {
         Ok(())
     }
 
-    /// `tx.commit`: the held publishes are appended (one by one, in order), then the held
-    /// settlements reach their queues.
+    /// `tx.commit`: the held publishes are appended, each queue's in one append (in the
+    /// order they were published), then the held settlements reach their queues.
     ///
-    /// Not atomic across publishes or queues. When an append fails (a log's disc error),
-    /// the publishes appended before it stay in their logs, the failing one and every later
-    /// one are dropped, the held settlements are dropped unsent, and the connection closes
-    /// with 541 INTERNAL_ERROR. Nothing acknowledged is lost: the deliveries whose acks
-    /// were dropped are still unacked in their queues and are requeued as the channel
-    /// closes. A client that saw no commit-ok cannot tell which publishes went in, as with
-    /// RabbitMQ after a failed commit.
+    /// All or nothing where it can be known beforehand: every target log is asked first
+    /// whether it would take its part (it is open, and the free-disc limit leaves room for
+    /// the whole commit), and if one would not, nothing is appended. One queue's part is
+    /// one append, which its log writes whole or not at all. What cannot be known
+    /// beforehand is an I/O error in one log after another log took its part: the parts
+    /// appended stay, the rest and the held settlements are dropped, and the connection
+    /// closes with 541 INTERNAL_ERROR, as it does when nothing was appended. Nothing
+    /// acknowledged is lost: the deliveries whose acks were dropped are still unacked in
+    /// their queues and are requeued as the channel closes.
     pub(super) async fn tx_commit(&mut self, cx: &mut Context<'_>) -> Result<(), Reply> {
         if !self.tx.enabled {
             return Err(ProtocolError::NotTransactional.into());
         }
-        let publishes = self.tx.take_publishes();
+        let parts = per_queue(self.tx.take_publishes());
         let settlements = self.tx.take_settlements();
-        for held in publishes {
-            for queue in held.queues {
-                if let Err(error) = queue.handle.log().append(vec![held.record.clone()]).await {
-                    return Err(ProtocolError::CommitFailed(error.to_string()).into());
-                }
+        let total: u64 =
+            parts.iter().flat_map(|(_, records)| records).map(|r| r.encoded_bytes() as u64).sum();
+        if let Some((queue, _)) = parts.iter().find(|(queue, _)| !queue.handle.log().would_take(total)) {
+            let reason = format!("queue '{}' cannot take the transaction's messages now", queue.name_str());
+            return Err(ProtocolError::CommitFailed(reason).into());
+        }
+        for (queue, records) in parts {
+            if let Err(error) = queue.handle.log().append(records).await {
+                return Err(ProtocolError::CommitFailed(error.to_string()).into());
             }
         }
         for held in settlements {
