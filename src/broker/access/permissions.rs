@@ -11,6 +11,19 @@
 //! matching (rabbitmq-website `docs/access-control.md`, "Topic Authorisation"); as both
 //! are fixed per entry, the expanded expression is compiled once, when it is set.
 //!
+//! What each AMQP method needs, as `rabbit_channel.erl` (v3.10.8) checks it, for the
+//! gateway that wires these checks in:
+//!
+//! | method | permission |
+//! |---|---|
+//! | `queue.declare` (not passive), `queue.delete` | configure on the queue |
+//! | `queue.declare` with `x-dead-letter-exchange` | also read on the queue, write on the DLX |
+//! | `exchange.declare` (not passive), `exchange.delete` | configure on the exchange |
+//! | `exchange.declare` with `alternate-exchange` | also read on the exchange, write on the AE |
+//! | `queue.bind`/`unbind`, `exchange.bind`/`unbind` | write on the destination, read on the source; topic read on the routing key if the source is a topic exchange |
+//! | `basic.publish` | write on the exchange; topic write on the routing key if it is a topic exchange |
+//! | `basic.consume`, `basic.get`, `queue.purge` | read on the queue |
+//!
 //! Expressions are compiled byte-wise without Unicode classes, as Erlang's `re` runs on
 //! binaries: `.` is any byte but a newline, `\w` is ASCII. Rust's `regex` has no
 //! look-around or back-references, which PCRE has; such expressions are refused.

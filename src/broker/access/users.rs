@@ -203,6 +203,24 @@ impl User {
         self.has(&[Tag::Impersonator])
     }
 
+    /// Whether this user may publish a message whose `user_id` property is `user_id`
+    /// (`None`: no property). RabbitMQ's rule (`check_user_id_header/2` in
+    /// `rabbit_channel.erl`): no `user_id`, the user's own name, or the `impersonator` tag.
+    ///
+    /// # Errors
+    /// The text of RabbitMQ's `406 PRECONDITION_FAILED`:
+    /// `user_id property set to 'bob' but authenticated user was 'guest'`.
+    pub fn check_user_id(&self, user_id: Option<&[u8]>) -> Result<(), String> {
+        match user_id {
+            Some(claimed) if claimed != self.name.as_bytes() && !self.is_impersonator() => Err(format!(
+                "user_id property set to '{}' but authenticated user was '{}'",
+                String::from_utf8_lossy(claimed),
+                self.name
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The tags' names, as the HTTP API and definitions list them.
     pub fn tag_names(&self) -> Vec<&str> {
         self.tags.iter().map(Tag::as_str).collect()
@@ -256,6 +274,19 @@ mod tests {
         let plain = user("impersonator,custom");
         assert!(plain.is_impersonator() && !plain.is_management_user());
         assert!(!user("").is_management_user());
+    }
+
+    #[test]
+    fn only_impersonators_publish_as_someone_else() {
+        let guest = User { name: "guest".into(), ..user("") };
+        assert_eq!(guest.check_user_id(None), Ok(()));
+        assert_eq!(guest.check_user_id(Some(b"guest")), Ok(()));
+        assert_eq!(
+            guest.check_user_id(Some(b"bob")),
+            Err("user_id property set to 'bob' but authenticated user was 'guest'".into())
+        );
+        let impersonator = User { name: "svc".into(), ..user("impersonator") };
+        assert_eq!(impersonator.check_user_id(Some(b"bob")), Ok(()));
     }
 
     #[test]
