@@ -437,3 +437,29 @@ fn the_state_survives_bytes_whole() {
     assert!(matches!(AccessControl::from_bytes(b"{\"format\":9}"), Err(AccessError::Invalid(_))));
     assert!(matches!(AccessControl::from_bytes(b"garbage"), Err(AccessError::Invalid(_))));
 }
+
+#[test]
+fn the_model_is_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<AccessControl>();
+    let access = std::sync::Arc::new(guest());
+    let reader = {
+        let access = std::sync::Arc::clone(&access);
+        std::thread::spawn(move || {
+            for _ in 0..1000 {
+                let state = access.snapshot();
+                // Every published state is whole: guest has its permissions or is gone.
+                if state.user("guest").is_some() {
+                    assert!(state.permissions("guest", "/").is_some());
+                }
+            }
+        })
+    };
+    for round in 0..100 {
+        let name = format!("v{round}");
+        access.update(|state| state.add_vhost(&name)).expect("added");
+    }
+    access.update(|state| state.delete_user("guest")).expect("deleted");
+    reader.join().expect("the reader saw only whole states");
+    assert_eq!(access.generation(), 101);
+}

@@ -150,7 +150,8 @@ impl AccessState {
         Ok(())
     }
 
-    fn user_definitions(&self) -> Vec<UserDefinition> {
+    /// Every user as the HTTP API (`/api/users`) and definitions show it, by name.
+    pub fn user_definitions(&self) -> Vec<UserDefinition> {
         let limits = |user: &User| match user.limits.to_json() {
             Value::Object(map) => map,
             _ => Map::new(),
@@ -167,7 +168,8 @@ impl AccessState {
             .collect()
     }
 
-    fn permission_definitions(&self) -> Vec<PermissionDefinition> {
+    /// Every permission entry as `/api/permissions` and definitions show it.
+    pub fn permission_definitions(&self) -> Vec<PermissionDefinition> {
         let all = self.all_permissions().into_iter();
         all.map(|(user, vhost, p)| PermissionDefinition {
             user: user.to_owned(),
@@ -179,7 +181,8 @@ impl AccessState {
         .collect()
     }
 
-    fn topic_permission_definitions(&self) -> Vec<TopicPermissionDefinition> {
+    /// Every topic permission as `/api/topic-permissions` and definitions show it.
+    pub fn topic_permission_definitions(&self) -> Vec<TopicPermissionDefinition> {
         let all = self.all_topic_permissions().into_iter();
         all.map(|(user, vhost, p)| TopicPermissionDefinition {
             user: user.to_owned(),
@@ -191,7 +194,8 @@ impl AccessState {
         .collect()
     }
 
-    fn policy_definitions(&self, vhost: Option<&str>) -> Vec<PolicyDefinition> {
+    /// The policies of one vhost, or of all, as `/api/policies` and definitions show them.
+    pub fn policy_definitions(&self, vhost: Option<&str>) -> Vec<PolicyDefinition> {
         let chosen: Vec<_> = match vhost {
             Some(vhost) => self.policies(vhost).iter().collect(),
             None => self.all_policies().collect(),
