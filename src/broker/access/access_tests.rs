@@ -463,3 +463,22 @@ fn the_model_is_shared_between_threads() {
     reader.join().expect("the reader saw only whole states");
     assert_eq!(access.generation(), 101);
 }
+
+#[test]
+fn reimporting_a_vhost_keeps_what_the_document_leaves_out() {
+    let access = guest();
+    access
+        .update(|state| {
+            let mut vhost = Vhost::new("v");
+            vhost.tracing = true;
+            vhost.limits.max_queues = Some(3);
+            state.put_vhost(vhost)
+        })
+        .expect("set");
+    let names_only: Definitions = serde_json::from_value(json!({"vhosts": [{"name": "v"}]})).expect("parses");
+    access.update(|state| state.import_definitions(&names_only)).expect("imported");
+    let state = access.snapshot();
+    let vhost = state.vhost("v").expect("v");
+    assert!(vhost.tracing);
+    assert_eq!(vhost.limits.queues_max(), Some(3));
+}

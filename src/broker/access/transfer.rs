@@ -64,17 +64,19 @@ impl AccessState {
 
     fn import_vhost(&mut self, vhost: &VhostDefinition) -> Result<(), AccessError> {
         let metadata = vhost.metadata.clone().unwrap_or_default();
-        let existing = self.vhost(&vhost.name).map(|found| found.limits.clone());
+        // What the document leaves out stays as it is on an existing vhost.
+        let existing = self.vhost(&vhost.name).map(|found| (found.limits.clone(), found.tracing));
+        let (limits_before, tracing_before) = existing.unwrap_or_default();
         let limits = match &vhost.limits {
             Some(limits) => VhostLimits::from_json(&object(limits)).map_err(AccessError::Invalid)?,
-            None => existing.unwrap_or_default(),
+            None => limits_before,
         };
         self.put_vhost(Vhost {
             name: vhost.name.clone(),
             description: vhost.description.clone().or(metadata.description).unwrap_or_default(),
             tags: vhost.tags.clone().or(metadata.tags).unwrap_or_default(),
             default_queue_type: metadata.default_queue_type.or_else(|| vhost.default_queue_type.clone()),
-            tracing: vhost.tracing.unwrap_or(false),
+            tracing: vhost.tracing.unwrap_or(tracing_before),
             limits,
         })
     }
