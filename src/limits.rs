@@ -197,6 +197,54 @@ pub const GENERATED_NAME_RANDOM_BYTES: usize = 22;
 const _: () = assert!(QUEUE_EXPIRY_SWEEP_INTERVAL_MS > 0);
 const _: () = assert!(STREAM_AGE_CHECK_INTERVAL_MS > 0);
 
+/// Users the access model holds, at most: RabbitMQ sets no limit, but the whole access
+/// state is rewritten on every change, so it must stay small (a user is about 200 bytes).
+pub const ACCESS_USERS_MAX: usize = 10_000;
+
+/// Vhosts the broker holds, at most: each has its own exchanges and tables, and the
+/// access state is rewritten on every change.
+pub const ACCESS_VHOSTS_MAX: usize = 4_096;
+
+/// Permission entries (user × vhost) held, at most; each holds three compiled
+/// expressions of at most [`ACCESS_REGEX_COMPILED_BYTES_MAX`].
+pub const ACCESS_PERMISSIONS_MAX: usize = 100_000;
+
+/// Topic permission entries (user × vhost × exchange) held, at most.
+pub const ACCESS_TOPIC_PERMISSIONS_MAX: usize = 100_000;
+
+/// Policies held over all vhosts, at most: finding a queue's policy tries each of its
+/// vhost's policies, so their number bounds the cost of every declare.
+pub const ACCESS_POLICIES_MAX: usize = 10_000;
+
+/// Longest user name (bytes): certificate logins use a subject DN as the name, which can be
+/// long, but names are kept in every connection's and channel's listing.
+pub const ACCESS_USER_NAME_BYTES_MAX: usize = 1024;
+
+/// Longest vhost name (bytes): `connection.open` carries it as a shortstr.
+pub const ACCESS_VHOST_NAME_BYTES_MAX: usize = 255;
+
+/// Longest policy name (bytes), like the names of queues and exchanges it applies to.
+pub const ACCESS_POLICY_NAME_BYTES_MAX: usize = 255;
+
+/// Longest vhost description (bytes): free text shown in listings.
+pub const ACCESS_DESCRIPTION_BYTES_MAX: usize = 4096;
+
+/// Most tags on one user or vhost: tags are a handful of words; more is a mistake.
+pub const ACCESS_TAGS_MAX: usize = 64;
+
+/// Longest regular expression accepted (bytes) for a permission, topic permission or
+/// policy pattern: real ones are a few dozen bytes.
+pub const ACCESS_PATTERN_BYTES_MAX: usize = 4096;
+
+/// Largest compiled size (bytes) of one regular expression: repetition counts can make a
+/// short expression compile into megabytes (`a{1000}{1000}`); the `regex` crate refuses
+/// past this, so one bad pattern cannot eat the broker's memory.
+pub const ACCESS_REGEX_COMPILED_BYTES_MAX: usize = 1024 * 1024;
+
+// A vhost name fits in connection.open's shortstr.
+const _: () = assert!(ACCESS_VHOST_NAME_BYTES_MAX <= 255);
+const _: () = assert!(ACCESS_PATTERN_BYTES_MAX < ACCESS_REGEX_COMPILED_BYTES_MAX);
+
 // ---------------------------------------------------------------------------------------------
 // AMQP gateway (`amqp/`): what the connection and channel state machines negotiate and keep.
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 //! `.await`. Changes of definitions are serialised by an async mutex, held across the
 //! opening of a queue's log, so that two declares of one queue never open its files twice.
 
+pub mod access;
 pub mod arguments;
 mod bindings;
 pub mod dead_letter;
