@@ -240,6 +240,7 @@ fn open_tail(dir: &Path, base: u64, options: &LogOptions) -> Result<(Active, Sca
         file.set_len(*position).map_err(|source| Error::io("truncating segment", &path, source))?;
         file.sync_all().map_err(|source| Error::io("syncing segment", &path, source))?;
     }
+    drop(file);
     let state = SegmentState {
         committed_bytes: scan.end_position,
         next_offset: scan.next_offset,
@@ -247,8 +248,8 @@ fn open_tail(dir: &Path, base: u64, options: &LogOptions) -> Result<(Active, Sca
         first_timestamp_ms: scan.first_timestamp_ms,
         index,
     };
-    let file = Arc::new(file);
-    let handle = io.adopt(&file).map_err(|source| Error::io("adopting segment", &path, source))?;
+    let durable = !matches!(options.fsync(), Some(super::FsyncPolicy::Never));
+    let handle = super::storage::lazy_file(io, path.clone(), durable);
     let data = DiskData { path, map: Default::default() };
     let segment = Arc::new(Segment::new(base, SegmentData::Disk(data), state));
     let active = Active {
