@@ -31,19 +31,33 @@ fn queue_name(i: usize) -> String {
     format!("many-{i:05}")
 }
 
-fn start(dir: &Path) -> Server {
-    Server::warren(Broker::start_limited(dir, &["--storage", "disk"], Some(DESCRIPTORS_MAX)))
+fn start(dir: &Path, flags: &[&str]) -> Server {
+    let mut all = vec!["--storage", "disk"];
+    all.extend_from_slice(flags);
+    Server::warren(Broker::start_limited(dir, &all, Some(DESCRIPTORS_MAX)))
 }
 
 /// 2,000 durable queues, each with a persistent message confirmed, under a limit of 1,024
-/// descriptors: every declare and publish succeeds, the broker's descriptors stay under the
-/// limit all along, and after a clean restart (which reopens every queue's log) every
-/// message is there.
+/// descriptors (default backend, default `fsync interval`, default bound on open files):
+/// every declare and publish succeeds, the broker's descriptors stay under the limit all
+/// along, and after a clean restart (which reopens every queue's log) every message is
+/// there.
 #[test]
 fn thousands_of_durable_queues_under_a_low_descriptor_limit() {
+    many_queues(&[]);
+}
+
+/// The same on the threaded backend under `fsync always`, with a bound of 16 open files:
+/// files are closed and reopened all the time, and pinned only while a sync is due.
+#[test]
+fn thousands_of_durable_queues_through_a_small_bound_on_threads() {
+    many_queues(&["--io-backend", "threads", "--fsync", "always", "--open-files-max", "16"]);
+}
+
+fn many_queues(flags: &[&str]) {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = temp.path().join("data");
-    let server = start(&dir);
+    let server = start(&dir, flags);
     let pid = server.warren.as_ref().expect("a Warren").pid();
     let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
     let persistent = BasicProperties::default().with_delivery_mode(2);
@@ -67,7 +81,7 @@ fn thousands_of_durable_queues_under_a_low_descriptor_limit() {
     let status = server.warren.expect("a Warren").terminate();
     assert!(status.success(), "the broker stopped cleanly: {status}");
 
-    let server = start(&dir);
+    let server = start(&dir, flags);
     let pid = server.warren.as_ref().expect("a Warren").pid();
     run(async {
         let (_connection, channel) = server.open().await;

@@ -36,7 +36,8 @@ impl Server {
     /// When the data directory cannot be created or the chosen backend cannot start.
     pub fn start(config: Config) -> anyhow::Result<Server> {
         let descriptors_max = descriptors::raise_limit();
-        let segment_files_max = descriptors::segment_files_max(descriptors_max);
+        let segment_files_max =
+            config.open_files_max.unwrap_or_else(|| descriptors::segment_files_max(descriptors_max));
         tracing::info!(
             ?descriptors_max,
             segment_files_max,
