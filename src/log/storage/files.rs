@@ -207,6 +207,16 @@ impl OpenFiles {
         self.apply(rebalance);
     }
 
+    /// A background sync of `key` could not start: the file stays pinned.
+    fn flush_abandoned(&self, key: u64) {
+        let mut state = self.lock();
+        if let Some(entry) = state.entries.get_mut(&key) {
+            entry.flushing = false;
+            state.flushing -= 1;
+            state.touch(key);
+        }
+    }
+
     /// Forgets `key`: its log no longer writes the file. Closes it once in-flight operations
     /// end.
     fn forget(self: &Arc<Self>, key: u64) {
@@ -239,8 +249,9 @@ impl OpenFiles {
                         files.sync_ended(key, covered, &outcome, true);
                     });
                 }
-                // Nothing can run a sync here: the file stays pinned and open.
-                Err(_) => self.sync_ended(key, covered, &Ok(()), true),
+                // Nothing can run a sync here (no runtime: the process is stopping): the
+                // file stays pinned and open, and no other flush is tried from here.
+                Err(_) => self.flush_abandoned(key),
             }
         }
     }
