@@ -39,7 +39,7 @@ impl Server {
         let segment_files_max =
             config.open_files_max.unwrap_or_else(|| descriptors::segment_files_max(descriptors_max));
         tracing::info!(
-            ?descriptors_max,
+            descriptors_max,
             segment_files_max,
             "open file descriptors the broker may use, and segment files it keeps open at most"
         );
