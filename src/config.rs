@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// lowest latency at low rates and the least throughput.
     #[arg(long, env = "WARREN_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
+    /// Segment files kept open at once, all queues together [default: half the open-file
+    /// limit, at least 64]. Files with unsynced writes may exceed it.
+    #[arg(long, env = "WARREN_OPEN_FILES_MAX")]
+    pub open_files_max: Option<usize>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -103,6 +107,7 @@ pub struct FileConfig {
     disk_free_limit: Option<u64>,
     status_interval: Option<String>,
     worker_threads: Option<usize>,
+    open_files_max: Option<usize>,
 }
 
 /// The validated configuration of a broker.
@@ -132,6 +137,8 @@ pub struct Config {
     pub status_interval: Duration,
     /// Runtime worker threads (`None`: one per CPU).
     pub worker_threads: Option<usize>,
+    /// Segment files kept open at once (`None`: a share of the open-file limit).
+    pub open_files_max: Option<usize>,
 }
 
 /// A setting that does not parse or is out of range.
@@ -202,6 +209,13 @@ impl Config {
                 reason: format!("{threads} is outside 1..={WORKER_THREADS_MAX}"),
             });
         }
+        let open_files_max = args.open_files_max.or(file.open_files_max);
+        if open_files_max == Some(0) {
+            return Err(ConfigError::Invalid {
+                setting: "open-files-max",
+                reason: "at least one segment file must be allowed open".into(),
+            });
+        }
         Ok(Config {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("warren-data")),
             storage: args.storage.or(file.storage).unwrap_or(StorageMode::Disk),
@@ -222,6 +236,7 @@ impl Config {
                 .unwrap_or(DISK_FREE_LIMIT_BYTES_DEFAULT),
             status_interval,
             worker_threads,
+            open_files_max,
         })
     }
 }

@@ -105,6 +105,21 @@ pub const SEQ_MAP_TOMBSTONES_KEPT_MIN: usize = 64;
 /// `disk_free_limit`, 50 MB).
 pub const DISK_FREE_LIMIT_BYTES_DEFAULT: u64 = 50_000_000;
 
+/// Background `fdatasync`s in flight at once, at most, of open segment files that are over
+/// the open-file bound but pinned by unsynced writes (`log/storage/files.rs`): enough to
+/// clear a burst of writes to many queues within a few sync times, few enough not to crowd
+/// out the writers' own syncs.
+pub const FILE_FLUSHES_MAX: usize = 8;
+
+/// Bound on open files of a log whose backend has no broker-wide bound (tests, benches): its
+/// active segment file, opened on first use and kept open, as before files were bounded.
+pub const SEGMENT_FILES_OPEN_PER_LOG: usize = 1;
+
+/// Bytes recovery reads from a segment file at once (4 MiB) while it checks batches: peak
+/// memory of a recovery is this or the largest batch, whichever is larger, never the
+/// segment.
+pub const RECOVERY_WINDOW_BYTES: usize = 4 * 1024 * 1024;
+
 // ---------------------------------------------------------------------------------------------
 // Queues (`queue/`): consumer state, read-ahead, command channels.
 // ---------------------------------------------------------------------------------------------
@@ -285,6 +300,19 @@ pub const TOUCHED_QUEUES_PRUNE_MIN: usize = 64;
 // Server (`server/`): sockets, buffers, timeouts and watchers.
 // ---------------------------------------------------------------------------------------------
 
+/// The share of the process's open-descriptor limit that segment files may hold, as a
+/// divisor (2: half): the rest is left for sockets, listeners and short-lived files (maps
+/// being made, offset stores, definitions).
+pub const SEGMENT_FILES_DESCRIPTOR_DIVISOR: u64 = 2;
+
+/// Segment files the logs may keep open at least, in files, however low the descriptor
+/// limit: fewer would close and reopen files on every write under light load.
+pub const SEGMENT_FILES_OPEN_MIN: usize = 64;
+
+/// Segment files the logs may keep open when the descriptor limit cannot be read: half of
+/// the common default soft limit of 1,024.
+pub const SEGMENT_FILES_OPEN_DEFAULT: usize = 512;
+
 /// Time a client has to send the protocol header and finish the handshake (`connection.open`),
 /// in milliseconds: long enough for a slow client, short enough that idle sockets do not pile up.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -420,3 +448,8 @@ const _: () = assert!(FRAME_MIN_BYTES <= FRAME_MAX_BYTES);
 const _: () = assert!(MESSAGE_BYTES_MAX + 1024 * 1024 <= TX_HELD_BYTES_MAX as u64);
 // A frame never carries more than a batch.
 const _: () = assert!((FRAME_MAX_BYTES as u64) < BATCH_BYTES_MAX);
+// Recovery reads at least a batch header at a time.
+const _: () = assert!(RECOVERY_WINDOW_BYTES as u64 >= 64 && RECOVERY_WINDOW_BYTES as u64 <= BATCH_BYTES_MAX);
+const _: () = assert!(FILE_FLUSHES_MAX > 0 && SEGMENT_FILES_OPEN_PER_LOG > 0);
+const _: () = assert!(SEGMENT_FILES_DESCRIPTOR_DIVISOR > 0);
+const _: () = assert!(SEGMENT_FILES_OPEN_MIN > 0 && SEGMENT_FILES_OPEN_MIN <= SEGMENT_FILES_OPEN_DEFAULT);

@@ -21,6 +21,9 @@ mod bad_input;
 mod bench_cli;
 /// Bounds on kept state (touched queues, stream rejects) and on waits (shutdown's close).
 mod bounds;
+/// A low open-descriptor limit: thousands of durable queues through the bound on open
+/// segment files, across a restart.
+mod descriptors;
 /// A full disc on a small tmpfs: blocking at the free-disc limit, recovery after ENOSPC.
 mod disk_full;
 /// lapin: how a classic queue hands out messages: round-robin between competing consumers,

@@ -2,6 +2,9 @@
 //! and truncate a torn or corrupt end to the last valid batch, load or rebuild each sealed
 //! segment's index, and check that offsets run on from one segment to the next.
 //!
+//! Files are read through a bounded window ([`RECOVERY_WINDOW_BYTES`]): a recovery holds
+//! the window or one batch larger than it, never a whole segment.
+//!
 //! Recovery runs before the log is shared with any reader, so truncating here never pulls
 //! bytes from under a memory map.
 
@@ -11,11 +14,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::batch::Batch;
+use super::batch::{Batch, BatchError, BatchHeader, BATCH_HEADER_BYTES};
 use super::index::{IndexEntry, SparseIndex};
 use super::segment::{self, DiskData, Segment, SegmentData, SegmentState};
 use super::writer::{new_segment, Active};
 use super::{Error, LogOptions, Storage};
+use crate::limits::RECOVERY_WINDOW_BYTES;
 
 /// A log's segments as found, the last one ready to be written.
 pub struct Recovered {
@@ -36,6 +40,7 @@ impl Recovered {
 }
 
 /// What a scan over a segment's bytes found.
+#[cfg_attr(test, derive(Debug, PartialEq, Eq))]
 struct Scan {
     end_position: u64,
     next_offset: u64,
@@ -44,18 +49,62 @@ struct Scan {
     damage: Option<(u64, String)>,
 }
 
-/// Walks the batches in `bytes` (which start at `start_position` of the segment) until the
-/// end or the first invalid batch. With `verify`, each batch's crc and records are checked;
-/// otherwise only headers. Offsets must run on from `next_offset`; index entries are made
-/// relative to the segment's `base`.
+/// A segment file read through a bounded window: recovery holds at most one window (or one
+/// batch larger than it) of the file in memory at a time, never the whole segment.
+struct Source<'a> {
+    file: &'a std::fs::File,
+    path: &'a Path,
+    /// The file's length when recovery started.
+    length: u64,
+    /// Bytes read at once; at least a batch header.
+    window_bytes: u64,
+    /// The bytes last read and where in the file they start.
+    window: Bytes,
+    window_at: u64,
+}
+
+impl<'a> Source<'a> {
+    fn new(file: &'a std::fs::File, path: &'a Path, length: u64, window_bytes: usize) -> Source<'a> {
+        let window_bytes = (window_bytes as u64).max(BATCH_HEADER_BYTES as u64);
+        Source { file, path, length, window_bytes, window: Bytes::new(), window_at: 0 }
+    }
+
+    /// The `count` bytes at `position`, which must lie inside the file: a slice of the
+    /// window, which is moved to `position` when it does not hold them. A run longer than
+    /// the window (one large batch) is read on its own and replaces it.
+    fn bytes_at(&mut self, position: u64, count: u64) -> Result<Bytes, Error> {
+        assert!(position + count <= self.length, "recovery reads inside the file");
+        let window_end = self.window_at + self.window.len() as u64;
+        if position < self.window_at || position + count > window_end {
+            let to = if count > self.window_bytes {
+                position + count
+            } else {
+                self.length.min(position.saturating_add(self.window_bytes))
+            };
+            // The old window is dropped before the next is read: one of them at a time.
+            self.window = Bytes::new();
+            self.window = read_range(self.file, self.path, position, to)?;
+            self.window_at = position;
+        }
+        let from = (position - self.window_at) as usize;
+        Ok(self.window.slice(from..from + count as usize))
+    }
+}
+
+/// Walks the batches of `source` from `start_position` until the end of the file or the
+/// first invalid batch. With `verify`, each batch's crc and records are checked; otherwise
+/// only headers. Offsets must run on from `next_offset`; index entries are made relative to
+/// the segment's `base`. A damaged batch is reported as it would be with the whole rest of
+/// the file in hand: reading stops at the damage, and a batch claiming more bytes than the
+/// file has left is incomplete without being read.
 fn scan(
-    bytes: &Bytes,
+    source: &mut Source<'_>,
     start_position: u64,
     next_offset: u64,
     base: u64,
     verify: bool,
     index: &mut SparseIndex,
-) -> Scan {
+) -> Result<Scan, Error> {
     let mut out = Scan {
         end_position: start_position,
         next_offset,
@@ -63,12 +112,21 @@ fn scan(
         last_timestamp_ms: None,
         damage: None,
     };
-    let mut at = 0usize;
-    while at < bytes.len() {
-        let batch = match Batch::split_from(&bytes.slice(at..)) {
+    while out.end_position < source.length {
+        let position = out.end_position;
+        let rest = source.length - position;
+        let head = source.bytes_at(position, rest.min(BATCH_HEADER_BYTES as u64))?;
+        let batch = match BatchHeader::parse(&head) {
+            Ok(header) if header.total_bytes() > rest => {
+                Err(BatchError::Incomplete { need: header.total_bytes(), have: rest })
+            }
+            Ok(header) => Batch::split_from(&source.bytes_at(position, header.total_bytes())?),
+            Err(error) => Err(error),
+        };
+        let batch = match batch {
             Ok(batch) => batch,
             Err(error) => {
-                out.damage = Some((out.end_position, error.to_string()));
+                out.damage = Some((position, error.to_string()));
                 break;
             }
         };
@@ -76,19 +134,19 @@ fn scan(
         if header.base_offset != out.next_offset {
             let reason =
                 format!("batch offset {} where {} was expected", header.base_offset, out.next_offset);
-            out.damage = Some((out.end_position, reason));
+            out.damage = Some((position, reason));
             break;
         }
         if verify {
             if let Err(error) = batch.records() {
-                out.damage = Some((out.end_position, error.to_string()));
+                out.damage = Some((position, error.to_string()));
                 break;
             }
         }
         index.observe(
             IndexEntry {
                 relative_offset: (header.base_offset - base) as u32,
-                position: out.end_position as u32,
+                position: position as u32,
                 timestamp_ms: header.first_timestamp_ms,
             },
             header.total_bytes(),
@@ -97,13 +155,17 @@ fn scan(
         out.last_timestamp_ms = Some(header.last_timestamp_ms);
         out.next_offset = header.next_offset();
         out.end_position += header.total_bytes();
-        at += header.total_bytes() as usize;
     }
-    out
+    Ok(out)
 }
 
 /// Recovers the log in `dir`, creating the directory and a first segment if needed.
 pub fn recover(dir: &Path, options: &LogOptions) -> Result<Recovered, Error> {
+    recover_windowed(dir, options, RECOVERY_WINDOW_BYTES)
+}
+
+/// [`recover`], reading segment files `window_bytes` at a time.
+fn recover_windowed(dir: &Path, options: &LogOptions, window_bytes: usize) -> Result<Recovered, Error> {
     std::fs::create_dir_all(dir).map_err(|source| Error::io("creating log directory", dir, source))?;
     let mut bases = Vec::new();
     let listing = std::fs::read_dir(dir).map_err(|source| Error::io("listing log directory", dir, source))?;
@@ -126,13 +188,13 @@ pub fn recover(dir: &Path, options: &LogOptions) -> Result<Recovered, Error> {
     let mut last_timestamp_ms = i64::MIN;
     for &base in sealed_bases {
         check_continuity(expected, base)?;
-        let (segment, scan) = open_sealed(dir, base, options)?;
+        let (segment, scan) = open_sealed(dir, base, options, window_bytes)?;
         expected = Some(scan.next_offset);
         last_timestamp_ms = last_timestamp_ms.max(scan.last_timestamp_ms.unwrap_or(i64::MIN));
         segments.push(Arc::new(segment));
     }
     check_continuity(expected, tail_base)?;
-    let (active, scan) = open_tail(dir, tail_base, options)?;
+    let (active, scan) = open_tail(dir, tail_base, options, window_bytes)?;
     last_timestamp_ms = last_timestamp_ms.max(scan.last_timestamp_ms.unwrap_or(i64::MIN));
     segments.push(Arc::clone(&active.segment));
     Ok(Recovered { segments, active, last_timestamp_ms })
@@ -159,7 +221,12 @@ fn read_range(file: &std::fs::File, path: &Path, from: u64, to: u64) -> Result<B
 
 /// A sealed segment: its index is loaded (or rebuilt) and the batches after the last index
 /// entry are checked, so that a cut or damaged end is found without reading the whole file.
-fn open_sealed(dir: &Path, base: u64, options: &LogOptions) -> Result<(Segment, Scan), Error> {
+fn open_sealed(
+    dir: &Path,
+    base: u64,
+    options: &LogOptions,
+    window_bytes: usize,
+) -> Result<(Segment, Scan), Error> {
     let path = segment::path_of(dir, base, segment::DATA_EXTENSION);
     let file = std::fs::File::open(&path).map_err(|source| Error::io("opening segment", &path, source))?;
     let length = file.metadata().map_err(|source| Error::io("reading segment size", &path, source))?.len();
@@ -174,10 +241,9 @@ fn open_sealed(dir: &Path, base: u64, options: &LogOptions) -> Result<(Segment, 
             (SparseIndex::new(interval), 0, base, true)
         }
     };
-    let bytes = read_range(&file, &path, from, length)?;
     let mut scratch = SparseIndex::new(u32::MAX);
     let target = if rebuilt { &mut index } else { &mut scratch };
-    let scan = scan(&bytes, from, next, base, false, target);
+    let scan = scan(&mut Source::new(&file, &path, length, window_bytes), from, next, base, false, target)?;
     if let Some((position, reason)) = &scan.damage {
         tracing::error!(segment = %path.display(), position, reason, "sealed segment is damaged; records after this point are not served");
     }
@@ -206,15 +272,19 @@ fn validated(
 ) -> Option<(SparseIndex, u64, u64)> {
     let last = *index.entries().last()?;
     let position = u64::from(last.position);
-    let header_bytes =
-        read_range(file, path, position, position + super::batch::BATCH_HEADER_BYTES as u64).ok()?;
-    let header = super::batch::BatchHeader::parse(&header_bytes).ok()?;
+    let header_bytes = read_range(file, path, position, position + BATCH_HEADER_BYTES as u64).ok()?;
+    let header = BatchHeader::parse(&header_bytes).ok()?;
     let offset = base + u64::from(last.relative_offset);
     (header.base_offset == offset).then_some((index, position, offset))
 }
 
 /// The tail segment: every batch is verified and a torn or corrupt end is cut off.
-fn open_tail(dir: &Path, base: u64, options: &LogOptions) -> Result<(Active, Scan), Error> {
+fn open_tail(
+    dir: &Path,
+    base: u64,
+    options: &LogOptions,
+    window_bytes: usize,
+) -> Result<(Active, Scan), Error> {
     let Storage::Disk { io, .. } = &options.storage else {
         return Err(Error::Inconsistent { reason: "recovery of a memory log".into() });
     };
@@ -225,10 +295,8 @@ fn open_tail(dir: &Path, base: u64, options: &LogOptions) -> Result<(Active, Sca
         .open(&path)
         .map_err(|source| Error::io("opening segment", &path, source))?;
     let length = file.metadata().map_err(|source| Error::io("reading segment size", &path, source))?.len();
-    let bytes = read_range(&file, &path, 0, length)?;
     let mut index = SparseIndex::new(options.index_interval_bytes);
-    let scan = scan(&bytes, 0, base, base, true, &mut index);
-    drop(bytes);
+    let scan = scan(&mut Source::new(&file, &path, length, window_bytes), 0, base, base, true, &mut index)?;
     if let Some((position, reason)) = &scan.damage {
         tracing::warn!(
             segment = %path.display(),
@@ -240,6 +308,7 @@ fn open_tail(dir: &Path, base: u64, options: &LogOptions) -> Result<(Active, Sca
         file.set_len(*position).map_err(|source| Error::io("truncating segment", &path, source))?;
         file.sync_all().map_err(|source| Error::io("syncing segment", &path, source))?;
     }
+    drop(file);
     let state = SegmentState {
         committed_bytes: scan.end_position,
         next_offset: scan.next_offset,
@@ -247,8 +316,8 @@ fn open_tail(dir: &Path, base: u64, options: &LogOptions) -> Result<(Active, Sca
         first_timestamp_ms: scan.first_timestamp_ms,
         index,
     };
-    let file = Arc::new(file);
-    let handle = io.adopt(&file).map_err(|source| Error::io("adopting segment", &path, source))?;
+    let durable = !matches!(options.fsync(), Some(super::FsyncPolicy::Never));
+    let handle = super::storage::lazy_file(io, path.clone(), durable);
     let data = DiskData { path, map: Default::default() };
     let segment = Arc::new(Segment::new(base, SegmentData::Disk(data), state));
     let active = Active {
@@ -260,3 +329,7 @@ fn open_tail(dir: &Path, base: u64, options: &LogOptions) -> Result<(Active, Sca
     };
     Ok((active, scan))
 }
+
+#[cfg(test)]
+#[path = "recovery_tests.rs"]
+mod tests;

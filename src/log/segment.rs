@@ -41,8 +41,9 @@ pub enum SegmentData {
 }
 
 /// A segment stored in a file. No descriptor is kept open for reading: the file is opened
-/// to be mapped and closed again, so a log of thousands of segments holds only the active
-/// segment's descriptor (the writer's).
+/// to be mapped and closed again, so a log of thousands of segments holds at most the active
+/// segment's descriptor (the writer's), and that one only while the broker's bound on open
+/// segment files keeps it open (`storage::files`).
 #[derive(Debug)]
 pub struct DiskData {
     /// The data file's path.

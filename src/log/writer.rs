@@ -51,7 +51,8 @@ pub struct AppendRequest {
 pub struct Active {
     /// The shared segment.
     pub segment: Arc<Segment>,
-    /// The backend's handle on the data file (disc mode).
+    /// The handle on the data file (disc mode): opened on the first write or sync, and
+    /// closed and reopened as the broker's bound on open files requires.
     pub file: Option<Arc<dyn SegmentFile>>,
     /// Bytes written, which may be ahead of what is committed.
     pub written_bytes: u64,
@@ -541,18 +542,18 @@ pub fn new_segment(options: &LogOptions, base_offset: u64) -> Result<Active, Err
     let (data, file) = match &options.storage {
         super::Storage::Disk { dir, io, .. } => {
             let path = segment::path_of(dir, base_offset, segment::DATA_EXTENSION);
-            let file = std::fs::OpenOptions::new()
-                .read(true)
+            // Created here, closed at once: the writer's handle opens it on the first write.
+            std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .open(&path)
                 .map_err(|source| Error::io("creating segment", &path, source))?;
-            if !matches!(options.fsync(), Some(FsyncPolicy::Never)) {
+            let durable = !matches!(options.fsync(), Some(FsyncPolicy::Never));
+            if durable {
                 super::sync_dir(dir)?;
             }
-            let file = Arc::new(file);
-            let handle = io.adopt(&file).map_err(|source| Error::io("adopting segment", &path, source))?;
+            let handle = super::storage::lazy_file(io, path.clone(), durable);
             let data = DiskData { path, map: Default::default() };
             (SegmentData::Disk(data), Some(handle))
         }

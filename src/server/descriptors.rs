@@ -1,5 +1,19 @@
-//! The process's file-descriptor budget: every durable queue may hold descriptors for its
-//! log, so the soft `RLIMIT_NOFILE` (often 1,024) is raised to the hard limit at start.
+//! The process's file-descriptor budget: the soft `RLIMIT_NOFILE` (often 1,024) is raised
+//! to the hard limit at start, and a share of it bounds the segment files the logs keep
+//! open (`log::storage::files`), so that however many durable queues there are, sockets
+//! still find descriptors.
+
+use crate::limits::{SEGMENT_FILES_DESCRIPTOR_DIVISOR, SEGMENT_FILES_OPEN_DEFAULT, SEGMENT_FILES_OPEN_MIN};
+
+/// How many segment files the logs may keep open, given the descriptor limit in force
+/// (`None`: unknown): a share of it ([`SEGMENT_FILES_DESCRIPTOR_DIVISOR`]), at least
+/// [`SEGMENT_FILES_OPEN_MIN`].
+pub fn segment_files_max(descriptors_max: Option<u64>) -> usize {
+    let share = descriptors_max.map_or(SEGMENT_FILES_OPEN_DEFAULT, |max| {
+        usize::try_from(max / SEGMENT_FILES_DESCRIPTOR_DIVISOR).unwrap_or(usize::MAX)
+    });
+    share.max(SEGMENT_FILES_OPEN_MIN)
+}
 
 /// Raises the soft limit on open descriptors to the hard limit and returns the limit now
 /// in force, or `None` when it cannot be read. A failure to raise is logged and the old
@@ -28,6 +42,17 @@ pub fn raise_limit() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use super::segment_files_max;
+    use crate::limits::{SEGMENT_FILES_OPEN_DEFAULT, SEGMENT_FILES_OPEN_MIN};
+
+    #[test]
+    fn segment_files_take_half_of_the_descriptors_with_a_floor() {
+        assert_eq!(segment_files_max(Some(1024)), 512);
+        assert_eq!(segment_files_max(Some(10)), SEGMENT_FILES_OPEN_MIN);
+        assert_eq!(segment_files_max(None), SEGMENT_FILES_OPEN_DEFAULT);
+        assert!(segment_files_max(Some(u64::MAX)) > 1 << 30);
+    }
+
     #[test]
     fn the_soft_limit_ends_at_the_hard_limit() {
         let raised = super::raise_limit().expect("the limit is readable");

@@ -19,6 +19,7 @@ use crate::broker::{Broker, BrokerOptions};
 use crate::config::{Config, StorageMode};
 use crate::limits::MEMORY_LIMIT_TENTHS_OF_RAM;
 use crate::log::headroom::DiskHeadroom;
+use crate::log::storage::files::BoundedIo;
 use crate::log::storage::{self, FileIo};
 use crate::log::Storage;
 
@@ -34,15 +35,21 @@ impl Server {
     /// # Errors
     /// When the data directory cannot be created or the chosen backend cannot start.
     pub fn start(config: Config) -> anyhow::Result<Server> {
-        if let Some(descriptors_max) = descriptors::raise_limit() {
-            tracing::info!(descriptors_max, "open file descriptors the broker may use");
-        }
+        let descriptors_max = descriptors::raise_limit();
+        let segment_files_max =
+            config.open_files_max.unwrap_or_else(|| descriptors::segment_files_max(descriptors_max));
+        tracing::info!(
+            descriptors_max,
+            segment_files_max,
+            "open file descriptors the broker may use, and segment files it keeps open at most"
+        );
         let io = match config.storage {
             StorageMode::Memory => None,
             StorageMode::Disk => {
                 std::fs::create_dir_all(&config.data_dir)
                     .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-                let io = storage::start(config.io_backend).context("starting the disc I/O backend")?;
+                let backend = storage::start(config.io_backend).context("starting the disc I/O backend")?;
+                let io: Arc<dyn FileIo> = Arc::new(BoundedIo::new(backend, segment_files_max));
                 tracing::info!(backend = io.name(), data_dir = %config.data_dir.display(), fsync = ?config.fsync, "disc storage ready");
                 Some(io)
             }

@@ -33,6 +33,12 @@ impl Broker {
 
     /// Starts `warren serve` on an existing data directory (for restarts).
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Broker {
+        Broker::start_limited(data_dir, extra, None)
+    }
+
+    /// [`Broker::start_in`], with the process's open-descriptor limit (`RLIMIT_NOFILE`, soft
+    /// and hard) set to `descriptors_max` when given.
+    pub fn start_limited(data_dir: &Path, extra: &[&str], descriptors_max: Option<u64>) -> Broker {
         let ports_file = data_dir.with_extension("ports");
         let _ = std::fs::remove_file(&ports_file);
         let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
@@ -47,6 +53,20 @@ impl Broker {
             .env_remove("WARREN_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(max) = descriptors_max {
+            let limit = libc::rlimit { rlim_cur: max, rlim_max: max };
+            // SAFETY: runs in the forked child before exec, and calls only setrlimit, which is
+            // async-signal-safe, on a limit value owned by the closure.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let mut child = command.spawn().expect("spawn warren");
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().expect("stderr");

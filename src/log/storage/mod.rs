@@ -5,7 +5,12 @@
 //! Backends: [`uring`] (tokio-uring on a dedicated thread), [`threaded`] (positioned writes
 //! on tokio's blocking pool), and [`memory`], which keeps a segment's bytes in RAM and is
 //! used by `--storage memory` without any file at all.
+//!
+//! Logs do not hold the backends' handles directly: each segment file is a [`files::LazyFile`]
+//! under a bound on open files shared by the broker ([`files::BoundedIo`]), opened on its
+//! first write or sync and closed again when other files are used more recently.
 
+pub mod files;
 pub mod memory;
 pub mod threaded;
 pub mod uring;
@@ -17,6 +22,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::limits::SEGMENT_FILES_OPEN_PER_LOG;
 
 /// The future of one I/O request.
 pub type IoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
@@ -38,6 +45,20 @@ pub trait FileIo: Send + Sync + Debug {
     fn adopt(&self, file: &Arc<std::fs::File>) -> io::Result<Arc<dyn SegmentFile>>;
     /// The backend's name for logs: `uring` or `threads`.
     fn name(&self) -> &'static str;
+    /// The bound on open segment files shared by every log written through this backend, if
+    /// it has one ([`files::BoundedIo`]). Without one, each segment file has a bound of its
+    /// own: opened on first use, it stays open until its log lets go of it.
+    fn open_files(&self) -> Option<Arc<files::OpenFiles>> {
+        None
+    }
+}
+
+/// A log's handle on the existing segment file at `path`, written through `io` and opened
+/// only when first written or synced. `durable`: the log syncs (its unsynced writes pin the
+/// file open).
+pub fn lazy_file(io: &Arc<dyn FileIo>, path: std::path::PathBuf, durable: bool) -> Arc<dyn SegmentFile> {
+    let files = io.open_files().unwrap_or_else(|| files::OpenFiles::new(SEGMENT_FILES_OPEN_PER_LOG));
+    Arc::new(files.register(path, Arc::clone(io), durable))
 }
 
 /// Which disc I/O backend to use (`--io-backend`).

@@ -144,7 +144,8 @@ impl FileIo for UringIo {
             }
             Err(_) => return Err(io::Error::other("io_uring thread has stopped")),
         };
-        Ok(Arc::new(UringFile { id, requests: self.requests.clone(), pending_adopt }))
+        let registration = Registration { id, requests: self.requests.clone(), pending_adopt };
+        Ok(Arc::new(UringFile { registration: Arc::new(registration) }))
     }
 
     fn name(&self) -> &'static str {
@@ -152,8 +153,17 @@ impl FileIo for UringIo {
     }
 }
 
+/// A file adopted by the ring. Each request's future holds the registration until its
+/// answer arrives, so the `Release` sent when the last holder drops it always follows every
+/// request for the file, even when the log let go of the file (the bound on open files
+/// closed it) while a write or `fdatasync` was in flight.
 #[derive(Debug)]
 struct UringFile {
+    registration: Arc<Registration>,
+}
+
+#[derive(Debug)]
+struct Registration {
     id: u64,
     requests: mpsc::Sender<Request>,
     /// The descriptor to adopt when `adopt` found the ring's queue full: the first request
@@ -165,35 +175,39 @@ impl UringFile {
     fn call(&self, make: impl FnOnce(oneshot::Sender<io::Result<()>>) -> Request) -> IoFuture {
         let (done, answer) = oneshot::channel();
         let request = make(done);
-        let requests = self.requests.clone();
-        let (id, pending_adopt) = (self.id, self.pending_adopt.clone());
+        let registration = Arc::clone(&self.registration);
         Box::pin(async move {
             let stopped = || io::Error::other("io_uring thread has stopped");
-            if let Some(pending) = pending_adopt {
+            let requests = &registration.requests;
+            if let Some(pending) = &registration.pending_adopt {
                 let mut pending = pending.lock().await;
                 if let Some(file) = pending.take() {
+                    let id = registration.id;
                     requests.send(Request::Adopt { id, file }).await.map_err(|_| stopped())?;
                 }
             }
             requests.send(request).await.map_err(|_| stopped())?;
-            answer.await.map_err(|_| stopped())?
+            let outcome = answer.await.map_err(|_| stopped())?;
+            // The registration (and with the last one, the release) outlives the answer.
+            drop(registration);
+            outcome
         })
     }
 }
 
 impl SegmentFile for UringFile {
     fn write_all_at(&self, position: u64, chunks: Vec<Bytes>) -> IoFuture {
-        let id = self.id;
+        let id = self.registration.id;
         self.call(move |done| Request::Write { id, position, chunks, done })
     }
 
     fn sync_data(&self) -> IoFuture {
-        let id = self.id;
+        let id = self.registration.id;
         self.call(move |done| Request::Sync { id, done })
     }
 }
 
-impl Drop for UringFile {
+impl Drop for Registration {
     fn drop(&mut self) {
         // Requests already queued for this file are served before the release, in order.
         let request = Request::Release { id: self.id };
@@ -203,5 +217,32 @@ impl Drop for UringFile {
                 handle.spawn(async move { requests.send(request).await });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::UringIo;
+    use crate::log::storage::FileIo;
+
+    /// A request made before its handle is dropped is served: the release follows it.
+    #[tokio::test]
+    async fn a_request_outlives_its_handle() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("a");
+        let file =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&path).expect("open");
+        let io = UringIo::start().expect("io_uring");
+        let handle = io.adopt(&Arc::new(file)).expect("adopt");
+        let write = handle.write_all_at(0, vec![Bytes::from_static(b"kept")]);
+        let sync = handle.sync_data();
+        drop(handle);
+        write.await.expect("write after the handle was dropped");
+        sync.await.expect("sync after the handle was dropped");
+        assert_eq!(std::fs::read(&path).expect("read"), b"kept");
     }
 }
