@@ -88,6 +88,13 @@ pub struct ServeArgs {
     /// limit, at least 64]. Files with unsynced writes may exceed it.
     #[arg(long, env = "WARREN_OPEN_FILES_MAX")]
     pub open_files_max: Option<usize>,
+    /// The administrator created at the first start, with vhost `/` [default: guest]. Like
+    /// RabbitMQ's, a user named `guest` may log in from loopback only.
+    #[arg(long, env = "WARREN_DEFAULT_USER")]
+    pub default_user: Option<String>,
+    /// The first start's administrator's password [default: guest].
+    #[arg(long, env = "WARREN_DEFAULT_PASS", hide_env_values = true)]
+    pub default_pass: Option<String>,
 }
 
 /// The TOML file's shape: the same settings, all optional.
@@ -108,6 +115,8 @@ pub struct FileConfig {
     status_interval: Option<String>,
     worker_threads: Option<usize>,
     open_files_max: Option<usize>,
+    default_user: Option<String>,
+    default_pass: Option<String>,
 }
 
 /// The validated configuration of a broker.
@@ -139,6 +148,10 @@ pub struct Config {
     pub worker_threads: Option<usize>,
     /// Segment files kept open at once (`None`: a share of the open-file limit).
     pub open_files_max: Option<usize>,
+    /// The administrator created at the first start.
+    pub default_user: String,
+    /// Their password.
+    pub default_pass: String,
 }
 
 /// A setting that does not parse or is out of range.
@@ -237,6 +250,8 @@ impl Config {
             status_interval,
             worker_threads,
             open_files_max,
+            default_user: args.default_user.clone().or(file.default_user).unwrap_or_else(|| "guest".into()),
+            default_pass: args.default_pass.clone().or(file.default_pass).unwrap_or_else(|| "guest".into()),
         })
     }
 }

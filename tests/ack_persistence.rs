@@ -37,7 +37,7 @@ fn start(dir: &Path) -> Server {
 /// The queue's `acked` file (see docs/log-format.md).
 fn acked_file(dir: &Path, queue: &str) -> PathBuf {
     let hex: String = queue.bytes().map(|b| format!("{b:02x}")).collect();
-    dir.join("queues").join(hex).join(warren::log::acked::ACKED_FILE)
+    warren::broker::node::vhost_dir(dir, "/").join("queues").join(hex).join(warren::log::acked::ACKED_FILE)
 }
 
 /// Waits until the queue's `acked` file holds exactly `ranges`; false at the deadline (a

@@ -10,6 +10,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::FieldTable;
 use lapin::ExchangeKind;
 
+use warren::broker::node::vhost_dir;
+
 use crate::harness::broker::Broker;
 use crate::harness::lapin_client::*;
 use crate::harness::run;
@@ -141,11 +143,18 @@ fn a_queue_delete_is_one_journal_record() {
         within("bind", ch.queue_bind(&gone, &auto, "", QueueBindOptions::default(), FieldTable::default()))
             .await
             .expect("bind");
-        let snapshot = std::fs::read(dir.join("definitions")).expect("snapshot");
-        let journal = std::fs::metadata(dir.join("definitions.journal")).expect("journal").len();
+        let snapshot = std::fs::read(vhost_dir(&dir, "/").join("definitions")).expect("snapshot");
+        let journal =
+            std::fs::metadata(vhost_dir(&dir, "/").join("definitions.journal")).expect("journal").len();
         within("queue.delete", ch.queue_delete(&gone, Default::default())).await.expect("delete");
-        assert_eq!(std::fs::read(dir.join("definitions")).expect("snapshot"), snapshot, "snapshot rewritten");
-        let grown = std::fs::metadata(dir.join("definitions.journal")).expect("journal").len() - journal;
+        assert_eq!(
+            std::fs::read(vhost_dir(&dir, "/").join("definitions")).expect("snapshot"),
+            snapshot,
+            "snapshot rewritten"
+        );
+        let grown =
+            std::fs::metadata(vhost_dir(&dir, "/").join("definitions.journal")).expect("journal").len()
+                - journal;
         // A queue.delete and an exchange.delete record, each well under 200 bytes.
         assert!(grown > 0 && grown < 400, "journal grew by {grown} bytes");
         server.warren.expect("a Warren").kill();
@@ -169,7 +178,7 @@ fn an_incomplete_last_record_is_ignored() {
     let (_temp, dir) = data_dir();
     let names = vec![unique("torn-a"), unique("torn-b")];
     declare_and_kill(&dir, &names);
-    let journal = dir.join("definitions.journal");
+    let journal = vhost_dir(&dir, "/").join("definitions.journal");
     let mut bytes = std::fs::read(&journal).expect("journal");
     // A record header promising 100 bytes, followed by only 3 of them: a torn append.
     bytes.extend_from_slice(&100u32.to_le_bytes());
@@ -183,7 +192,7 @@ fn a_damaged_record_ends_the_replay_there() {
     let (_temp, dir) = data_dir();
     let names = vec![unique("dmg-a"), unique("dmg-b"), unique("dmg-c")];
     declare_and_kill(&dir, &names);
-    let journal = dir.join("definitions.journal");
+    let journal = vhost_dir(&dir, "/").join("definitions.journal");
     let mut bytes = std::fs::read(&journal).expect("journal");
     // Header (14 bytes), then records of equal length: flip a byte in the second's payload.
     let record_bytes = (bytes.len() - 14) / 3;
@@ -191,7 +200,7 @@ fn a_damaged_record_ends_the_replay_there() {
     bytes[at] ^= 0xff;
     std::fs::write(&journal, bytes).expect("write journal");
     assert_eq!(exist_after_restart(&dir, &names), vec![true, false, false]);
-    assert!(dir.join("definitions.journal.damaged").exists(), "the damaged journal is kept");
+    assert!(vhost_dir(&dir, "/").join("definitions.journal.damaged").exists(), "the damaged journal is kept");
 }
 
 #[test]

@@ -32,7 +32,7 @@ fn hex(name: &str) -> String {
 
 /// The queue's segment files, oldest first.
 fn segments(dir: &Path, queue: &str) -> Vec<PathBuf> {
-    let queue_dir = dir.join("queues").join(hex(queue));
+    let queue_dir = warren::broker::node::vhost_dir(dir, "/").join("queues").join(hex(queue));
     let mut found: Vec<PathBuf> = std::fs::read_dir(&queue_dir)
         .unwrap_or_else(|e| panic!("list {queue_dir:?}: {e}"))
         .map(|e| e.expect("entry").path())

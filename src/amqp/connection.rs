@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 use super::channel::Channel;
 use super::output::{short_text, Output};
 use super::reply::{ProtocolError, Reply};
-use crate::broker::{Broker, ConnectionId};
+use crate::broker::access::{AccessState, User};
+use crate::broker::{Broker, ConnectionId, ConnectionSlot, Node};
 use crate::limits::{
     CHANNEL_MAX, CONSUMER_EVENTS_MAX, FRAME_MAX_BYTES, FRAME_MIN_BYTES, HEARTBEAT_S, OUTPUT_BYTES_INITIAL,
 };
@@ -80,7 +81,17 @@ pub type PendingPublishes = FuturesUnordered<Pin<Box<dyn Future<Output = Publish
 pub struct Connection {
     /// The connection's broker-wide id.
     pub id: ConnectionId,
-    pub(super) broker: Arc<Broker>,
+    node: Arc<Node>,
+    /// The vhost, once `connection.open` named one the user may use.
+    pub(super) broker: Option<Arc<Broker>>,
+    /// The connection's place in the node's per-vhost and per-user counts, once open.
+    slot: Option<ConnectionSlot>,
+    /// The access model as last read, and its generation then: permissions are checked
+    /// against it, and it is read again when the model has changed.
+    pub(super) access: Arc<AccessState>,
+    pub(super) access_generation: u64,
+    /// The logged-in user, as the access model had it when last read.
+    pub(super) account: Option<Arc<User>>,
     peer_is_loopback: bool,
     /// Handshake phase.
     pub phase: Phase,
@@ -162,13 +173,20 @@ impl Connection {
     /// in `out`. Returns the receiver of its consumers' deliveries.
     pub fn new(
         id: ConnectionId,
-        broker: Arc<Broker>,
+        node: Arc<Node>,
         peer_is_loopback: bool,
     ) -> (Connection, mpsc::Receiver<ConsumerEvent>) {
         let (events, receiver) = mpsc::channel(CONSUMER_EVENTS_MAX);
+        let access_generation = node.access().generation();
+        let access = node.access().snapshot();
         let mut connection = Connection {
             id,
-            broker,
+            node,
+            broker: None,
+            slot: None,
+            access,
+            access_generation,
+            account: None,
             peer_is_loopback,
             phase: Phase::AwaitStartOk,
             frame_max: FRAME_MAX_BYTES,
@@ -198,9 +216,27 @@ impl Connection {
         (connection, receiver)
     }
 
-    /// The broker this connection serves.
-    pub fn broker(&self) -> &Arc<Broker> {
-        &self.broker
+    /// The node this connection belongs to.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The vhost this connection opened, once open.
+    pub fn broker(&self) -> Option<&Arc<Broker>> {
+        self.broker.as_ref()
+    }
+
+    /// Reads the access model again if it changed since it was last read (one atomic load
+    /// when it has not), and the user's entry with it.
+    pub(super) fn refresh_access(&mut self) {
+        let generation = self.node.access().generation();
+        if generation != self.access_generation {
+            self.access = self.node.access().snapshot();
+            self.access_generation = generation;
+            if let Some(account) = &self.account {
+                self.account = self.access.user(&account.name).cloned();
+            }
+        }
     }
 
     /// Sends `connection.blocked` with `reason`, or `connection.unblocked` for `None`.
@@ -258,13 +294,20 @@ impl Connection {
             },
             Phase::AwaitOpen => match frame {
                 Frame::Method { channel: 0, method: Method::ConnectionOpen(open) } => {
-                    if open.virtual_host.as_bytes() != b"/" {
-                        let vhost = String::from_utf8_lossy(open.virtual_host.as_bytes()).into_owned();
-                        return self.close_with(&ProtocolError::VhostNotFound(vhost).into(), 10, 40);
+                    let vhost = String::from_utf8_lossy(open.virtual_host.as_bytes()).into_owned();
+                    match self.node.open_connection(&self.user, &vhost) {
+                        Ok((broker, slot)) => {
+                            self.broker = Some(broker);
+                            self.slot = Some(slot);
+                            self.phase = Phase::Open;
+                            self.send(0, &ConnectionOpenOk::default().into());
+                            Next::Continue
+                        }
+                        Err(refused) => {
+                            tracing::warn!(connection = self.id, user = self.user, vhost, %refused, "connection.open refused");
+                            self.close_with(&Reply::from(&refused), 10, 40)
+                        }
                     }
-                    self.phase = Phase::Open;
-                    self.send(0, &ConnectionOpenOk::default().into());
-                    Next::Continue
                 }
                 Frame::Heartbeat => Next::Continue,
                 _ => Next::Close,
@@ -298,15 +341,22 @@ impl Connection {
             _ => None,
         };
         let Some((user, password)) = credentials else { return Next::Close };
-        let allowed = user == "guest" && password == "guest" && self.peer_is_loopback;
-        if !allowed {
+        self.refresh_access();
+        // As RabbitMQ's default `loopback_users`: `guest` logs in from loopback only.
+        let account = self
+            .access
+            .authenticate(&user, &password)
+            .ok()
+            .filter(|_| user != "guest" || self.peer_is_loopback);
+        let Some(account) = account else {
             tracing::warn!(connection = self.id, user, "login refused");
             if !self.authentication_failure_close {
                 return Next::Close;
             }
             let mechanism = String::from_utf8_lossy(&mechanism).into_owned();
             return self.close_with(&ProtocolError::LoginRefused { mechanism }.into(), 0, 0);
-        }
+        };
+        self.account = Some(account);
         self.user = user;
         self.phase = Phase::AwaitTuneOk;
         let tune =
@@ -403,7 +453,10 @@ impl Connection {
                 self.release_channel(channel).await;
             }
         }
-        self.broker.connection_closed(self.id).await;
+        if let Some(broker) = &self.broker {
+            broker.connection_closed(self.id).await;
+        }
+        self.slot = None;
     }
 }
 

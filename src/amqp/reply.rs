@@ -5,7 +5,8 @@
 //! and text.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use crate::broker::Error;
+use crate::broker::access::{AccessRefused, RefusalCode};
+use crate::broker::{Error, Name};
 use crate::limits::MESSAGE_BYTES_MAX;
 use crate::queue::QueueError;
 use crate::wire::amqp::{reply_code, DecodeError, FRAME_HEADER_SIZE, FRAME_OVERHEAD};
@@ -58,13 +59,31 @@ impl From<&Error> for Reply {
     }
 }
 
-impl From<&QueueError> for Reply {
-    fn from(error: &QueueError) -> Reply {
-        match error {
-            QueueError::ExclusiveUse { .. } => Reply::channel(reply_code::ACCESS_REFUSED, error),
-            QueueError::Deleted { queue } => {
-                Reply::channel(reply_code::NOT_FOUND, format!("no queue '{queue}' in vhost '/'"))
-            }
+impl From<&AccessRefused> for Reply {
+    fn from(refused: &AccessRefused) -> Reply {
+        match refused.code() {
+            RefusalCode::AccessRefused => Reply::channel(reply_code::ACCESS_REFUSED, refused),
+            RefusalCode::PreconditionFailed => Reply::channel(reply_code::PRECONDITION_FAILED, refused),
+            RefusalCode::NotAllowed => Reply::connection(reply_code::NOT_ALLOWED, refused),
+        }
+    }
+}
+
+impl From<AccessRefused> for Reply {
+    fn from(refused: AccessRefused) -> Reply {
+        Reply::from(&refused)
+    }
+}
+
+/// The close for a queue's refusal; `vhost` is the queue's, for the text.
+pub fn queue_error(error: &QueueError, vhost: &str) -> Reply {
+    match error {
+        QueueError::ExclusiveUse { queue } => Reply::channel(
+            reply_code::ACCESS_REFUSED,
+            format!("queue '{queue}' in vhost '{vhost}' in exclusive use"),
+        ),
+        QueueError::Deleted { queue } => {
+            Reply::channel(reply_code::NOT_FOUND, format!("no queue '{queue}' in vhost '{vhost}'"))
         }
     }
 }
@@ -126,8 +145,6 @@ pub fn decode_error(error: &DecodeError, unread: &[u8], frame_max: u32) -> Reply
 /// connection's or channel's state, and arguments it does not support.
 #[derive(Debug)]
 pub enum ProtocolError {
-    /// `connection.open` named a virtual host other than `/`.
-    VhostNotFound(String),
     /// The credentials were refused (to a client that asked to be told).
     LoginRefused {
         /// The SASL mechanism used.
@@ -206,9 +223,9 @@ pub enum ProtocolError {
     BrokerShutdown,
 }
 
-/// `queue 'name' in vhost '/'`, as RabbitMQ names a queue in its reply texts.
-fn in_vhost(queue: &str) -> String {
-    format!("queue '{queue}' in vhost '/'")
+/// `queue 'name' in vhost 'v'`, as RabbitMQ names a queue in its reply texts.
+fn in_vhost(queue: &Name) -> String {
+    format!("queue '{}' in vhost '{}'", queue.name, queue.vhost)
 }
 
 /// What a stream queue refuses, as RabbitMQ refuses it.
@@ -219,22 +236,22 @@ pub enum StreamRefusal {
         /// The method's name, as `basic.get`.
         method: &'static str,
         /// The stream's name.
-        queue: String,
+        queue: Name,
     },
     /// `basic.consume` with `no_ack`.
     AutoAck {
         /// The stream's name.
-        queue: String,
+        queue: Name,
     },
     /// `basic.consume` from a channel without a prefetch count.
     PrefetchUnset {
         /// The stream's name.
-        queue: String,
+        queue: Name,
     },
     /// `basic.consume` with an `x-stream-offset` that is not one.
     InvalidOffset {
         /// The stream's name.
-        queue: String,
+        queue: Name,
     },
 }
 
@@ -274,7 +291,6 @@ impl From<ProtocolError> for Reply {
     fn from(error: ProtocolError) -> Reply {
         use {reply_code::*, Reply as R};
         match error {
-            ProtocolError::VhostNotFound(vhost) => R::connection(NOT_ALLOWED, format!("vhost {vhost} not found")),
             ProtocolError::LoginRefused { mechanism } => R::connection(
                 ACCESS_REFUSED,
                 format!("Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."),

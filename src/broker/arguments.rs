@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::Error;
+use super::{Error, Name};
 use crate::limits::QUEUE_PRIORITY_MAX;
 use crate::wire::amqp::{FieldTable, FieldValue};
 
@@ -115,18 +115,18 @@ fn same_value(a: &FieldValue, b: &FieldValue) -> bool {
     }
 }
 
-fn invalid(name: &str, arg: &str, reason: String) -> Error {
-    Error::InvalidArg { kind: "queue", name: name.to_owned(), arg: arg.to_owned(), reason }
+fn invalid(name: &Name, arg: &str, reason: String) -> Error {
+    Error::InvalidArg { kind: "queue", name: name.clone(), arg: arg.to_owned(), reason }
 }
 
-fn non_negative(name: &str, arg: &str, value: &FieldValue) -> Result<u64, Error> {
+fn non_negative(name: &Name, arg: &str, value: &FieldValue) -> Result<u64, Error> {
     let Some(number) = value.as_i64() else {
         return Err(invalid(name, arg, format!("{{unacceptable_type,{}}}", type_name(value))));
     };
     u64::try_from(number).map_err(|_| invalid(name, arg, format!("{{value_negative,{number}}}")))
 }
 
-fn string(name: &str, arg: &str, value: &FieldValue) -> Result<Bytes, Error> {
+fn string(name: &Name, arg: &str, value: &FieldValue) -> Result<Bytes, Error> {
     match value {
         FieldValue::LongStr(bytes) => Ok(bytes.clone()),
         other => Err(invalid(name, arg, format!("{{unacceptable_type,{}}}", type_name(other)))),
@@ -138,7 +138,7 @@ fn string(name: &str, arg: &str, value: &FieldValue) -> Result<Bytes, Error> {
 ///
 /// # Errors
 /// [`Error::InvalidArg`] with RabbitMQ's reason for a wrong type or value.
-pub fn parse_queue_args(name: &str, args: &FieldTable) -> Result<QueueArgs, Error> {
+pub fn parse_queue_args(name: &Name, args: &FieldTable) -> Result<QueueArgs, Error> {
     let mut out = QueueArgs::default();
     for (key, value) in args.iter() {
         let key = key.as_str().unwrap_or_default();
@@ -240,7 +240,11 @@ pub fn parse_max_age(text: &str) -> Option<Duration> {
 ///
 /// # Errors
 /// [`Error::Inequivalent`] naming the first argument that differs.
-pub fn check_queue_equivalence(name: &str, current: &FieldTable, received: &FieldTable) -> Result<(), Error> {
+pub fn check_queue_equivalence(
+    name: &Name,
+    current: &FieldTable,
+    received: &FieldTable,
+) -> Result<(), Error> {
     for arg in QUEUE_EQUIVALENCE {
         let (old, new) = (current.get(arg), received.get(arg));
         let describe = |v: Option<&FieldValue>| match v {
@@ -259,7 +263,7 @@ pub fn check_queue_equivalence(name: &str, current: &FieldTable, received: &Fiel
             };
             return Err(Error::Inequivalent {
                 kind: "queue",
-                name: name.to_owned(),
+                name: name.clone(),
                 arg: arg.to_owned(),
                 received,
                 current,
@@ -275,6 +279,10 @@ mod tests {
     use super::*;
     use crate::wire::amqp::ShortStr;
 
+    fn name(queue: &str) -> Name {
+        Name::new(queue.as_bytes(), &std::sync::Arc::from("/"))
+    }
+
     fn table(pairs: &[(&'static str, FieldValue)]) -> FieldTable {
         pairs.iter().map(|(k, v)| (ShortStr::from_static(k), v.clone())).collect()
     }
@@ -282,14 +290,17 @@ mod tests {
     #[test]
     fn parses_and_refuses_like_rabbitmq() {
         let args = table(&[("x-message-ttl", FieldValue::I32(1000)), ("x-max-length", FieldValue::I64(5))]);
-        let parsed = parse_queue_args("q", &args).unwrap();
+        let parsed = parse_queue_args(&name("q"), &args).unwrap();
         assert_eq!(parsed.message_ttl, Some(Duration::from_secs(1)));
         assert_eq!(parsed.max_length, Some(5));
         let bad = table(&[("x-max-priority", FieldValue::LongStr(Bytes::from_static(b"abc")))]);
-        let error = parse_queue_args("q", &bad).unwrap_err().to_string();
+        let error = parse_queue_args(&name("q"), &bad).unwrap_err().to_string();
         assert!(error.contains("invalid arg 'x-max-priority' for queue 'q'"), "{error}");
         let negative = table(&[("x-message-ttl", FieldValue::I32(-5))]);
-        assert!(parse_queue_args("q", &negative).unwrap_err().to_string().ends_with("{value_negative,-5}"));
+        assert!(parse_queue_args(&name("q"), &negative)
+            .unwrap_err()
+            .to_string()
+            .ends_with("{value_negative,-5}"));
     }
 
     #[test]
@@ -297,14 +308,14 @@ mod tests {
         let current = table(&[("x-message-ttl", FieldValue::I32(1000))]);
         let received = table(&[("x-message-ttl", FieldValue::I64(2000))]);
         assert_eq!(
-            check_queue_equivalence("Q", &current, &received).unwrap_err().to_string(),
+            check_queue_equivalence(&name("Q"), &current, &received).unwrap_err().to_string(),
             "inequivalent arg 'x-message-ttl' for queue 'Q' in vhost '/': received '2000' but current is '1000'"
         );
         assert_eq!(
-            check_queue_equivalence("Q", &current, &FieldTable::default()).unwrap_err().to_string(),
+            check_queue_equivalence(&name("Q"), &current, &FieldTable::default()).unwrap_err().to_string(),
             "inequivalent arg 'x-message-ttl' for queue 'Q' in vhost '/': received none but current is the value '1000' of type 'signedint'"
         );
         let same = table(&[("x-message-ttl", FieldValue::I64(1000))]);
-        assert!(check_queue_equivalence("Q", &current, &same).is_ok());
+        assert!(check_queue_equivalence(&name("Q"), &current, &same).is_ok());
     }
 }

@@ -3,7 +3,6 @@
 //! through them is in `routing`. No frames, no I/O beyond saving durable definitions.
 
 use super::exchange::BindingTable;
-use super::naming::text;
 use super::{definitions, Broker, ConnectionId, Error};
 use crate::wire::amqp::{FieldTable, FieldValue, ShortStr};
 
@@ -32,7 +31,7 @@ impl Broker {
             let queue = self.queue_for(name, connection)?;
             Ok((Destination::Queue(queue.id), queue.durable))
         } else {
-            let exchange = self.exchange(name).ok_or_else(|| Error::ExchangeNotFound(text(name)))?;
+            let exchange = self.exchange(name).ok_or_else(|| Error::ExchangeNotFound(self.named(name)))?;
             Ok((Destination::Exchange(exchange.id), exchange.durable))
         }
     }
@@ -61,10 +60,10 @@ impl Broker {
             return Err(Error::DefaultExchange);
         }
         let (target, target_durable) = self.destination(destination, is_queue, connection)?;
-        let exchange = self.exchange(source).ok_or_else(|| Error::ExchangeNotFound(text(source)))?;
+        let exchange = self.exchange(source).ok_or_else(|| Error::ExchangeNotFound(self.named(source)))?;
         exchange.kind.validate_binding(&arguments.0).map_err(|e| Error::InvalidArg {
             kind: "exchange",
-            name: text(source),
+            name: self.named(source),
             arg: "x-match".into(),
             reason: e.to_string(),
         })?;
@@ -107,7 +106,7 @@ impl Broker {
             if queue.exclusive_owner.is_some_and(|owner| owner != connection) {
                 let bindings = exchange.bindings.read().expect("bindings lock poisoned");
                 if bindings.contains(routing_key, &arguments.0, target) {
-                    return Err(Error::Locked(text(destination)));
+                    return Err(Error::Locked(self.named(destination)));
                 }
                 return Ok(());
             }

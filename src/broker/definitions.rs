@@ -231,7 +231,7 @@ async fn create(broker: &Broker, document: &FieldTable) -> Result<(), Error> {
             arguments: table.get_table("arguments").cloned().unwrap_or_default(),
             ..QueueDeclare::default()
         };
-        let args = arguments::parse_queue_args(&String::from_utf8_lossy(&request.name), &request.arguments)?;
+        let args = arguments::parse_queue_args(&broker.named(&request.name), &request.arguments)?;
         broker.create_queue(&request, args).await?;
     }
     for value in list("bindings") {

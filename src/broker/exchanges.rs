@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::exchange::{BindingTable, ExchangeKind};
 use super::naming::text;
-use super::{definitions, Bindings, Broker, Destination, Error};
+use super::{definitions, Bindings, Broker, Destination, Error, Name};
 use crate::wire::amqp::FieldTable;
 
 /// An exchange.
@@ -135,10 +135,10 @@ impl Broker {
             if request.name.is_empty() {
                 return Err(Error::DefaultExchange);
             }
-            return check_exchange_redeclare(&existing, &request, kind_text);
+            return check_exchange_redeclare(self.named(&request.name), &existing, &request, kind_text);
         }
         if request.passive {
-            return Err(Error::ExchangeNotFound(text(&request.name)));
+            return Err(Error::ExchangeNotFound(self.named(&request.name)));
         }
         let kind = ExchangeKind::parse(&kind_text).ok_or(Error::UnknownExchangeType(kind_text))?;
         if request.name.starts_with(b"amq.") {
@@ -173,11 +173,11 @@ impl Broker {
             return Err(Error::DefaultExchange);
         }
         if BUILTIN_EXCHANGES.iter().any(|(builtin, _)| builtin.as_bytes() == name) {
-            return Err(Error::SystemExchange(text(name)));
+            return Err(Error::SystemExchange(self.named(name)));
         }
         let Some(exchange) = self.exchange(name) else { return Ok(()) };
         if if_unused && !exchange.bindings.read().expect("bindings lock poisoned").is_empty() {
-            return Err(Error::ExchangeInUse(text(name)));
+            return Err(Error::ExchangeInUse(self.named(name)));
         }
         self.remove_exchange(name);
         if exchange.durable {
@@ -207,6 +207,7 @@ impl Broker {
 /// Checks a redeclare of `existing` (not passive, not the default exchange) as RabbitMQ
 /// does: type, then durable, auto-delete and internal must match.
 fn check_exchange_redeclare(
+    name: Name,
     existing: &ExchangeEntry,
     request: &ExchangeDeclare,
     kind_text: String,
@@ -214,7 +215,7 @@ fn check_exchange_redeclare(
     let kind = ExchangeKind::parse(&kind_text).ok_or(Error::UnknownExchangeType(kind_text.clone()))?;
     let inequivalent = |arg: &str, received: String, current: String| Error::Inequivalent {
         kind: "exchange",
-        name: text(&request.name),
+        name: name.clone(),
         arg: arg.to_owned(),
         received: format!("'{received}'"),
         current: format!("'{current}'"),

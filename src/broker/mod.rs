@@ -25,6 +25,7 @@ mod error;
 pub mod exchange;
 mod exchanges;
 mod naming;
+pub mod node;
 mod queue_deletion;
 mod queues;
 mod routing;
@@ -38,9 +39,10 @@ use bytes::Bytes;
 
 pub use arguments::{Overflow, QueueArgs};
 pub use bindings::{Bindings, Destination};
-pub use error::Error;
+pub use error::{Error, Name};
 pub use exchanges::{ExchangeDeclare, ExchangeEntry};
 pub use naming::{generated_name, hex};
+pub use node::{ConnectionSlot, Node, NodeError, NodeOptions};
 pub use queues::{QueueDeclare, QueueEntry};
 
 use crate::log::Storage;
@@ -57,6 +59,11 @@ pub struct BrokerOptions {
     pub segment_bytes: u64,
     /// The free-disc budget every durable queue's writer takes its writes from.
     pub disk_headroom: Option<Arc<crate::log::headroom::DiskHeadroom>>,
+    /// The vhost this broker is (its name in reply texts).
+    pub vhost: Arc<str>,
+    /// The node's resource alarm, shared by every vhost: `Some(reason)` while publishers
+    /// must be blocked.
+    pub alarm: Arc<tokio::sync::watch::Sender<Option<&'static str>>>,
 }
 
 #[derive(Debug, Default)]
@@ -67,7 +74,7 @@ struct Model {
     queue_ids: HashMap<u64, Arc<QueueEntry>>,
 }
 
-/// The broker: one vhost, `/`.
+/// One vhost: its exchanges, queues and bindings, and their durable definitions.
 pub struct Broker {
     options: BrokerOptions,
     model: RwLock<Model>,
@@ -76,7 +83,6 @@ pub struct Broker {
     /// Bumped after every change of exchanges, queues or bindings (see [`Broker::topology`]).
     topology: AtomicU64,
     myself: std::sync::Weak<Broker>,
-    alarm: tokio::sync::watch::Sender<Option<&'static str>>,
     definitions_journal: definitions_journal::Journal,
 }
 
@@ -100,7 +106,6 @@ impl Broker {
             next_id: AtomicU64::new(1),
             topology: AtomicU64::new(0),
             myself: myself.clone(),
-            alarm: tokio::sync::watch::channel(None).0,
             definitions_journal: definitions_journal::Journal::default(),
         });
         broker.insert_builtin_exchanges();
@@ -109,18 +114,19 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Raises (`Some(reason)`) or clears (`None`) the resource alarm that blocks publishers.
-    pub fn set_alarm(&self, reason: Option<&'static str>) {
-        self.alarm.send_if_modified(|current| {
-            let changed = *current != reason;
-            *current = reason;
-            changed
-        });
+    /// Follows the node's resource alarm: `Some(reason)` while publishers must be blocked.
+    pub fn alarm(&self) -> tokio::sync::watch::Receiver<Option<&'static str>> {
+        self.options.alarm.subscribe()
     }
 
-    /// Follows the resource alarm: `Some(reason)` while publishers must be blocked.
-    pub fn alarm(&self) -> tokio::sync::watch::Receiver<Option<&'static str>> {
-        self.alarm.subscribe()
+    /// The vhost this broker is.
+    pub fn vhost(&self) -> &Arc<str> {
+        &self.options.vhost
+    }
+
+    /// `name` in this vhost, for reply texts.
+    pub fn named(&self, name: &[u8]) -> Name {
+        Name::new(name, &self.options.vhost)
     }
 
     /// The journal of durable definition changes (see [`definitions::record`]).

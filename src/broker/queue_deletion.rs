@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::naming::text;
 use super::{definitions, Broker, ConnectionId, Destination, Error, QueueEntry};
 use crate::limits::QUEUE_EXPIRY_SWEEP_INTERVAL_MS;
 
@@ -28,15 +27,15 @@ impl Broker {
         let Some(queue) = self.queue(name) else { return Ok(0) };
         if let (Some(owner), Some(connection)) = (queue.exclusive_owner, connection) {
             if owner != connection {
-                return Err(Error::Locked(text(name)));
+                return Err(Error::Locked(self.named(name)));
             }
         }
         let stats = queue.handle.stats();
         if if_unused && stats.consumers.load(Ordering::Acquire) > 0 {
-            return Err(Error::QueueInUse(text(name)));
+            return Err(Error::QueueInUse(self.named(name)));
         }
         if if_empty && queue.handle.ready_count() > 0 {
-            return Err(Error::NotEmpty(text(name)));
+            return Err(Error::NotEmpty(self.named(name)));
         }
         Ok(self.remove_queue(&queue).await)
     }

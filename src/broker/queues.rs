@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::arguments::{self, Overflow, QueueArgs};
 use super::naming::{generated_name, hex, text};
-use super::{dead_letter, definitions, Broker, ConnectionId, Error};
+use super::{dead_letter, definitions, Broker, ConnectionId, Error, Name};
 use crate::limits::STREAM_AGE_CHECK_INTERVAL_MS;
 use crate::log::{Log, LogOptions, Storage};
 use crate::queue::classic::FLOOR_KEY;
@@ -75,6 +75,9 @@ pub struct QueueDeclare {
     pub arguments: FieldTable,
     /// The declaring connection.
     pub connection: ConnectionId,
+    /// The name was made by the server (`amq.gen-…`, for a client that sent none), so
+    /// it may have the reserved prefix.
+    pub server_named: bool,
 }
 
 impl Broker {
@@ -88,14 +91,19 @@ impl Broker {
         self.model.read().expect("model lock poisoned").queues.values().cloned().collect()
     }
 
+    /// How many queues there are.
+    pub fn queue_count(&self) -> u64 {
+        self.model.read().expect("model lock poisoned").queues.len() as u64
+    }
+
     /// The queue `name`, checked for use by `connection`.
     ///
     /// # Errors
     /// 404 if missing, 405 if it is another connection's exclusive queue.
     pub fn queue_for(&self, name: &[u8], connection: ConnectionId) -> Result<Arc<QueueEntry>, Error> {
-        let queue = self.queue(name).ok_or_else(|| Error::QueueNotFound(text(name)))?;
+        let queue = self.queue(name).ok_or_else(|| Error::QueueNotFound(self.named(name)))?;
         if queue.exclusive_owner.is_some_and(|owner| owner != connection) {
-            return Err(Error::Locked(text(name)));
+            return Err(Error::Locked(self.named(name)));
         }
         Ok(queue)
     }
@@ -109,23 +117,26 @@ impl Broker {
         let mut request = request;
         if request.name.is_empty() && !request.passive {
             request.name = Bytes::from(generated_name("amq.gen-"));
-        } else if request.name.starts_with(b"amq.") && !request.passive && self.queue(&request.name).is_none()
+        } else if request.name.starts_with(b"amq.")
+            && !request.passive
+            && !request.server_named
+            && self.queue(&request.name).is_none()
         {
             return Err(Error::ReservedName { kind: "queue", name: text(&request.name) });
         }
         if let Some(existing) = self.queue(&request.name) {
-            check_queue_redeclare(&existing, &request)?;
+            check_queue_redeclare(self.named(&request.name), &existing, &request)?;
             existing.touch();
             let stats = existing.handle.stats();
             let ready = existing.handle.ready_count().min(u64::from(u32::MAX)) as u32;
             return Ok((Arc::clone(&existing), ready, stats.consumers.load(Ordering::Acquire)));
         }
         if request.passive {
-            return Err(Error::QueueNotFound(text(&request.name)));
+            return Err(Error::QueueNotFound(self.named(&request.name)));
         }
-        let args = arguments::parse_queue_args(&text(&request.name), &request.arguments)?;
+        let args = arguments::parse_queue_args(&self.named(&request.name), &request.arguments)?;
         if args.queue_type == arguments::QueueType::Stream {
-            check_stream_properties(&request)?;
+            check_stream_properties(&self.named(&request.name), &request)?;
         }
         let entry = self.create_queue(&request, args).await?;
         if entry.durable && entry.exclusive_owner.is_none() {
@@ -234,13 +245,13 @@ impl Broker {
     /// 404 / 405.
     pub async fn purge_queue(&self, name: &[u8], connection: ConnectionId) -> Result<u32, Error> {
         let queue = self.queue_for(name, connection)?;
-        let purged = queue.handle.purge().await.map_err(|_| Error::QueueNotFound(text(name)))?;
+        let purged = queue.handle.purge().await.map_err(|_| Error::QueueNotFound(self.named(name)))?;
         Ok(purged.min(u64::from(u32::MAX)) as u32)
     }
 }
 
 /// Refuses the properties a stream cannot have, as RabbitMQ does.
-fn check_stream_properties(request: &QueueDeclare) -> Result<(), Error> {
+fn check_stream_properties(name: &Name, request: &QueueDeclare) -> Result<(), Error> {
     let property = if !request.durable {
         Some("non-durable")
     } else if request.exclusive {
@@ -251,15 +262,14 @@ fn check_stream_properties(request: &QueueDeclare) -> Result<(), Error> {
         None
     };
     match property {
-        Some(property) => Err(Error::InvalidProperty { name: text(&request.name), property }),
+        Some(property) => Err(Error::InvalidProperty { name: name.clone(), property }),
         None => Ok(()),
     }
 }
 
 /// Checks a redeclare of `existing` as RabbitMQ does: exclusivity first, then durable,
 /// auto-delete and the arguments.
-fn check_queue_redeclare(existing: &QueueEntry, request: &QueueDeclare) -> Result<(), Error> {
-    let name = text(&request.name);
+fn check_queue_redeclare(name: Name, existing: &QueueEntry, request: &QueueDeclare) -> Result<(), Error> {
     if existing.exclusive_owner.is_some_and(|owner| owner != request.connection) {
         return Err(Error::Locked(name));
     }

@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::naming::text;
 use super::{exchange, Broker, Destination, Error, QueueEntry};
 use crate::wire::amqp::{FieldTable, FieldValue, ShortStr};
 
@@ -30,9 +29,10 @@ impl Broker {
             }
             return Ok(());
         }
-        let start = model.exchanges.get(exchange).ok_or_else(|| Error::ExchangeNotFound(text(exchange)))?;
+        let start =
+            model.exchanges.get(exchange).ok_or_else(|| Error::ExchangeNotFound(self.named(exchange)))?;
         if start.internal {
-            return Err(Error::InternalExchange(text(exchange)));
+            return Err(Error::InternalExchange(self.named(exchange)));
         }
         let no_headers: &[(ShortStr, FieldValue)] = &[];
         let headers = headers.map_or(no_headers, |h| &h.0[..]);

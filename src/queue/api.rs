@@ -152,7 +152,7 @@ pub struct ConsumerSpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
     /// The queue has an exclusive consumer, or one was asked for while others exist.
-    #[error("queue '{queue}' in vhost '/' in exclusive use")]
+    #[error("queue '{queue}' in exclusive use")]
     ExclusiveUse {
         /// The queue.
         queue: String,

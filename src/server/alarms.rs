@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::Broker;
+use crate::broker::Node;
 use crate::limits::{ALARM_CHECK_INTERVAL_MS, TOTAL_MEMORY_BYTES_FALLBACK};
 use crate::log::headroom::DiskHeadroom;
 
@@ -45,7 +45,7 @@ pub fn total_memory_bytes() -> u64 {
 }
 
 /// Checks the limits until the broker is dropped, raising and clearing its alarm.
-pub async fn watch(broker: std::sync::Weak<Broker>, limits: AlarmLimits) {
+pub async fn watch(node: std::sync::Weak<Node>, limits: AlarmLimits) {
     let mut tick = tokio::time::interval(Duration::from_millis(ALARM_CHECK_INTERVAL_MS));
     let mut last: Option<&'static str> = None;
     loop {
@@ -58,7 +58,7 @@ pub async fn watch(broker: std::sync::Weak<Broker>, limits: AlarmLimits) {
                 tick.tick().await;
             }
         }
-        let Some(broker) = broker.upgrade() else { return };
+        let Some(node) = node.upgrade() else { return };
         let mut memory_high = anonymous_rss_bytes() > limits.memory_bytes_max;
         if memory_high {
             // Freed message buffers may sit in the allocator's free lists; hand whole free
@@ -84,12 +84,12 @@ pub async fn watch(broker: std::sync::Weak<Broker>, limits: AlarmLimits) {
             }
             last = reason;
         }
-        broker.set_alarm(reason);
-        drop(broker);
+        node.set_alarm(reason);
+        drop(node);
     }
 }
 
 /// Starts the alarm watcher for `broker`.
-pub fn start(broker: &Arc<Broker>, limits: AlarmLimits) {
-    tokio::spawn(watch(Arc::downgrade(broker), limits));
+pub fn start(node: &Arc<Node>, limits: AlarmLimits) {
+    tokio::spawn(watch(Arc::downgrade(node), limits));
 }

@@ -22,7 +22,7 @@ use super::amqp_socket::{read_protocol_header, write_chunks};
 use crate::amqp::connection::{Connection, Next, Phase, PublishDone};
 use crate::amqp::deadlines::{Action, CloseReason, Deadlines};
 use crate::amqp::reply::{self, ProtocolError, Reply};
-use crate::broker::Broker;
+use crate::broker::Node;
 use crate::limits::{
     BUSY_READ_BUFFER_BYTES, BUSY_READ_BYTES_MIN, CLOSE_OK_TIMEOUT_MS, CONNECTION_TICK_INTERVAL_MS,
     DRAIN_BUFFER_BYTES, EVENTS_PER_TURN_MAX, FRAME_MAX_BYTES, OUTPUT_CAPACITY_BYTES_MIN,
@@ -42,7 +42,7 @@ const CLOSE_OK_TIMEOUT: Duration = Duration::from_millis(CLOSE_OK_TIMEOUT_MS);
 pub async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
-    broker: Arc<Broker>,
+    node: Arc<Node>,
     id: u64,
     shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
@@ -51,11 +51,11 @@ pub async fn serve_connection(
     if !read_protocol_header(&mut stream, &mut buf).await? {
         return Ok(());
     }
-    let (mut connection, events) = Connection::new(id, broker, peer.ip().is_loopback());
+    let (mut connection, events) = Connection::new(id, node, peer.ip().is_loopback());
     let (reader, mut writer) = stream.into_split();
     write_chunks(&mut writer, connection.take_output()).await?;
     let deadlines = Deadlines::new(Instant::now());
-    let alarm = connection.broker().alarm();
+    let alarm = connection.node().alarm();
     let tick = tokio::time::interval(Duration::from_millis(CONNECTION_TICK_INTERVAL_MS));
     let driver = ConnectionDriver {
         id,

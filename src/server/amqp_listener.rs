@@ -11,14 +11,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::amqp_driver::serve_connection;
-use crate::broker::Broker;
+use crate::broker::Node;
 use crate::limits::{ACCEPT_RETRY_DELAY_MS, CONNECTIONS_CLOSE_TIMEOUT_MS};
 
 /// Accepts connections until `shutdown` turns true, then waits for the connections' tasks
 /// to finish (they close on the same signal), at most [`CONNECTIONS_CLOSE_TIMEOUT_MS`];
 /// those still running then are aborted. The set of tasks holds only live connections:
 /// finished ones are reaped as they end.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: watch::Receiver<bool>) {
     let next_id = AtomicU64::new(1);
     let mut stop = shutdown.clone();
     let mut connections = JoinSet::new();
@@ -27,10 +27,10 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: watch::
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
-                    let broker = Arc::clone(&broker);
+                    let node = Arc::clone(&node);
                     let shutdown = shutdown.clone();
                     connections.spawn(async move {
-                        if let Err(error) = serve_connection(stream, peer, broker, id, shutdown).await {
+                        if let Err(error) = serve_connection(stream, peer, node, id, shutdown).await {
                             tracing::debug!(connection = id, %peer, %error, "connection ended with an error");
                         }
                     });

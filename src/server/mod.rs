@@ -15,7 +15,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::broker::{Broker, BrokerOptions};
+use crate::broker::{Node, NodeOptions};
 use crate::config::{Config, StorageMode};
 use crate::limits::MEMORY_LIMIT_TENTHS_OF_RAM;
 use crate::log::headroom::DiskHeadroom;
@@ -85,14 +85,16 @@ impl Server {
         let disk_headroom = (self.io.is_some() && self.config.disk_free_limit_bytes > 0).then(|| {
             Arc::new(DiskHeadroom::new(self.config.data_dir.clone(), self.config.disk_free_limit_bytes))
         });
-        let options = BrokerOptions {
+        let options = NodeOptions {
             storage,
             segment_bytes: self.config.segment_bytes,
             disk_headroom: disk_headroom.clone(),
+            default_user: self.config.default_user.clone(),
+            default_pass: self.config.default_pass.clone(),
         };
-        let broker = Broker::open(options).await.context("opening the broker's stored state")?;
+        let node = Node::open(options).await.context("opening the broker's stored state")?;
         alarms::start(
-            &broker,
+            &node,
             alarms::AlarmLimits {
                 memory_bytes_max: self
                     .config
@@ -111,16 +113,16 @@ impl Server {
         }
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
         tracing::info!(storage = ?self.config.storage, amqp = %amqp_addr, workers, "warren is running");
-        tokio::spawn(status::report(Arc::downgrade(&broker), self.config.status_interval));
+        tokio::spawn(status::report(Arc::downgrade(&node), self.config.status_interval));
         let (stop, stopped) = watch::channel(false);
-        let listener = tokio::spawn(amqp_listener::serve(amqp, Arc::clone(&broker), stopped));
+        let listener = tokio::spawn(amqp_listener::serve(amqp, Arc::clone(&node), stopped));
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
         // The listener returns once its connections have sent their close and released what
         // they held (or the time for it ran out): only then are the logs closed.
         let _ = listener.await;
-        broker.shutdown().await;
+        node.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     }

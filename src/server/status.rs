@@ -7,21 +7,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::Broker;
+use crate::broker::Node;
 
 /// Reports every `period` until the broker is dropped.
-pub async fn report(broker: std::sync::Weak<Broker>, period: Duration) {
+pub async fn report(node: std::sync::Weak<Node>, period: Duration) {
     let mut tick = tokio::time::interval(period);
     tick.tick().await;
     loop {
         tick.tick().await;
-        let Some(broker) = broker.upgrade() else { return };
-        report_once(&broker).await;
+        let Some(node) = node.upgrade() else { return };
+        report_once(&node).await;
     }
 }
 
-async fn report_once(broker: &Arc<Broker>) {
-    let queues = broker.queues();
+async fn report_once(node: &Arc<Node>) {
+    let queues: Vec<_> = node.vhosts().iter().flat_map(|broker| broker.queues()).collect();
     let (mut ready, mut unacked, mut consumers, mut damaged) = (0u64, 0u64, 0u64, 0u64);
     for queue in &queues {
         let stats = queue.handle.stats();

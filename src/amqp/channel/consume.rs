@@ -1,6 +1,7 @@
 //! Consumers: `basic.qos`, `basic.consume` (with a stream's attach arguments and direct
 //! reply-to's hidden queue) and `basic.cancel`, and the queues a channel has touched.
 
+use crate::broker::access::Permission;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use super::publish::REPLY_TO;
 use super::{Channel, Context};
 use crate::amqp::output::short;
-use crate::amqp::reply::{ProtocolError, Reply, StreamRefusal};
+use crate::amqp::reply::{queue_error, ProtocolError, Reply, StreamRefusal};
 use crate::broker::{self, generated_name, QueueEntry};
 use crate::limits::TOUCHED_QUEUES_PRUNE_MIN;
 use crate::log::now_ms;
@@ -125,9 +126,11 @@ impl Channel {
         let mut queue_name = self.queue_name(consume.queue.as_bytes());
         if queue_name == REPLY_TO {
             queue_name = self.reply_to_queue(cx).await?;
+        } else {
+            cx.permit_queue(&queue_name, Permission::Read)?;
         }
         let queue = cx.broker.queue_for(&queue_name, cx.connection).map_err(|e| Reply::from(&e))?;
-        let stream = if queue.is_stream() { Some(self.stream_attach(&queue, &consume)?) } else { None };
+        let stream = if queue.is_stream() { Some(self.stream_attach(cx, &queue, &consume)?) } else { None };
         let tag = if consume.consumer_tag.is_empty() {
             Bytes::from(generated_name("amq.ctag-"))
         } else {
@@ -160,7 +163,7 @@ impl Channel {
         // frame is handled: the consume-ok below still precedes every delivery on the wire.
         if let Err(error) = queue.handle.consume(spec).await {
             self.consumers.entries.remove(&tag);
-            return Err(Reply::from(&error));
+            return Err(queue_error(&error, cx.broker.vhost()));
         }
         if !consume.no_wait {
             cx.out.method(self.number(), &BasicConsumeOk { consumer_tag: short(&tag) }.into());
@@ -169,8 +172,13 @@ impl Channel {
     }
 
     /// Checks a consume on a stream as RabbitMQ does and reads its offset specification.
-    fn stream_attach(&self, queue: &QueueEntry, consume: &BasicConsume) -> Result<StreamAttach, Reply> {
-        let name = || queue.name_str().to_string();
+    fn stream_attach(
+        &self,
+        cx: &Context<'_>,
+        queue: &QueueEntry,
+        consume: &BasicConsume,
+    ) -> Result<StreamAttach, Reply> {
+        let name = || cx.broker.named(&queue.name);
         if consume.no_ack {
             return Err(StreamRefusal::AutoAck { queue: name() }.into());
         }

@@ -2,13 +2,14 @@
 //! cancellations of consumers by their queue. Each delivery is tagged (see [`super::ack`])
 //! and written as deliver (or get-ok), content header and body frames.
 
+use crate::broker::access::Permission;
 use std::sync::Arc;
 
 use super::ack::Unacked;
 use super::{channel_number, Channel, Context};
 use crate::amqp::connection::Connection;
 use crate::amqp::output::{shared, short, Output};
-use crate::amqp::reply::{ProtocolError, Reply, StreamRefusal};
+use crate::amqp::reply::{queue_error, ProtocolError, Reply, StreamRefusal};
 use crate::queue::message::{Message, MessageView};
 use crate::queue::{ConsumerEvent, Delivery};
 use crate::wire::amqp::{encode_deliver_frame, encode_method_frame, BasicCancel, BasicGetEmpty, BasicGetOk};
@@ -105,14 +106,16 @@ impl Channel {
     pub(super) async fn get(&mut self, cx: &mut Context<'_>, name: &[u8], no_ack: bool) -> Result<(), Reply> {
         let number = self.number();
         let queue_name = self.queue_name(name);
+        cx.permit_queue(&queue_name, Permission::Read)?;
         let queue = cx.broker.queue_for(&queue_name, cx.connection).map_err(|e| Reply::from(&e))?;
         if queue.is_stream() {
-            let queue = queue.name_str().to_string();
+            let queue = cx.broker.named(&queue.name);
             return Err(StreamRefusal::Unsupported { method: "basic.get", queue }.into());
         }
         queue.touch();
         self.consumers.touch(&queue);
-        let delivery = queue.handle.get(self.id, no_ack).await.map_err(|e| Reply::from(&e))?;
+        let delivery =
+            queue.handle.get(self.id, no_ack).await.map_err(|e| queue_error(&e, cx.broker.vhost()))?;
         let Some(delivery) = delivery else {
             cx.out.method(number, &BasicGetEmpty::default().into());
             return Ok(());

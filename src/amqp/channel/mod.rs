@@ -16,6 +16,7 @@
 //! increase per channel in the order deliveries are written.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod access;
 mod ack;
 mod confirm;
 mod consume;
@@ -33,6 +34,7 @@ use super::connection::{close_connection, Connection, Next, PendingPublishes, Ph
 use super::output::{short_text, Output};
 use super::reply::{ProtocolError, Reply};
 use super::routes::RouteCache;
+use crate::broker::access::{AccessState, User};
 use crate::broker::{Broker, ConnectionId};
 use crate::queue::{ChannelId, ConsumerEvent};
 use crate::wire::amqp::{ChannelClose, ChannelCloseOk, ChannelFlowOk, Frame, Method};
@@ -63,6 +65,12 @@ pub(super) struct Context<'a> {
     connection: ConnectionId,
     broker: &'a Arc<Broker>,
     user: &'a str,
+    /// The logged-in user's entry (tags), as the access model had it.
+    account: &'a User,
+    /// The access model the channel's operations are checked against.
+    access: &'a AccessState,
+    /// Its generation (routes remembered under another were checked against another).
+    access_generation: u64,
     frame_max: u32,
     phase: &'a mut Phase,
     has_published: &'a mut bool,
@@ -172,11 +180,15 @@ impl Connection {
     /// The open channel `number` and, beside it, the rest of the connection its handlers
     /// work with. The one lookup of the channel table a frame costs.
     pub(super) fn split(&mut self, number: u16) -> Option<(&mut Channel, Context<'_>)> {
+        self.refresh_access();
         let channel = self.channels.get_mut(&number)?;
         let cx = Context {
             connection: self.id,
-            broker: &self.broker,
+            broker: self.broker.as_ref()?,
             user: &self.user,
+            account: self.account.as_deref()?,
+            access: &self.access,
+            access_generation: self.access_generation,
             frame_max: self.frame_max,
             phase: &mut self.phase,
             has_published: &mut self.has_published,
@@ -277,8 +289,10 @@ impl Connection {
         for queue in channel.consumers.touched() {
             queue.handle.channel_closed(channel.id).await;
         }
-        for queue in emptied {
-            self.broker.consumers_gone(&queue).await;
+        if let Some(broker) = &self.broker {
+            for queue in emptied {
+                broker.consumers_gone(&queue).await;
+            }
         }
     }
 }

@@ -201,7 +201,7 @@ impl Channel {
         let body = joined(body);
         let properties = header.publish_properties().map_err(undecodable)?;
         if let Some(user_id) = &properties.user_id {
-            if user_id.as_bytes() != cx.user.as_bytes() {
+            if user_id.as_bytes() != cx.user.as_bytes() && !cx.account.is_impersonator() {
                 let claimed = String::from_utf8_lossy(user_id.as_bytes()).into_owned();
                 return Err(ProtocolError::UserIdMismatch { claimed, user: cx.user.to_owned() }.into());
             }
@@ -315,17 +315,22 @@ fn route(
     method: &BasicPublish,
     properties: &PublishProperties,
 ) -> Result<Route, Reply> {
-    let exchange = method.exchange.as_bytes();
-    let routed = match &properties.headers {
-        None => cx.routes.route(cx.broker, exchange, method.routing_key.as_bytes()),
+    let (exchange, routing_key) = (method.exchange.as_bytes(), method.routing_key.as_bytes());
+    match &properties.headers {
+        None => {
+            let checker = cx.checker();
+            let permit = || checker.permit_publish(exchange, routing_key);
+            cx.routes.route(cx.broker, exchange, routing_key, cx.access_generation, permit)
+        }
         Some(headers) => {
+            cx.permit_publish(exchange, routing_key)?;
             let mut queues = Vec::new();
             cx.broker
-                .route(exchange, method.routing_key.as_bytes(), Some(headers), &mut queues)
-                .map(|()| queues.into())
+                .route(exchange, routing_key, Some(headers), &mut queues)
+                .map_err(|error| Reply::from(&error))?;
+            Ok(queues.into())
         }
-    };
-    routed.map_err(|error| Reply::from(&error))
+    }
 }
 
 /// The message a publish stores.
