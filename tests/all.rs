@@ -2,6 +2,9 @@
 
 mod harness;
 
+/// lapin: logins, vhosts, permissions, topic permissions, user_id and vhost limits.
+mod access_control;
+
 /// lapin against Warren on disc across SIGKILL: acks above an unacked message persist.
 mod ack_persistence;
 /// lapin against Warren on disc across SIGKILL and clean restarts.
