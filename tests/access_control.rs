@@ -88,45 +88,45 @@ fn logins_and_vhost_access_are_checked_as_rabbitmq_does() {
     });
 }
 
+/// `access to KIND 'NAME' in vhost 'v1' refused for user 'alice'`.
+fn refusal(kind: &str, name: &str) -> String {
+    format!("403 ACCESS_REFUSED - access to {kind} '{name}' in vhost 'v1' refused for user 'alice'")
+}
+
+/// The broker with a queue `theirs` in `v1`, and a connection of alice to `v1`.
+async fn with_their_queue(server: &Server) -> lapin::Connection {
+    let guest = connect_url(&server.url_as("guest", "guest", "v1")).await;
+    declare(&channel(&guest).await, "theirs", FieldTable::default()).await;
+    connect_url(&server.url_as("alice", "alice-pw", "v1")).await
+}
+
 #[test]
-fn configure_write_and_read_are_checked_per_method() {
+fn configure_is_checked_on_declare_and_delete() {
     let temp = tempfile::tempdir().expect("temp dir");
     let server = start(temp.path());
     run(async {
-        let (_guest, admin) = {
-            let connection = connect_url(&server.url_as("guest", "guest", "v1")).await;
-            let channel = channel(&connection).await;
-            (connection, channel)
-        };
-        declare(&admin, "theirs", FieldTable::default()).await;
-        let alice = connect_url(&server.url_as("alice", "alice-pw", "v1")).await;
-        let refusal = |kind: &str, name: &str| {
-            format!("403 ACCESS_REFUSED - access to {kind} '{name}' in vhost 'v1' refused for user 'alice'")
-        };
-        // configure: declare and delete
+        let alice = with_their_queue(&server).await;
         let ch = channel(&alice).await;
-        let reply = expect_error(
-            "queue.declare",
-            ch.queue_declare("theirs-2", QueueDeclareOptions::default(), FieldTable::default()),
-        )
-        .await;
-        assert_eq!(reply, refusal("queue", "theirs-2"));
+        let declared = ch.queue_declare("theirs-2", QueueDeclareOptions::default(), FieldTable::default());
+        assert_eq!(expect_error("queue.declare", declared).await, refusal("queue", "theirs-2"));
         let ch = channel(&alice).await;
         declare(&ch, "own-q", FieldTable::default()).await;
-        let reply = expect_error(
-            "exchange.declare",
-            ch.exchange_declare(
-                "x-theirs",
-                ExchangeKind::Direct,
-                ExchangeDeclareOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await;
-        assert_eq!(reply, refusal("exchange", "x-theirs"));
+        let options = ExchangeDeclareOptions::default();
+        let declared = ch.exchange_declare("x-theirs", ExchangeKind::Direct, options, FieldTable::default());
+        assert_eq!(expect_error("exchange.declare", declared).await, refusal("exchange", "x-theirs"));
         let ch = channel(&alice).await;
         let reply = expect_error("queue.delete", ch.queue_delete("theirs", Default::default())).await;
         assert_eq!(reply, refusal("queue", "theirs"));
+    });
+}
+
+#[test]
+fn write_and_read_are_checked_on_publish_get_consume_purge_and_bind() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let server = start(temp.path());
+    run(async {
+        let alice = with_their_queue(&server).await;
+        declare(&channel(&alice).await, "own-q", FieldTable::default()).await;
         // write on the exchange to publish: the default exchange is `amq.default`
         let ch = channel(&alice).await;
         let mut errors = Errors::of_channel(&ch);
@@ -137,50 +137,25 @@ fn configure_write_and_read_are_checked_per_method() {
         let reply = expect_error("basic.get", ch.basic_get("theirs", BasicGetOptions::default())).await;
         assert_eq!(reply, refusal("queue", "theirs"));
         let ch = channel(&alice).await;
-        let reply = expect_error(
-            "basic.consume",
-            ch.basic_consume("theirs", "", Default::default(), FieldTable::default()),
-        )
-        .await;
-        assert_eq!(reply, refusal("queue", "theirs"));
+        let consumed = ch.basic_consume("theirs", "", Default::default(), FieldTable::default());
+        assert_eq!(expect_error("basic.consume", consumed).await, refusal("queue", "theirs"));
         let ch = channel(&alice).await;
         let reply = expect_error("queue.purge", ch.queue_purge("theirs", QueuePurgeOptions::default())).await;
         assert_eq!(reply, refusal("queue", "theirs"));
         // bind: write on the destination, then read on the source
-        let ch = channel(&alice).await;
-        let reply = expect_error(
-            "queue.bind",
-            ch.queue_bind(
-                "theirs",
-                "amq.topic",
-                "allowed.k",
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await;
+        let bind = |ch: lapin::Channel, queue: &'static str, exchange: &'static str, key: &'static str| async move {
+            ch.queue_bind(queue, exchange, key, QueueBindOptions::default(), FieldTable::default()).await
+        };
+        let reply =
+            expect_error("queue.bind", bind(channel(&alice).await, "theirs", "amq.topic", "allowed.k")).await;
         assert_eq!(reply, refusal("queue", "theirs"));
-        let ch = channel(&alice).await;
-        let reply = expect_error(
-            "queue.bind",
-            ch.queue_bind("own-q", "amq.direct", "k", QueueBindOptions::default(), FieldTable::default()),
-        )
-        .await;
+        let reply = expect_error("queue.bind", bind(channel(&alice).await, "own-q", "amq.direct", "k")).await;
         assert_eq!(reply, refusal("exchange", "amq.direct"));
         let ch = channel(&alice).await;
-        within(
-            "queue.bind",
-            ch.queue_bind(
-                "own-q",
-                "amq.topic",
-                "allowed.k",
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await
-        .expect("allowed bind");
-        assert_eq!(get(&ch, "own-q", true).await.map(|m| m.delivery.data), None, "read on own-q is allowed");
+        within("queue.bind", bind(ch.clone(), "own-q", "amq.topic", "allowed.k"))
+            .await
+            .expect("allowed bind");
+        assert!(get(&ch, "own-q", true).await.is_none(), "read on own-q is allowed");
     });
 }
 
