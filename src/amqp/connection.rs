@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use super::channel::Channel;
 use super::output::{short_text, Output};
 use super::reply::{ProtocolError, Reply};
 use crate::broker::access::{AccessState, User};
+use crate::broker::connections::{ConnectionFacts, ConnectionInfo};
 use crate::broker::{Broker, ConnectionId, ConnectionSlot, Node};
 use crate::limits::{
     CHANNEL_MAX, CONSUMER_EVENTS_MAX, FRAME_MAX_BYTES, FRAME_MIN_BYTES, HEARTBEAT_S, OUTPUT_BYTES_INITIAL,
@@ -92,7 +94,12 @@ pub struct Connection {
     pub(super) access_generation: u64,
     /// The logged-in user, as the access model had it when last read.
     pub(super) account: Option<Arc<User>>,
-    peer_is_loopback: bool,
+    peer: SocketAddr,
+    local: SocketAddr,
+    /// What the client said of itself in `connection.start-ok`.
+    client_properties: FieldTable,
+    /// The SASL mechanism it logged in with.
+    mechanism: String,
     /// Handshake phase.
     pub phase: Phase,
     /// Negotiated frame_max.
@@ -174,7 +181,8 @@ impl Connection {
     pub fn new(
         id: ConnectionId,
         node: Arc<Node>,
-        peer_is_loopback: bool,
+        peer: SocketAddr,
+        local: SocketAddr,
     ) -> (Connection, mpsc::Receiver<ConsumerEvent>) {
         let (events, receiver) = mpsc::channel(CONSUMER_EVENTS_MAX);
         let access_generation = node.access().generation();
@@ -187,7 +195,10 @@ impl Connection {
             access,
             access_generation,
             account: None,
-            peer_is_loopback,
+            peer,
+            local,
+            client_properties: FieldTable::default(),
+            mechanism: String::new(),
             phase: Phase::AwaitStartOk,
             frame_max: FRAME_MAX_BYTES,
             channel_max: CHANNEL_MAX,
@@ -224,6 +235,28 @@ impl Connection {
     /// The vhost this connection opened, once open.
     pub fn broker(&self) -> Option<&Arc<Broker>> {
         self.broker.as_ref()
+    }
+
+    /// The facts of this connection as it opens `vhost`.
+    fn facts(&self, vhost: String) -> ConnectionFacts {
+        ConnectionFacts {
+            id: self.id,
+            peer: self.peer,
+            local: self.local,
+            user: self.user.clone(),
+            vhost,
+            auth_mechanism: self.mechanism.clone(),
+            client_properties: self.client_properties.clone(),
+            frame_max: self.frame_max,
+            channel_max: self.channel_max,
+            heartbeat_s: self.heartbeat_s,
+            connected_at_ms: crate::log::now_ms(),
+        }
+    }
+
+    /// The connection's record in the node, once open.
+    pub fn info(&self) -> Option<&Arc<ConnectionInfo>> {
+        self.slot.as_ref().map(ConnectionSlot::info)
     }
 
     /// Reads the access model again if it changed since it was last read (one atomic load
@@ -295,7 +328,7 @@ impl Connection {
             Phase::AwaitOpen => match frame {
                 Frame::Method { channel: 0, method: Method::ConnectionOpen(open) } => {
                     let vhost = String::from_utf8_lossy(open.virtual_host.as_bytes()).into_owned();
-                    match self.node.open_connection(&self.user, &vhost) {
+                    match self.node.open_connection(self.facts(vhost.clone())) {
                         Ok((broker, slot)) => {
                             self.broker = Some(broker);
                             self.slot = Some(slot);
@@ -343,13 +376,10 @@ impl Connection {
         let Some((user, password)) = credentials else { return Next::Close };
         self.refresh_access();
         // As RabbitMQ's default `loopback_users`: `guest` logs in from loopback only.
-        let account = self
-            .access
-            .authenticate(&user, &password)
-            .ok()
-            .filter(|_| user != "guest" || self.peer_is_loopback);
+        let loopback = self.peer.ip().is_loopback();
+        let account = self.access.authenticate(&user, &password).ok().filter(|_| user != "guest" || loopback);
         let Some(account) = account else {
-            tracing::warn!(connection = self.id, user, "login refused");
+            tracing::warn!(connection = self.id, peer = %self.peer, user, "login refused");
             if !self.authentication_failure_close {
                 return Next::Close;
             }
@@ -358,6 +388,8 @@ impl Connection {
         };
         self.account = Some(account);
         self.user = user;
+        self.mechanism = String::from_utf8_lossy(&mechanism).into_owned();
+        self.client_properties = start_ok.client_properties;
         self.phase = Phase::AwaitTuneOk;
         let tune =
             ConnectionTune { channel_max: CHANNEL_MAX, frame_max: FRAME_MAX_BYTES, heartbeat: HEARTBEAT_S };
@@ -429,7 +461,8 @@ impl Connection {
         match frame {
             Frame::Method { method: Method::ChannelOpen(_), .. } => {
                 let channel_id = (self.id << 16) | u64::from(channel);
-                self.channels.insert(channel, Channel::new(channel_id));
+                let stats = self.info().map_or_else(Default::default, |info| info.open_channel(channel));
+                self.channels.insert(channel, Channel::new(channel_id, stats));
                 self.send(channel, &ChannelOpenOk::default().into());
                 Next::Continue
             }

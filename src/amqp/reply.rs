@@ -221,6 +221,8 @@ pub enum ProtocolError {
     UnexpectedMethod(&'static str),
     /// The broker is shutting down and closes every open connection.
     BrokerShutdown,
+    /// An operator closed the connection (the management API), with this reason.
+    ClosedOnRequest(String),
 }
 
 /// `queue 'name' in vhost 'v'`, as RabbitMQ names a queue in its reply texts.
@@ -350,6 +352,7 @@ impl From<ProtocolError> for Reply {
             ProtocolError::DamagedStoredHeader => R::connection(INTERNAL_ERROR, "stored message header is damaged"),
             ProtocolError::NoPreviouslyDeclaredQueue => R::channel(NOT_FOUND, "no previously declared queue"),
             ProtocolError::BrokerShutdown => R::connection(CONNECTION_FORCED, "broker shutdown"),
+            ProtocolError::ClosedOnRequest(reason) => R::connection(CONNECTION_FORCED, reason),
             ProtocolError::UnexpectedMethod(name) => {
                 R::connection(COMMAND_INVALID, format!("unexpected method {name} on a channel"))
             }

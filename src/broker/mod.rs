@@ -18,6 +18,7 @@
 pub mod access;
 pub mod arguments;
 mod bindings;
+pub mod connections;
 pub mod dead_letter;
 pub mod definitions;
 pub mod definitions_journal;

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use tokio::sync::watch;
 
 use super::access::{AccessControl, AccessError, AccessRefused, AccessState};
+use super::connections::{ConnectionFacts, ConnectionInfo};
 use super::naming::hex;
 use super::{Broker, BrokerOptions, Error};
 use crate::log::headroom::DiskHeadroom;
@@ -59,6 +60,7 @@ pub enum NodeError {
 struct ConnectionCounts {
     per_vhost: HashMap<String, u64>,
     per_user: HashMap<String, u64>,
+    open: std::collections::BTreeMap<super::ConnectionId, Arc<ConnectionInfo>>,
 }
 
 impl ConnectionCounts {
@@ -79,18 +81,28 @@ impl ConnectionCounts {
     }
 }
 
-/// A connection's place in the node's counts, given back when it is dropped.
+/// A connection's place in the node: its record in the list of connections and in the
+/// counts per vhost and user, given back when it is dropped.
 #[derive(Debug)]
 pub struct ConnectionSlot {
     node: Weak<Node>,
-    user: String,
-    vhost: String,
+    info: Arc<ConnectionInfo>,
+}
+
+impl ConnectionSlot {
+    /// The connection's record.
+    pub fn info(&self) -> &Arc<ConnectionInfo> {
+        &self.info
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         if let Some(node) = self.node.upgrade() {
-            node.connections.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.user, &self.vhost);
+            let facts = &self.info.facts;
+            let mut counts = node.connections.lock().unwrap_or_else(PoisonError::into_inner);
+            counts.remove(&facts.user, &facts.vhost);
+            counts.open.remove(&facts.id);
         }
     }
 }
@@ -173,17 +185,17 @@ impl Node {
         self.alarm.subscribe()
     }
 
-    /// Opens a connection of `user` to `vhost`, checking (in RabbitMQ's order) the vhost's
-    /// connection limit, the user's, and the user's access to the vhost. The slot counts
-    /// the connection until it is dropped.
+    /// Opens a connection (its user and vhost are in `facts`), checking in RabbitMQ's
+    /// order the vhost's connection limit, the user's, and the user's access to the vhost.
+    /// The slot lists and counts the connection until it is dropped.
     ///
     /// # Errors
     /// The refusal, with RabbitMQ's text.
     pub fn open_connection(
         &self,
-        user: &str,
-        vhost: &str,
+        facts: ConnectionFacts,
     ) -> Result<(Arc<Broker>, ConnectionSlot), AccessRefused> {
+        let (user, vhost) = (facts.user.as_str(), facts.vhost.as_str());
         let state = self.access.snapshot();
         let mut counts = self.connections.lock().unwrap_or_else(PoisonError::into_inner);
         let vhost_count = counts.per_vhost.get(vhost).copied().unwrap_or(0);
@@ -192,9 +204,19 @@ impl Node {
         let broker =
             self.vhost(vhost).ok_or_else(|| AccessRefused::VhostNotFound { vhost: vhost.to_owned() })?;
         counts.add(user, vhost);
-        let slot =
-            ConnectionSlot { node: self.myself.clone(), user: user.to_owned(), vhost: vhost.to_owned() };
-        Ok((broker, slot))
+        let info = Arc::new(ConnectionInfo::new(facts));
+        counts.open.insert(info.facts.id, Arc::clone(&info));
+        Ok((broker, ConnectionSlot { node: self.myself.clone(), info }))
+    }
+
+    /// Every open connection, in the order they opened.
+    pub fn connections(&self) -> Vec<Arc<ConnectionInfo>> {
+        self.connections.lock().unwrap_or_else(PoisonError::into_inner).open.values().cloned().collect()
+    }
+
+    /// The open connection called `name` (`peer -> local`).
+    pub fn connection_named(&self, name: &str) -> Option<Arc<ConnectionInfo>> {
+        self.connections().into_iter().find(|connection| connection.name() == name)
     }
 
     /// Open connections to `vhost`.

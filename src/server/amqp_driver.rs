@@ -8,10 +8,11 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -51,7 +52,8 @@ pub async fn serve_connection(
     if !read_protocol_header(&mut stream, &mut buf).await? {
         return Ok(());
     }
-    let (mut connection, events) = Connection::new(id, node, peer.ip().is_loopback());
+    let local = stream.local_addr()?;
+    let (mut connection, events) = Connection::new(id, node, peer, local);
     let (reader, mut writer) = stream.into_split();
     write_chunks(&mut writer, connection.take_output()).await?;
     let deadlines = Deadlines::new(Instant::now());
@@ -70,6 +72,7 @@ pub async fn serve_connection(
         alarm,
         blocked_sent: false,
         shutdown,
+        close_requests: None,
         deadlines,
         tick,
     };
@@ -97,8 +100,26 @@ struct ConnectionDriver {
     /// Whether the client was last told it is blocked.
     blocked_sent: bool,
     shutdown: watch::Receiver<bool>,
+    /// Requests to close the connection from outside (the management API), once it is
+    /// open and listed.
+    close_requests: Option<watch::Receiver<Option<String>>>,
     deadlines: Deadlines,
     tick: tokio::time::Interval,
+}
+
+/// The reason of the first request to close the connection; never resolves without one.
+async fn close_requested(requests: &mut Option<watch::Receiver<Option<String>>>) -> String {
+    if let Some(requests) = requests {
+        loop {
+            if let Some(reason) = requests.borrow_and_update().clone() {
+                return reason;
+            }
+            if requests.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+    std::future::pending().await
 }
 
 /// How a connection goes on after one turn of its loop.
@@ -151,6 +172,9 @@ impl ConnectionDriver {
             }
         }
         self.reserve_read_buffer();
+        if self.close_requests.is_none() {
+            self.close_requests = self.connection.info().map(|info| info.close_requests());
+        }
         let turn = tokio::select! {
             read = self.reader.read_buf(&mut self.buf), if may_read => self.on_read(read).await,
             Some(event) = self.events.recv() => self.on_events(event).await,
@@ -160,6 +184,7 @@ impl ConnectionDriver {
             _ = self.tick.tick() => self.on_tick(),
             changed = self.alarm.changed() => Self::on_alarm_changed(changed),
             _ = self.shutdown.changed() => self.on_shutdown(),
+            reason = close_requested(&mut self.close_requests) => self.on_close_requested(reason),
         };
         match turn {
             Turn::Continue => self.check_closing(),
@@ -181,12 +206,21 @@ impl ConnectionDriver {
             self.connection.set_blocked(alarmed.then_some(alarm.unwrap_or_default()));
             self.blocked_sent = alarmed;
         }
+        if let Some(info) = self.connection.info() {
+            info.blocked.store(alarmed, Ordering::Relaxed);
+        }
         self.connection.pending.len() < PUBLISHES_IN_FLIGHT_MAX && !alarmed
     }
 
     /// Writes everything queued and keeps room in the output buffer for the next frames.
     async fn write_output(&mut self) -> io::Result<()> {
-        write_chunks(&mut self.writer, self.connection.take_output()).await?;
+        let chunks = self.connection.take_output();
+        if let Some(info) = self.connection.info() {
+            let bytes: usize = chunks.iter().map(Bytes::len).sum();
+            info.send_oct.fetch_add(bytes as u64, Ordering::Relaxed);
+            info.send_cnt.fetch_add(1, Ordering::Relaxed);
+        }
+        write_chunks(&mut self.writer, chunks).await?;
         if self.connection.out.capacity() < OUTPUT_CAPACITY_BYTES_MIN {
             self.connection.out.reserve(OUTPUT_RESERVE_BYTES);
         }
@@ -209,6 +243,10 @@ impl ConnectionDriver {
             Ok(read) => {
                 self.deadlines.read_at(Instant::now());
                 self.busy = read >= BUSY_READ_BYTES_MIN;
+                if let Some(info) = self.connection.info() {
+                    info.recv_oct.fetch_add(read as u64, Ordering::Relaxed);
+                    info.recv_cnt.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Err(error) => return Turn::Stop(Err(error)),
         }
@@ -339,6 +377,20 @@ impl ConnectionDriver {
             return Turn::Stop(Ok(()));
         }
         let reply = Reply::from(ProtocolError::BrokerShutdown);
+        self.connection.close_with(&reply, 0, 0);
+        Turn::Continue
+    }
+
+    /// The connection is asked to close from outside: it is closed with 320
+    /// CONNECTION_FORCED and the reason given, and waits for its close-ok.
+    fn on_close_requested(&mut self, reason: String) -> Turn {
+        // One close: later requests change nothing.
+        self.close_requests = Some(watch::channel(None).1);
+        if self.connection.phase != Phase::Open {
+            return Turn::Stop(Ok(()));
+        }
+        tracing::info!(connection = self.id, peer = %self.peer, reason, "closing the connection on request");
+        let reply = Reply::from(ProtocolError::ClosedOnRequest(reason));
         self.connection.close_with(&reply, 0, 0);
         Turn::Continue
     }

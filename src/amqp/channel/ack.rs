@@ -2,6 +2,9 @@
 //! not settled yet, and `basic.ack`, `basic.nack`, `basic.reject` and `basic.recover`.
 //! Delivery tags increase per channel in the order deliveries are written.
 
+use std::sync::atomic::Ordering;
+
+use crate::broker::connections::MessageCounters;
 use std::sync::Arc;
 
 use super::tx::settle_in_queue;
@@ -25,7 +28,7 @@ pub(super) struct Unacked {
 pub(super) struct Deliveries {
     /// The tag of the next delivery.
     next_tag: u64,
-    unacked: SeqMap<Unacked>,
+    pub(super) unacked: SeqMap<Unacked>,
     /// Deliveries that reached the channel after their consumer was cancelled, not written:
     /// requeued (`Connection::requeue_undelivered`) before the connection reads its next
     /// input, so that they reach their queue before any later command of the channel. At
@@ -75,6 +78,10 @@ impl Channel {
         };
         let counted = settled.iter().filter(|(_, u)| u.counted).count() as u32;
         self.consumers.credit().give_back(counted);
+        if requeue.is_none() {
+            MessageCounters::add(&self.stats.messages.ack, settled.len() as u64);
+        }
+        self.stats.unacknowledged.store(self.deliveries.unacked.len() as u64, Ordering::Relaxed);
         // A channel's deliveries come from few queues: a short list beats hashing names.
         let mut by_queue: Vec<(Arc<QueueEntry>, Vec<u64>)> = Vec::new();
         for (_, unacked) in settled {

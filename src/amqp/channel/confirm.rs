@@ -95,6 +95,7 @@ impl Channel {
             return Err(ProtocolError::TxToConfirm.into());
         }
         self.confirms.enabled = true;
+        self.stats.confirm.store(true, std::sync::atomic::Ordering::Relaxed);
         if !nowait {
             cx.out.method(self.number(), &ConfirmSelectOk::default().into());
         }
@@ -116,7 +117,13 @@ impl Connection {
         }
         for number in touched {
             let Some(channel) = self.channels.get_mut(&number) else { continue };
+            let before = channel.confirms.acked_through;
             channel.confirms.ack(&mut self.out, number);
+            let counters = &channel.stats.messages;
+            crate::broker::connections::MessageCounters::add(
+                &counters.confirm,
+                channel.confirms.acked_through - before,
+            );
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Consumers: `basic.qos`, `basic.consume` (with a stream's attach arguments and direct
 //! reply-to's hidden queue) and `basic.cancel`, and the queues a channel has touched.
 
+use std::sync::PoisonError;
+
 use crate::broker::access::Permission;
+use crate::broker::connections::ConsumerInfo;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -114,8 +117,10 @@ impl Channel {
         }
         if qos.global {
             self.consumers.credit.limit.store(u32::from(qos.prefetch_count), Ordering::Release);
+            self.stats.global_prefetch_count.store(u32::from(qos.prefetch_count), Ordering::Relaxed);
         } else {
             self.consumers.prefetch = qos.prefetch_count;
+            self.stats.prefetch_count.store(u32::from(qos.prefetch_count), Ordering::Relaxed);
         }
         cx.out.method(self.number(), &BasicQosOk::default().into());
         Ok(())
@@ -165,10 +170,24 @@ impl Channel {
             self.consumers.entries.remove(&tag);
             return Err(queue_error(&error, cx.broker.vhost()));
         }
+        let listed = ConsumerInfo {
+            tag: tag.clone(),
+            queue: queue.name.clone(),
+            ack_required: !consume.no_ack,
+            exclusive: consume.exclusive,
+            prefetch_count: u32::from(self.consumers.prefetch),
+            arguments: consume.arguments.clone(),
+        };
+        self.stats.consumers.lock().unwrap_or_else(PoisonError::into_inner).insert(tag.clone(), listed);
         if !consume.no_wait {
             cx.out.method(self.number(), &BasicConsumeOk { consumer_tag: short(&tag) }.into());
         }
         Ok(())
+    }
+
+    /// Forgets the consumer tagged `tag` in the channel's listing.
+    pub(super) fn unlist_consumer(&self, tag: &[u8]) {
+        self.stats.consumers.lock().unwrap_or_else(PoisonError::into_inner).remove(tag);
     }
 
     /// Checks a consume on a stream as RabbitMQ does and reads its offset specification.
@@ -219,6 +238,7 @@ impl Channel {
     /// `basic.cancel`.
     pub(super) async fn cancel(&mut self, cx: &mut Context<'_>, cancel: BasicCancel) {
         let tag = cancel.consumer_tag.to_bytes();
+        self.unlist_consumer(&tag);
         if let Some(entry) = self.consumers.entries.remove(&tag) {
             if let Ok(true) = entry.queue.handle.cancel(self.id, tag).await {
                 cx.broker.consumers_gone(&entry.queue).await;

@@ -2,7 +2,10 @@
 //! cancellations of consumers by their queue. Each delivery is tagged (see [`super::ack`])
 //! and written as deliver (or get-ok), content header and body frames.
 
+use std::sync::atomic::Ordering;
+
 use crate::broker::access::Permission;
+use crate::broker::connections::MessageCounters;
 use std::sync::Arc;
 
 use super::ack::Unacked;
@@ -27,6 +30,7 @@ impl Connection {
                 else {
                     return false;
                 };
+                entry.unlist_consumer(&consumer_tag);
                 if entry.consumers.remove(&consumer_tag) {
                     let cancel = BasicCancel { consumer_tag: short(&consumer_tag), no_wait: true };
                     encode_method_frame(&mut self.out, number, &cancel.into());
@@ -62,6 +66,22 @@ impl Connection {
 }
 
 impl Channel {
+    /// Counts a delivery (or a get) for the management API.
+    fn count_delivery(&self, needs_ack: bool, redelivered: bool, get: bool) {
+        let counters = &self.stats.messages;
+        let counter = match (get, needs_ack) {
+            (false, true) => &counters.deliver,
+            (false, false) => &counters.deliver_no_ack,
+            (true, true) => &counters.get,
+            (true, false) => &counters.get_no_ack,
+        };
+        MessageCounters::add(counter, 1);
+        if redelivered {
+            MessageCounters::add(&counters.redeliver, 1);
+        }
+        self.stats.unacknowledged.store(self.deliveries.unacked.len() as u64, Ordering::Relaxed);
+    }
+
     /// Writes a consumer's delivery, tagged. Answers whether it could not (its consumer is
     /// gone) and waits in `undelivered` to be requeued.
     fn deliver(&mut self, out: &mut Output<'_>, delivery: &Delivery, frame_max: u32) -> bool {
@@ -82,6 +102,7 @@ impl Channel {
             counted: true,
         });
         let delivery_tag = self.deliveries.tag(unacked);
+        self.count_delivery(delivery.needs_ack, delivery.redelivered, false);
         encode_deliver_frame(
             out.bytes,
             number,
@@ -122,6 +143,7 @@ impl Channel {
         };
         let unacked = (!no_ack).then(|| Unacked { queue, offset: delivery.offset, counted: false });
         let delivery_tag = self.deliveries.tag(unacked);
+        self.count_delivery(!no_ack, delivery.redelivered, true);
         let Some(message) = Message::from_record(&delivery.record) else {
             return Err(ProtocolError::DamagedStoredHeader.into());
         };

@@ -35,6 +35,7 @@ use super::output::{short_text, Output};
 use super::reply::{ProtocolError, Reply};
 use super::routes::RouteCache;
 use crate::broker::access::{AccessState, User};
+use crate::broker::connections::ChannelInfo;
 use crate::broker::{Broker, ConnectionId};
 use crate::queue::{ChannelId, ConsumerEvent};
 use crate::wire::amqp::{ChannelClose, ChannelCloseOk, ChannelFlowOk, Frame, Method};
@@ -57,6 +58,8 @@ pub struct Channel {
     consumers: Consumers,
     deliveries: Deliveries,
     declared: Declared,
+    /// The channel's settings and counters as the management API lists them.
+    stats: Arc<ChannelInfo>,
 }
 
 /// The connection's state a channel's handlers work with, borrowed beside the channel
@@ -96,9 +99,11 @@ fn channel_number(id: ChannelId) -> u16 {
 }
 
 impl Channel {
-    /// A new open channel; `id` carries the channel number in its low 16 bits.
-    pub fn new(id: ChannelId) -> Channel {
+    /// A new open channel; `id` carries the channel number in its low 16 bits, and
+    /// `stats` is its record in the connection's.
+    pub fn new(id: ChannelId, stats: Arc<ChannelInfo>) -> Channel {
         Channel {
+            stats,
             id,
             closing: false,
             publishing: Publishing::default(),
@@ -280,6 +285,9 @@ impl Connection {
     async fn drop_channel(&mut self, number: u16) {
         if let Some(channel) = self.channels.remove(&number) {
             self.release_channel(channel).await;
+        }
+        if let Some(info) = self.info() {
+            info.close_channel(number);
         }
     }
 

@@ -194,6 +194,7 @@ impl Channel {
     /// (or hold it in the transaction).
     fn complete_publish(&mut self, cx: &mut Context<'_>) -> Result<(), Reply> {
         *cx.has_published = true;
+        crate::broker::connections::MessageCounters::add(&self.stats.messages.publish, 1);
         let Some(Assembly { method, header: Some(header), body, .. }) = self.publishing.assembly.take()
         else {
             return Ok(());
@@ -211,6 +212,7 @@ impl Channel {
         let confirm_seq = self.confirms.take_seq();
         if queues.is_empty() {
             if method.mandatory {
+                crate::broker::connections::MessageCounters::add(&self.stats.messages.return_unroutable, 1);
                 let returned = BasicReturn {
                     reply_code: reply_code::NO_ROUTE,
                     reply_text: ShortStr::from_static("NO_ROUTE"),

@@ -164,6 +164,7 @@ impl Channel {
             return Err(ProtocolError::ConfirmToTx.into());
         }
         self.tx.enabled = true;
+        self.stats.transactional.store(true, std::sync::atomic::Ordering::Relaxed);
         cx.out.method(self.number(), &TxSelectOk::default().into());
         Ok(())
     }

@@ -1,0 +1,196 @@
+//! What the node knows of its client connections, for the management API and the limits:
+//! each open connection's facts (peer, user, vhost, negotiated parameters, client
+//! properties), its byte and frame counters, its channels with their counters, and their
+//! consumers. The gateway that serves a connection registers it at `connection.open` and
+//! updates the counters with relaxed atomic adds; readers take a lock only to list.
+//!
+//! A connection can be asked to close from outside (`DELETE /api/connections/{name}`):
+//! [`ConnectionInfo::request_close`] wakes its driver, which closes it with
+//! `320 CONNECTION_FORCED` and the reason given.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::ConnectionId;
+use crate::wire::amqp::FieldTable;
+
+/// Counters of one channel's message traffic, in messages.
+#[derive(Debug, Default)]
+pub struct MessageCounters {
+    /// Messages published.
+    pub publish: AtomicU64,
+    /// Publishes confirmed (`basic.ack` sent in confirm mode).
+    pub confirm: AtomicU64,
+    /// Deliveries to consumers that ack.
+    pub deliver: AtomicU64,
+    /// Deliveries to consumers with `no_ack`.
+    pub deliver_no_ack: AtomicU64,
+    /// `basic.get` answered with a message, to be acked.
+    pub get: AtomicU64,
+    /// `basic.get` answered with a message, with `no_ack`.
+    pub get_no_ack: AtomicU64,
+    /// Deliveries and gets that were redeliveries.
+    pub redeliver: AtomicU64,
+    /// Messages acknowledged by the client.
+    pub ack: AtomicU64,
+    /// Mandatory publishes returned unroutable.
+    pub return_unroutable: AtomicU64,
+}
+
+impl MessageCounters {
+    /// Adds `n` to `counter` (a field of this struct).
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// One consumer, as listed.
+#[derive(Debug, Clone)]
+pub struct ConsumerInfo {
+    /// The consumer tag.
+    pub tag: Bytes,
+    /// The queue consumed from.
+    pub queue: Bytes,
+    /// The client acknowledges deliveries.
+    pub ack_required: bool,
+    /// An exclusive consumer.
+    pub exclusive: bool,
+    /// The channel's prefetch when it started.
+    pub prefetch_count: u32,
+    /// Its `basic.consume` arguments.
+    pub arguments: FieldTable,
+}
+
+/// One open channel: its settings and counters, kept up to date by its connection.
+#[derive(Debug, Default)]
+pub struct ChannelInfo {
+    /// The channel number.
+    pub number: u16,
+    /// In confirm mode.
+    pub confirm: AtomicBool,
+    /// In transaction mode.
+    pub transactional: AtomicBool,
+    /// `basic.qos` prefetch per consumer.
+    pub prefetch_count: AtomicU32,
+    /// `basic.qos` prefetch for the whole channel.
+    pub global_prefetch_count: AtomicU32,
+    /// Deliveries not yet acknowledged.
+    pub unacknowledged: AtomicU64,
+    /// Publishes not yet confirmed.
+    pub unconfirmed: AtomicU64,
+    /// Message counters.
+    pub messages: MessageCounters,
+    /// Its consumers, by tag.
+    pub consumers: Mutex<BTreeMap<Bytes, ConsumerInfo>>,
+}
+
+impl ChannelInfo {
+    /// Every consumer of the channel.
+    pub fn consumers(&self) -> Vec<ConsumerInfo> {
+        self.consumers.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
+    }
+}
+
+/// The facts of a connection fixed at `connection.open`.
+#[derive(Debug, Clone)]
+pub struct ConnectionFacts {
+    /// The node's id for it.
+    pub id: ConnectionId,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The listener's address it reached.
+    pub local: SocketAddr,
+    /// The logged-in user.
+    pub user: String,
+    /// The vhost it opened.
+    pub vhost: String,
+    /// The SASL mechanism of the login.
+    pub auth_mechanism: String,
+    /// What the client said of itself in `connection.start-ok`.
+    pub client_properties: FieldTable,
+    /// Negotiated frame_max.
+    pub frame_max: u32,
+    /// Negotiated channel_max.
+    pub channel_max: u16,
+    /// Negotiated heartbeat, seconds.
+    pub heartbeat_s: u16,
+    /// When it opened, milliseconds since the epoch.
+    pub connected_at_ms: i64,
+}
+
+/// One open connection.
+#[derive(Debug)]
+pub struct ConnectionInfo {
+    /// What is fixed.
+    pub facts: ConnectionFacts,
+    /// Bytes received.
+    pub recv_oct: AtomicU64,
+    /// Bytes sent.
+    pub send_oct: AtomicU64,
+    /// Reads from the socket.
+    pub recv_cnt: AtomicU64,
+    /// Writes to the socket.
+    pub send_cnt: AtomicU64,
+    /// Blocked by a resource alarm (it published while one is raised).
+    pub blocked: AtomicBool,
+    channels: Mutex<BTreeMap<u16, Arc<ChannelInfo>>>,
+    close: watch::Sender<Option<String>>,
+}
+
+impl ConnectionInfo {
+    /// A connection with the given facts and nothing counted yet.
+    pub fn new(facts: ConnectionFacts) -> ConnectionInfo {
+        ConnectionInfo {
+            facts,
+            recv_oct: AtomicU64::new(0),
+            send_oct: AtomicU64::new(0),
+            recv_cnt: AtomicU64::new(0),
+            send_cnt: AtomicU64::new(0),
+            blocked: AtomicBool::new(false),
+            channels: Mutex::new(BTreeMap::new()),
+            close: watch::channel(None).0,
+        }
+    }
+
+    /// `peer -> local`, as RabbitMQ names a connection.
+    pub fn name(&self) -> String {
+        format!("{} -> {}", self.facts.peer, self.facts.local)
+    }
+
+    /// Registers channel `number` and returns its record.
+    pub fn open_channel(&self, number: u16) -> Arc<ChannelInfo> {
+        let channel = Arc::new(ChannelInfo { number, ..ChannelInfo::default() });
+        self.channels.lock().unwrap_or_else(PoisonError::into_inner).insert(number, Arc::clone(&channel));
+        channel
+    }
+
+    /// Forgets channel `number`.
+    pub fn close_channel(&self, number: u16) {
+        self.channels.lock().unwrap_or_else(PoisonError::into_inner).remove(&number);
+    }
+
+    /// Every open channel, by number.
+    pub fn channels(&self) -> Vec<Arc<ChannelInfo>> {
+        self.channels.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
+    }
+
+    /// How many channels are open.
+    pub fn channel_count(&self) -> usize {
+        self.channels.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Asks the connection's driver to close it with `320 CONNECTION_FORCED - reason`.
+    pub fn request_close(&self, reason: String) {
+        self.close.send_replace(Some(reason));
+    }
+
+    /// Follows close requests (for the connection's driver).
+    pub fn close_requests(&self) -> watch::Receiver<Option<String>> {
+        self.close.subscribe()
+    }
+}
