@@ -12,6 +12,8 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::ops::Range;
 
+use bytes::Bytes;
+
 use crate::limits::PRIORITY_FETCH_BYTES;
 use crate::log::{Log, Record};
 
@@ -152,8 +154,13 @@ impl PriorityIndex {
 
 /// Records read back from the log for delivery: those from one read of up to
 /// [`PRIORITY_FETCH_BYTES`], so the messages of a run (or of alternating priorities close
-/// together) are read once for many deliveries. Holds slices of the log's memory, not
-/// copies.
+/// together) are read once for many deliveries. Holds slices of the log's memory map.
+///
+/// A record handed out is a copy, not a slice: in priority order consecutive deliveries
+/// can come from many segments (the last messages of a low priority, scattered over the
+/// whole log), and a slice keeps its segment's map, with every page read through it,
+/// resident for as long as the delivery is in flight. A copy costs its own bytes, bounded
+/// by the consumers' prefetch.
 #[derive(Debug, Default)]
 pub(super) struct Window {
     /// In offset order.
@@ -176,7 +183,13 @@ impl Window {
 
     fn find(&self, offset: u64) -> Option<Record> {
         let at = self.records.binary_search_by_key(&offset, |r| r.offset).ok()?;
-        self.records.get(at).cloned()
+        let record = self.records.get(at)?;
+        Some(Record {
+            offset: record.offset,
+            timestamp_ms: record.timestamp_ms,
+            header: Bytes::copy_from_slice(&record.header),
+            body: Bytes::copy_from_slice(&record.body),
+        })
     }
 
     /// Drops what was read (a purge, or nothing left to deliver).
