@@ -1,7 +1,9 @@
 //! Backlogs larger than the broker should hold in memory, on disc: a priority queue keeps
 //! offsets by priority (not records) and an `x-max-length-bytes` queue keeps a running total
 //! of its ready bytes (not the records), so the broker's resident memory grows by a small
-//! fraction of the backlog while delivery order and head drops stay exact.
+//! fraction of the backlog while delivery order and head drops stay exact. Memory is
+//! anonymous plus file-backed: records read from disc are slices of mapped segments, so a
+//! queue holding its backlog pins the mapped pages rather than anonymous memory.
 //! These always run on a Warren they start (they read its `/proc/PID/status`).
 
 use std::path::{Path, PathBuf};
@@ -10,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel};
 
@@ -18,12 +22,16 @@ use crate::harness::broker::Broker;
 use crate::harness::lapin_client::*;
 use crate::harness::run;
 
-/// Small segments: the log rolls many times under the backlog, and a segment still mapped
-/// by a reader stays small.
+/// Small segments (4 MiB): the log rolls many times under the backlog, and a segment a
+/// reader keeps mapped holds few pages. `--fsync never` keeps the publishing part short.
 const FLAGS: &[&str] = &["--storage", "disk", "--fsync", "never", "--segment-bytes", "4194304"];
 const BODY_BYTES: usize = 2048;
 /// Publishes in flight before waiting for their confirms.
 const CONFIRM_BATCH: usize = 2000;
+/// Deliveries in flight: what a consumer holds is bounded by its prefetch, not by the
+/// backlog.
+const PREFETCH: u16 = 1000;
+const ACK_EVERY: usize = 250;
 
 const DURABLE: QueueDeclareOptions = QueueDeclareOptions {
     passive: false,
@@ -165,12 +173,14 @@ async fn publish_from(channel: &Channel, queue: &str, priorities: &[Option<u8>],
     }
 }
 
-/// Consumes `total` messages without acks; their (index, priority), in delivery order.
+/// Consumes `total` messages with a prefetch of [`PREFETCH`], acking every
+/// [`ACK_EVERY`] with `multiple`; their (index, priority), in delivery order.
 async fn consume_all(channel: &Channel, queue: &str, total: usize) -> Vec<(usize, u8)> {
-    channel.basic_qos(2000, BasicQosOptions::default()).await.expect("basic.qos");
-    let options = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
-    let mut consumer =
-        channel.basic_consume(queue, "", options, FieldTable::default()).await.expect("basic.consume");
+    channel.basic_qos(PREFETCH, BasicQosOptions::default()).await.expect("basic.qos");
+    let mut consumer = channel
+        .basic_consume(queue, "", BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .expect("basic.consume");
     let mut seen = Vec::with_capacity(total);
     while seen.len() < total {
         let delivery = tokio::time::timeout(Duration::from_secs(20), consumer.next())
@@ -180,6 +190,9 @@ async fn consume_all(channel: &Channel, queue: &str, total: usize) -> Vec<(usize
             .expect("not an error");
         assert!(!delivery.redelivered, "never delivered before");
         seen.push(parse_body(&delivery.data));
+        if seen.len() % ACK_EVERY == 0 || seen.len() == total {
+            delivery.acker.ack(BasicAckOptions { multiple: true }).await.expect("basic.ack");
+        }
     }
     seen
 }

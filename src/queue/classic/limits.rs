@@ -122,13 +122,18 @@ impl Actor {
         next = next.max(log.first_offset());
         let mut added = 0u64;
         while next < end {
+            // A step that meets damage is read again one batch at a time, so the intact
+            // batches before it are counted; the damaged one is not (the read-ahead skips
+            // and reports it when it gets there).
             let records = match log.read_records(next, READY_BYTES_SCAN_BYTES) {
                 Ok(records) => records,
-                // The read-ahead reports the damage when it meets it; it is not counted.
-                Err(_) => {
-                    next = log.next_intact_offset(next);
-                    continue;
-                }
+                Err(_) => match log.read_records(next, 0) {
+                    Ok(records) => records,
+                    Err(_) => {
+                        next = log.next_intact_offset(next);
+                        continue;
+                    }
+                },
             };
             let Some(last) = records.last().map(|r| r.offset) else { break };
             added += records

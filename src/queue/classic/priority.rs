@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::ops::Range;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 
 use crate::limits::PRIORITY_FETCH_BYTES;
 use crate::log::{Log, Record};
@@ -156,11 +156,13 @@ impl PriorityIndex {
 /// [`PRIORITY_FETCH_BYTES`], so the messages of a run (or of alternating priorities close
 /// together) are read once for many deliveries. Holds slices of the log's memory map.
 ///
-/// A record handed out is a copy, not a slice: in priority order consecutive deliveries
-/// can come from many segments (the last messages of a low priority, scattered over the
-/// whole log), and a slice keeps its segment's map, with every page read through it,
-/// resident for as long as the delivery is in flight. A copy costs its own bytes, bounded
-/// by the consumers' prefetch.
+/// The first record handed out from a read is a copy, the others slices: in priority
+/// order consecutive deliveries can come from many segments (the last messages of a low
+/// priority, scattered over the whole log, one per read), and a slice keeps its segment's
+/// map, with every page read through it, resident for as long as the delivery is in
+/// flight. A copy costs its own bytes, bounded by the consumers' prefetch; the messages of
+/// a run (or of priorities alternating close together) are served from one read, so their
+/// slices keep one or two maps at a time and cost no copy.
 #[derive(Debug, Default)]
 pub(super) struct Window {
     /// In offset order.
@@ -174,28 +176,33 @@ impl Window {
     /// What the log's read gave; `Ok(None)` when the log no longer holds `offset`.
     pub(super) fn fetch(&mut self, log: &Log, offset: u64) -> Result<Option<Record>, crate::log::Error> {
         if let Some(record) = self.find(offset) {
-            return Ok(Some(record));
+            return Ok(Some(record.clone()));
         }
-        self.records.clear();
-        self.records = log.read_records(offset, PRIORITY_FETCH_BYTES)?;
-        Ok(self.find(offset))
+        // The records read before are dropped only after the read: a read in the same
+        // segment reuses its map instead of mapping it again (and faulting its pages in).
+        let before = std::mem::replace(&mut self.records, log.read_records(offset, PRIORITY_FETCH_BYTES)?);
+        drop(before);
+        Ok(self.find(offset).map(copied))
     }
 
-    fn find(&self, offset: u64) -> Option<Record> {
+    fn find(&self, offset: u64) -> Option<&Record> {
         let at = self.records.binary_search_by_key(&offset, |r| r.offset).ok()?;
-        let record = self.records.get(at)?;
-        Some(Record {
-            offset: record.offset,
-            timestamp_ms: record.timestamp_ms,
-            header: Bytes::copy_from_slice(&record.header),
-            body: Bytes::copy_from_slice(&record.body),
-        })
+        self.records.get(at)
     }
 
-    /// Drops what was read (a purge, or nothing left to deliver).
+    /// Drops what was read (a purge).
     pub(super) fn clear(&mut self) {
         self.records.clear();
     }
+}
+
+/// `record` in memory of its own (one allocation for header and body), holding no map.
+fn copied(record: &Record) -> Record {
+    let mut bytes = BytesMut::with_capacity(record.header.len() + record.body.len());
+    bytes.extend_from_slice(&record.header);
+    bytes.extend_from_slice(&record.body);
+    let header = bytes.split_to(record.header.len()).freeze();
+    Record { offset: record.offset, timestamp_ms: record.timestamp_ms, header, body: bytes.freeze() }
 }
 
 #[cfg(test)]

@@ -116,8 +116,14 @@ impl Actor {
     /// it in read-ahead steps and keeping only offsets.
     pub(super) fn fill_prioritized(&mut self) {
         let Some(max) = self.options.max_priority else { return };
+        // The last record indexed is kept through the next refill, so a read in the same
+        // segment reuses its map instead of mapping it again.
+        let mut _last: Option<Record> = None;
         loop {
             if self.read_ahead.is_empty() {
+                if self.read_ahead.cursor() >= self.options.log.next_offset() {
+                    break;
+                }
                 self.refill();
             }
             let Some(record) = self.read_ahead.pop_front() else { break };
@@ -129,6 +135,7 @@ impl Actor {
             if let Some(prioritized) = &mut self.prioritized {
                 prioritized.index.push(priority, record.offset);
             }
+            _last = Some(record);
         }
     }
 
