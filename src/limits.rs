@@ -168,6 +168,17 @@ pub const DEAD_LETTERS_BATCH_MAX: usize = 256;
 /// everything up to the restart offset.
 pub const TRANSIENT_SCAN_BYTES: usize = 4 * 1024 * 1024;
 
+/// Bytes a priority queue reads from its log at once to deliver (64 KiB): its ready
+/// messages are kept as offsets, and each delivery reads its record back; one read serves
+/// the following deliveries of a run of one priority (or of priorities alternating close
+/// together), and what it holds is released at the next read.
+pub const PRIORITY_FETCH_BYTES: usize = 64 * 1024;
+
+/// Bytes a queue with `x-max-length-bytes` reads per step when it counts the body bytes of
+/// messages appended since it last looked, and of its whole backlog after a restart
+/// (1 MiB): only the sizes are kept, each step's records are dropped before the next.
+pub const READY_BYTES_SCAN_BYTES: usize = 1024 * 1024;
+
 /// Size of a fresh buffer into which publishes write their record headers (64 KiB): many
 /// record headers share one allocation. A larger header gets a buffer of its own size.
 pub const MESSAGE_ARENA_BYTES: usize = 64 * 1024;
@@ -175,6 +186,8 @@ pub const MESSAGE_ARENA_BYTES: usize = 64 * 1024;
 // tokio refuses a zero interval and a zero-capacity channel: a queue could not start.
 const _: () = assert!(QUEUE_TICK_MS > 0);
 const _: () = assert!(QUEUE_COMMANDS_MAX > 0);
+// Reads of zero bytes would still return one batch, but a zero bound says nothing.
+const _: () = assert!(PRIORITY_FETCH_BYTES > 0 && READY_BYTES_SCAN_BYTES > 0);
 const _: () = assert!(DEAD_LETTERS_QUEUED_MAX > 0);
 // A batch is taken from the channel: it cannot be larger than what the channel holds.
 const _: () = assert!(DEAD_LETTERS_BATCH_MAX > 0 && DEAD_LETTERS_BATCH_MAX <= DEAD_LETTERS_QUEUED_MAX);

@@ -13,6 +13,8 @@ mod amqp_durability;
 mod amqp_errors;
 /// lapin: AMQP methods one behaviour at a time.
 mod amqp_methods;
+/// Backlogs larger than memory should hold on disc: priority and byte-limited queues.
+mod backlogs;
 /// lapin on disc across SIGKILL: the definitions journal, its compaction and damage.
 mod definitions_journal;
 

@@ -23,11 +23,11 @@ mod acked;
 mod expiry;
 mod floor;
 mod limits;
+mod priority;
 mod ready;
 mod rotation;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub use self::floor::{DELIVERED_KEY, FLOOR_KEY};
+use self::limits::ReadyBytes;
+use self::priority::Prioritized;
 use self::rotation::Rotation;
 use super::api::{ChannelId, ConsumerEvent, ConsumerSpec, DeathReason, Delivery, QueueError};
 use super::credit::{wait_for_room, Consumer};
@@ -58,6 +60,22 @@ struct Unacked {
     channel: ChannelId,
     /// The consumer's tag, or `None` for `basic.get`.
     tag: Option<Bytes>,
+    /// Where the message goes back if it is requeued.
+    place: Place,
+}
+
+/// Where a message handed out goes back if it is requeued: its priority and body length.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    priority: u8,
+    body_bytes: u64,
+}
+
+impl Place {
+    fn of(record: &Record) -> Place {
+        let priority = MessageView::parse(&record.header).map_or(0, |m| m.priority);
+        Place { priority, body_bytes: record.body.len() as u64 }
+    }
 }
 
 struct Actor {
@@ -65,9 +83,10 @@ struct Actor {
     stats: Arc<QueueStats>,
     /// The log read ahead of dispatch, from the read position on.
     read_ahead: ReadAhead,
-    /// Priority queues: every ready message read so far, highest priority first, then by
-    /// offset; with whether it was delivered before.
-    prioritized: BTreeMap<(Reverse<u8>, u64), (Record, bool)>,
+    /// Priority queues: the ready messages read so far, as offsets by priority.
+    prioritized: Option<Prioritized>,
+    /// Queues with `x-max-length-bytes`: the body bytes of the ready messages.
+    ready_bytes: Option<ReadyBytes>,
     requeued: BTreeSet<u64>,
     unacked: SeqMap<Unacked>,
     consumers: Rotation,
@@ -88,11 +107,14 @@ impl Actor {
         let cursor = floor.max(options.log.first_offset());
         let acked = floor::recover_acked(&options, cursor);
         let transient_pending = floor::count_skipped(&options.log, cursor, options.restart_offset, &acked);
+        let prioritized = options.max_priority.map(Prioritized::new);
+        let ready_bytes = options.max_length_bytes.map(|_| ReadyBytes::new(cursor));
         Actor {
             options,
             stats,
             read_ahead: ReadAhead::new(cursor),
-            prioritized: BTreeMap::new(),
+            prioritized,
+            ready_bytes,
             requeued: BTreeSet::new(),
             unacked: SeqMap::new(),
             consumers: Rotation::default(),
@@ -177,7 +199,7 @@ impl Actor {
             }
             Command::Ack { channel, offsets } => {
                 for offset in offsets {
-                    if self.settle(channel, offset) {
+                    if self.settle(channel, offset).is_some() {
                         self.record_ack(offset);
                     }
                 }
@@ -191,7 +213,13 @@ impl Actor {
             Command::Purge(done) => {
                 let ready = self.ready_count();
                 self.read_ahead.skip_to(self.options.log.next_offset());
-                self.prioritized.clear();
+                if let Some(prioritized) = &mut self.prioritized {
+                    prioritized.index.clear();
+                    prioritized.window.clear();
+                }
+                if let Some(bytes) = &mut self.ready_bytes {
+                    *bytes = ReadyBytes::new(self.read_ahead.cursor());
+                }
                 self.requeued.clear();
                 self.forget_restart_skips();
                 // Counts are current before the answer (a declare that follows sees them).
@@ -228,9 +256,9 @@ impl Actor {
             self.requeue_channel(channel);
         }
         for offset in offsets {
-            if self.settle(channel, offset) {
+            if let Some(entry) = self.settle(channel, offset) {
                 if requeue {
-                    self.requeued.insert(offset);
+                    self.requeue(offset, entry.place);
                 } else {
                     self.kill(offset, DeathReason::Rejected);
                 }
@@ -242,35 +270,49 @@ impl Actor {
     fn get(&mut self, channel: ChannelId, no_ack: bool) -> Option<Delivery> {
         let (record, redelivered) = self.next_ready()?;
         if !no_ack {
-            self.unacked.insert(record.offset, Unacked { channel, tag: None });
+            self.unacked.insert(record.offset, Unacked { channel, tag: None, place: Place::of(&record) });
         }
         let message_count = self.ready_count().min(u64::from(u32::MAX)) as u32;
         self.delivery(channel, record, redelivered, None, !no_ack, message_count)
     }
 
-    /// Removes an unacked delivery; returns whether it was one of `channel`'s.
-    fn settle(&mut self, channel: ChannelId, offset: u64) -> bool {
+    /// Removes an unacked delivery and returns it, when it was one of `channel`'s.
+    fn settle(&mut self, channel: ChannelId, offset: u64) -> Option<Unacked> {
         match self.unacked.get(offset) {
             Some(entry) if entry.channel == channel => {}
-            _ => return false,
+            _ => return None,
         }
-        let Some(entry) = self.unacked.remove(offset) else { return false };
-        if let Some(tag) = entry.tag {
+        let entry = self.unacked.remove(offset)?;
+        if let Some(tag) = &entry.tag {
             if let Some(consumer) =
                 self.consumers.iter_mut().find(|c| c.spec.channel == channel && c.spec.tag == tag)
             {
                 consumer.settled();
             }
         }
-        true
+        Some(entry)
+    }
+
+    /// Puts a message handed out before back among the ready ones, in its place.
+    fn requeue(&mut self, offset: u64, place: Place) {
+        match &mut self.prioritized {
+            Some(prioritized) => prioritized.index.requeue(place.priority, offset),
+            None => {
+                self.requeued.insert(offset);
+            }
+        }
+        if let Some(bytes) = &mut self.ready_bytes {
+            bytes.total += place.body_bytes;
+        }
     }
 
     fn requeue_channel(&mut self, channel: ChannelId) {
         let offsets: Vec<u64> =
             self.unacked.iter().filter(|(_, u)| u.channel == channel).map(|(offset, _)| offset).collect();
         for offset in offsets {
-            self.settle(channel, offset);
-            self.requeued.insert(offset);
+            if let Some(entry) = self.settle(channel, offset) {
+                self.requeue(offset, entry.place);
+            }
         }
     }
 
@@ -303,15 +345,16 @@ impl Actor {
             let Some(index) = self.consumers.pick() else { return };
             let Some((record, redelivered)) = self.next_ready() else { return };
             let consumer = &mut self.consumers[index];
+            let place = Place::of(&record);
             if !consumer.take() {
-                self.requeued.insert(record.offset);
+                self.requeue(record.offset, place);
                 return;
             }
             let needs_ack = !consumer.spec.no_ack;
             let tag = consumer.spec.tag.clone();
             let channel = consumer.spec.channel;
             if needs_ack {
-                self.unacked.insert(record.offset, Unacked { channel, tag: Some(tag.clone()) });
+                self.unacked.insert(record.offset, Unacked { channel, tag: Some(tag.clone()), place });
             }
             let offset = record.offset;
             let Some(delivery) = self.delivery(channel, record, redelivered, Some(tag), needs_ack, 0) else {
@@ -323,7 +366,7 @@ impl Actor {
                     self.consumers[index].refused();
                     self.unacked.remove(offset);
                 }
-                self.requeued.insert(offset);
+                self.requeue(offset, place);
                 return;
             }
             self.consumers.served(index);

@@ -44,7 +44,7 @@ impl Actor {
             if at > *now.get_or_insert_with(now_ms) {
                 return Some(at);
             }
-            self.pop_peeked();
+            self.pop_peeked(&head);
             self.kill_record(&head, DeathReason::Expired);
         }
     }

@@ -6,6 +6,7 @@
 //! reason, and knows no exchanges or frames.
 
 use super::Actor;
+use crate::limits::READY_BYTES_SCAN_BYTES;
 use crate::log::{now_ms, Record};
 use crate::queue::api::DeathReason;
 use crate::queue::message::{expires_at_ms, Message};
@@ -77,24 +78,103 @@ impl Actor {
 
     /// Drops the oldest ready messages while their bodies total more than `max` bytes.
     fn enforce_max_length_bytes(&mut self, max: u64) {
-        // Byte limits need the size of every ready message: read them all.
-        if self.options.max_priority.is_some() {
+        // Everything appended since the last turn is counted first: in a priority queue by
+        // indexing it, otherwise by a scan that keeps only the sizes.
+        if self.prioritized.is_some() {
             self.fill_prioritized();
         } else {
-            while self.read_ahead.cursor() < self.options.log.next_offset() {
-                let before = self.read_ahead.cursor();
-                self.refill();
-                if self.read_ahead.cursor() == before {
-                    break;
-                }
-            }
+            self.count_unread();
         }
-        let mut total: u64 = self.read_ahead.iter().map(|r| r.body.len() as u64).sum::<u64>()
-            + self.prioritized.values().map(|(r, _)| r.body.len() as u64).sum::<u64>();
-        while total > max {
+        while self.ready_bytes.as_ref().is_some_and(|bytes| bytes.total > max) {
             let Some(record) = self.pop_buffered() else { break };
-            total = total.saturating_sub(record.body.len() as u64);
             self.kill_record(&record, DeathReason::MaxLength);
         }
+    }
+
+    /// Counts the records just read ahead that were not counted yet (a queue with a byte
+    /// limit). Records lost in the restart are not ready; acked ones were dropped already.
+    pub(super) fn count_read(&mut self) {
+        let Some(counted_to) = self.ready_bytes.as_ref().map(|bytes| bytes.counted_to) else { return };
+        let added: u64 = self
+            .read_ahead
+            .iter()
+            .filter(|record| record.offset >= counted_to && !self.lost_in_restart(record))
+            .map(|record| record.body.len() as u64)
+            .sum();
+        let cursor = self.read_ahead.cursor();
+        if let Some(bytes) = &mut self.ready_bytes {
+            bytes.total += added;
+            bytes.counted_to = bytes.counted_to.max(cursor);
+        }
+    }
+
+    /// Counts the body bytes of everything appended past what was counted, up to the log's
+    /// end, in steps of [`READY_BYTES_SCAN_BYTES`] whose records are dropped at once: after
+    /// a restart this is the whole backlog, read once. Skips what will not be delivered
+    /// (transient and acked records from before the restart, damaged batches).
+    fn count_unread(&mut self) {
+        let Some(mut next) = self.ready_bytes.as_ref().map(|b| b.counted_to.max(self.read_ahead.cursor()))
+        else {
+            return;
+        };
+        let log = self.options.log.clone();
+        let end = log.next_offset();
+        next = next.max(log.first_offset());
+        let mut added = 0u64;
+        while next < end {
+            // A step that meets damage is read again one batch at a time, so the intact
+            // batches before it are counted; the damaged one is not (the read-ahead skips
+            // and reports it when it gets there).
+            let records = match log.read_records(next, READY_BYTES_SCAN_BYTES) {
+                Ok(records) => records,
+                Err(_) => match log.read_records(next, 0) {
+                    Ok(records) => records,
+                    Err(_) => {
+                        next = log.next_intact_offset(next);
+                        continue;
+                    }
+                },
+            };
+            let Some(last) = records.last().map(|r| r.offset) else { break };
+            added += records
+                .iter()
+                .filter(|r| !self.lost_in_restart(r))
+                .filter(|r| !(r.offset < self.options.restart_offset && self.acked.live.contains(r.offset)))
+                .map(|r| r.body.len() as u64)
+                .sum::<u64>();
+            next = last + 1;
+        }
+        if let Some(bytes) = &mut self.ready_bytes {
+            bytes.total += added;
+            bytes.counted_to = bytes.counted_to.max(next);
+        }
+    }
+
+    /// `record` left the ready messages (handed out, expired or dropped).
+    #[inline]
+    pub(super) fn left_ready(&mut self, record: &Record) {
+        if let Some(bytes) = &mut self.ready_bytes {
+            debug_assert!(record.offset < bytes.counted_to, "only counted records are handed out");
+            bytes.total = bytes.total.saturating_sub(record.body.len() as u64);
+        }
+    }
+}
+
+/// The body bytes of a queue's ready messages (those waiting to be delivered, requeued ones
+/// included: not the unacked ones), kept for `x-max-length-bytes` so that enforcing it
+/// never needs the backlog in memory.
+///
+/// Invariant: every ready message below `counted_to` is counted in `total`, none at or
+/// above it is, and every message handed out lies below it.
+#[derive(Debug, Default)]
+pub(super) struct ReadyBytes {
+    pub(super) total: u64,
+    pub(super) counted_to: u64,
+}
+
+impl ReadyBytes {
+    /// Nothing counted yet; the queue reads from `cursor`.
+    pub(super) fn new(cursor: u64) -> ReadyBytes {
+        ReadyBytes { total: 0, counted_to: cursor }
     }
 }

@@ -1,10 +1,10 @@
 //! Which ready message a classic queue hands out next: requeued ones first (redelivered),
 //! then the log in offset order, or, in a priority queue, the highest priority first and
-//! FIFO within a priority. Skips records that did not survive a restart and expired ones.
-//! Also the counts derived from it (held, ready, read position). Reads the log only through
-//! its public API and the queue's read-ahead; knows no frames, sockets or exchanges.
+//! FIFO within a priority (`priority.rs`: offsets only, records read back on delivery).
+//! Skips records that did not survive a restart and expired ones. Also the counts derived
+//! from it (held, ready, read position). Reads the log only through its public API and the
+//! queue's read-ahead; knows no frames, sockets or exchanges.
 
-use std::cmp::Reverse;
 use std::sync::atomic::Ordering;
 
 use super::Actor;
@@ -17,33 +17,22 @@ impl Actor {
     /// The next ready record: requeued ones first (redelivered), then the log in order.
     /// Skips records that did not survive a restart and expired ones.
     pub(super) fn next_ready(&mut self) -> Option<(Record, bool)> {
-        if self.options.max_priority.is_some() {
+        if self.prioritized.is_some() {
             return self.next_by_priority();
         }
         loop {
             if let Some(offset) = self.requeued.pop_first() {
-                match self.options.log.read_records(offset, 1) {
-                    Ok(records) => match records.into_iter().next() {
-                        Some(record) if record.offset == offset => {
-                            if self.expired(&record) {
-                                self.kill_record(&record, DeathReason::Expired);
-                                continue;
-                            }
-                            return Some((record, true));
-                        }
-                        _ => continue,
-                    },
-                    Err(error) => {
-                        tracing::error!(queue = %self.options.name, offset, %error, "requeued message unreadable");
+                if let Some(record) = self.read_one(offset) {
+                    self.left_ready(&record);
+                    if self.expired(&record) {
+                        self.kill_record(&record, DeathReason::Expired);
                         continue;
                     }
+                    return Some((record, true));
                 }
-            }
-            let record = self.pop_buffered()?;
-            if self.lost_in_restart(&record) {
-                self.transient_pending = self.transient_pending.saturating_sub(1);
                 continue;
             }
+            let record = self.pop_buffered()?;
             if self.expired(&record) {
                 self.kill_record(&record, DeathReason::Expired);
                 continue;
@@ -56,9 +45,16 @@ impl Actor {
     /// The record [`Actor::next_ready`] would hand out next, left where it is; expired ones
     /// included. Records lost in a restart in front of it are skipped for good.
     pub(super) fn peek_ready(&mut self) -> Option<Record> {
-        if self.options.max_priority.is_some() {
+        if self.prioritized.is_some() {
             self.fill_prioritized();
-            return self.prioritized.first_key_value().map(|(_, (record, _))| record.clone());
+            loop {
+                let (offset, _) = self.prioritized.as_ref()?.index.first()?;
+                if let Some(record) = self.fetch(offset) {
+                    return Some(record);
+                }
+                // Unreadable: `next_ready` would skip it as well.
+                self.prioritized.as_mut()?.index.pop_first();
+            }
         }
         while let Some(&offset) = self.requeued.first() {
             if let Some(record) = self.read_one(offset) {
@@ -77,13 +73,14 @@ impl Actor {
         }
     }
 
-    /// Removes the record [`Actor::peek_ready`] returned.
-    pub(super) fn pop_peeked(&mut self) {
-        if self.options.max_priority.is_some() {
-            self.prioritized.pop_first();
+    /// Removes `record`, which [`Actor::peek_ready`] returned.
+    pub(super) fn pop_peeked(&mut self, record: &Record) {
+        if let Some(prioritized) = &mut self.prioritized {
+            prioritized.index.pop_first();
         } else if self.requeued.pop_first().is_none() {
             self.read_ahead.pop_front();
         }
+        self.left_ready(record);
     }
 
     /// Reads one requeued message back from the log.
@@ -97,60 +94,96 @@ impl Actor {
         }
     }
 
+    /// Reads the record at `offset` back for a priority queue's delivery.
+    fn fetch(&mut self, offset: u64) -> Option<Record> {
+        let prioritized = self.prioritized.as_mut()?;
+        match prioritized.window.fetch(&self.options.log, offset) {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::error!(queue = %self.options.name, offset, %error, "ready message unreadable");
+                None
+            }
+        }
+    }
+
     /// Whether a record from before a restart was transient (and so did not survive it).
-    fn lost_in_restart(&self, record: &Record) -> bool {
+    pub(super) fn lost_in_restart(&self, record: &Record) -> bool {
         record.offset < self.options.restart_offset
             && !MessageView::parse(&record.header).is_some_and(|m| m.persistent)
     }
 
-    /// Moves everything ready (the log up to its end, and requeued messages) into the
-    /// priority order.
+    /// Indexes everything ready up to the log's end by priority (a priority queue), reading
+    /// it in read-ahead steps and keeping only offsets.
     pub(super) fn fill_prioritized(&mut self) {
-        let max = self.options.max_priority.unwrap_or(0);
-        let priority =
-            |record: &Record| MessageView::parse(&record.header).map_or(0, |m| m.priority.min(max));
-        while let Some(offset) = self.requeued.pop_first() {
-            if let Some(record) = self.read_one(offset) {
-                self.prioritized.insert((Reverse(priority(&record)), offset), (record, true));
-            }
-        }
+        let Some(max) = self.options.max_priority else { return };
+        // The last record indexed is kept through the next refill, so a read in the same
+        // segment reuses its map instead of mapping it again.
+        let mut _last: Option<Record> = None;
         loop {
             if self.read_ahead.is_empty() {
+                if self.read_ahead.cursor() >= self.options.log.next_offset() {
+                    break;
+                }
                 self.refill();
             }
             let Some(record) = self.read_ahead.pop_front() else { break };
             if self.lost_in_restart(&record) {
                 self.transient_pending = self.transient_pending.saturating_sub(1);
-            } else {
-                let redelivered = record.offset < self.delivered_below;
-                self.prioritized.insert((Reverse(priority(&record)), record.offset), (record, redelivered));
+                continue;
             }
+            let priority = MessageView::parse(&record.header).map_or(0, |m| m.priority.min(max));
+            if let Some(prioritized) = &mut self.prioritized {
+                prioritized.index.push(priority, record.offset);
+            }
+            _last = Some(record);
         }
     }
 
     fn next_by_priority(&mut self) -> Option<(Record, bool)> {
-        self.fill_prioritized();
-        while let Some((_, (record, redelivered))) = self.prioritized.pop_first() {
+        loop {
+            let (record, requeued) = self.pop_prioritized()?;
             if self.expired(&record) {
                 self.kill_record(&record, DeathReason::Expired);
                 continue;
             }
+            let redelivered = requeued || record.offset < self.delivered_below;
             return Some((record, redelivered));
         }
-        None
+    }
+
+    /// A priority queue's next ready record, whether it was requeued, taken out of the
+    /// ready messages.
+    fn pop_prioritized(&mut self) -> Option<(Record, bool)> {
+        self.fill_prioritized();
+        loop {
+            let (offset, requeued) = self.prioritized.as_mut()?.index.pop_first()?;
+            if let Some(record) = self.fetch(offset) {
+                self.left_ready(&record);
+                return Some((record, requeued));
+            }
+        }
     }
 
     /// The next record read (in priority order in a priority queue), reading more of the
-    /// log when nothing read is left. Requeued messages are not considered.
+    /// log when nothing read is left, and taken out of the ready messages. Requeued messages
+    /// are not considered (but are in a priority queue); records lost in a restart are
+    /// skipped.
     pub(super) fn pop_buffered(&mut self) -> Option<Record> {
-        if self.options.max_priority.is_some() {
-            self.fill_prioritized();
-            return self.prioritized.pop_first().map(|(_, (record, _))| record);
+        if self.prioritized.is_some() {
+            return self.pop_prioritized().map(|(record, _)| record);
         }
-        if self.read_ahead.is_empty() {
-            self.refill();
+        loop {
+            if self.read_ahead.is_empty() {
+                self.refill();
+            }
+            let record = self.read_ahead.pop_front()?;
+            if self.lost_in_restart(&record) {
+                self.transient_pending = self.transient_pending.saturating_sub(1);
+                continue;
+            }
+            self.left_ready(&record);
+            return Some(record);
         }
-        self.read_ahead.pop_front()
     }
 
     /// The first record of the log not handed out, reading more when nothing read is left.
@@ -168,6 +201,7 @@ impl Actor {
         if self.acked.skip_below > 0 {
             self.skip_acked();
         }
+        self.count_read();
         if let Some(removed) = refill.removed {
             tracing::warn!(queue = %self.options.name, from = removed.start, to = removed.end, "messages removed by retention were skipped");
         }
@@ -182,16 +216,17 @@ impl Actor {
     /// The lowest offset not yet handed out.
     pub(super) fn read_position(&self) -> u64 {
         let mut position = self.read_ahead.position();
-        if let Some(lowest) = self.prioritized.keys().map(|(_, offset)| *offset).min() {
+        if let Some(lowest) = self.prioritized.as_ref().and_then(|p| p.index.lowest()) {
             position = position.min(lowest);
         }
         position
     }
 
     /// Ready messages read from the log but not handed out: read ahead, requeued, or
-    /// ordered by priority.
+    /// indexed by priority.
     pub(super) fn held(&self) -> u64 {
-        (self.read_ahead.len() + self.prioritized.len() + self.requeued.len()) as u64
+        let indexed = self.prioritized.as_ref().map_or(0, |p| p.index.len());
+        (self.read_ahead.len() + self.requeued.len()) as u64 + indexed
     }
 
     /// Ready messages, including those appended but not read yet, less the transient ones
