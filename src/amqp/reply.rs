@@ -351,7 +351,9 @@ impl From<ProtocolError> for Reply {
             ProtocolError::TransactionTooLarge(bytes_max) => tx_too_large(bytes_max),
             ProtocolError::DamagedStoredHeader => R::connection(INTERNAL_ERROR, "stored message header is damaged"),
             ProtocolError::NoPreviouslyDeclaredQueue => R::channel(NOT_FOUND, "no previously declared queue"),
-            ProtocolError::BrokerShutdown => R::connection(CONNECTION_FORCED, "broker shutdown"),
+            ProtocolError::BrokerShutdown => {
+                R::connection(CONNECTION_FORCED, "broker forced connection closure with reason 'shutdown'")
+            }
             ProtocolError::ClosedOnRequest(reason) => R::connection(CONNECTION_FORCED, reason),
             ProtocolError::UnexpectedMethod(name) => {
                 R::connection(COMMAND_INVALID, format!("unexpected method {name} on a channel"))

@@ -43,9 +43,12 @@ pub struct MessageCounters {
 }
 
 impl MessageCounters {
-    /// Adds `n` to `counter` (a field of this struct).
+    /// Adds `n` to `counter` (a field of this struct). Only the channel's own connection
+    /// writes its counters, so a plain load and store suffice (no locked read-modify-write
+    /// on the message path); readers see a recent value.
+    #[inline]
     pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
 }
 

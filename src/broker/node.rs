@@ -254,6 +254,10 @@ impl Node {
         for name in running.iter().filter(|name| !wanted.contains(name)) {
             let removed = self.vhosts.write().unwrap_or_else(PoisonError::into_inner).remove(name);
             if let Some(broker) = removed {
+                // As RabbitMQ: the vhost's connections are closed with 320 CONNECTION_FORCED.
+                for connection in self.connections().iter().filter(|c| &c.facts.vhost == name) {
+                    connection.request_close(format!("vhost '{name}' is deleted"));
+                }
                 broker.shutdown().await;
                 if let Some(dir) = self.vhost_dir(name) {
                     let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
@@ -357,4 +361,81 @@ fn adopt_pre_vhost_layout(dir: &Path) -> Result<(), Error> {
     }
     tracing::info!(to = %target.display(), "moved the data directory's queues and definitions to vhost '/'");
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::broker::QueueDeclare;
+    use crate::log::storage::threaded::ThreadedIo;
+    use crate::log::FsyncPolicy;
+
+    fn options(dir: &Path) -> NodeOptions {
+        NodeOptions {
+            storage: Storage::Disk {
+                dir: dir.to_path_buf(),
+                fsync: FsyncPolicy::Never,
+                io: Arc::new(ThreadedIo),
+            },
+            segment_bytes: 64 * 1024,
+            disk_headroom: None,
+            default_user: "admin".into(),
+            default_pass: "pw".into(),
+        }
+    }
+
+    fn durable(name: &str) -> QueueDeclare {
+        QueueDeclare {
+            name: Bytes::copy_from_slice(name.as_bytes()),
+            durable: true,
+            ..QueueDeclare::default()
+        }
+    }
+
+    /// A vhost added through the access model is opened at once and again after a restart;
+    /// deleting it stops it and removes its data; the model survives the restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn vhosts_follow_the_access_model_across_restarts() {
+        let temp = tempfile::tempdir().unwrap();
+        let node = Node::open(options(temp.path())).await.unwrap();
+        assert!(node.access().snapshot().authenticate("admin", "pw").is_ok());
+        node.change_access(|state| state.add_vhost("v1")).await.unwrap();
+        let v1 = node.vhost("v1").unwrap();
+        v1.declare_queue(durable("q")).await.unwrap();
+        assert!(vhost_dir(temp.path(), "v1").join("queues").exists());
+        node.shutdown().await;
+        drop((v1, node));
+
+        let node = Node::open(options(temp.path())).await.unwrap();
+        assert!(node.vhost("v1").unwrap().queue(b"q").is_some(), "the vhost's queue is back");
+        assert!(node.access().snapshot().authenticate("admin", "pw").is_ok());
+        let refused = node.change_access(|state| state.add_vhost("v1")).await.unwrap_err();
+        assert_eq!(refused, NodeError::Access(AccessError::VhostExists("v1".into())));
+        node.change_access(|state| state.delete_vhost("v1")).await.unwrap();
+        assert!(node.vhost("v1").is_none());
+        assert!(!vhost_dir(temp.path(), "v1").exists(), "the vhost's data is gone");
+    }
+
+    /// A data directory from before vhosts becomes vhost `/`'s.
+    #[test]
+    fn a_pre_vhost_data_directory_moves_to_vhost_root() {
+        let temp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(temp.path().join("queues").join("71")).unwrap();
+        std::fs::write(temp.path().join("definitions"), b"d").unwrap();
+        adopt_pre_vhost_layout(temp.path()).unwrap();
+        let root = vhost_dir(temp.path(), "/");
+        assert!(root.join("queues").join("71").exists() && root.join("definitions").exists());
+        assert!(!temp.path().join("queues").exists() && !temp.path().join("definitions").exists());
+        // A move cut short: some pieces gathered, the rest still at the top.
+        let temp = tempfile::tempdir().unwrap();
+        let gathering = vhost_dir(temp.path(), "/").with_extension("adopting");
+        std::fs::create_dir_all(gathering.join("queues")).unwrap();
+        std::fs::write(temp.path().join("definitions"), b"d").unwrap();
+        adopt_pre_vhost_layout(temp.path()).unwrap();
+        let root = vhost_dir(temp.path(), "/");
+        assert!(root.join("queues").exists() && root.join("definitions").exists() && !gathering.exists());
+    }
 }
