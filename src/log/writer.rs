@@ -437,7 +437,8 @@ impl Writer {
         let base_offset = sealed.extent().1;
         // Records of a batch being written may already hold offsets past the sealed end.
         let next_offset = self.active.next_offset;
-        self.active = new_segment(&self.options, base_offset)?;
+        // Creating the file and syncing the directory: off the runtime's worker.
+        self.active = super::offsets::off_worker(|| new_segment(&self.options, base_offset))?;
         self.active.next_offset = next_offset;
         self.shared.segments.write().expect("segments lock poisoned").push(Arc::clone(&self.active.segment));
         self.enforce_retention()
@@ -477,15 +478,18 @@ impl Writer {
                 self.shared.first_offset.store(first.base_offset, Ordering::Release);
             }
         }
-        for segment in removed {
-            tracing::debug!(base_offset = segment.base_offset, "retention removed a segment");
-            if let Some(path) = segment.path() {
-                let index = path.with_extension(segment::INDEX_EXTENSION);
-                std::fs::remove_file(path).map_err(|source| Error::io("removing segment", path, source))?;
-                let _ = std::fs::remove_file(index);
+        // File system work, off the runtime's worker (the writer waits for it all the same).
+        super::offsets::off_worker(|| {
+            for segment in removed {
+                tracing::debug!(base_offset = segment.base_offset, "retention removed a segment");
+                if let Some(path) = segment.path() {
+                    let index = path.with_extension(segment::INDEX_EXTENSION);
+                    std::fs::remove_file(path).map_err(|source| Error::io("removing segment", path, source))?;
+                    let _ = std::fs::remove_file(index);
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn shutdown(&mut self) -> Result<(), Error> {
