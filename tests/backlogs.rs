@@ -130,9 +130,12 @@ fn assert_bounded(what: &str, baseline: Rss, peak: Rss, backlog_bytes: usize) {
         anon_bytes < bound_bytes,
         "{what}: RssAnon grew by {anon_bytes} B for a backlog of {backlog_bytes} B"
     );
+    // Mapped file pages stay resident as long as the kernel leaves them, which depends on
+    // what else the machine does (tests run in parallel): half the backlog is the bound
+    // here. Holding the backlog mapped, as queues did, costs more than all of it.
     let both_bytes = peak.anon_and_file_kib.saturating_sub(baseline.anon_and_file_kib) * 1024;
     assert!(
-        both_bytes < bound_bytes,
+        both_bytes < backlog_bytes as u64 / 2,
         "{what}: RssAnon + RssFile grew by {both_bytes} B for a backlog of {backlog_bytes} B"
     );
 }

@@ -484,7 +484,8 @@ impl Writer {
                 tracing::debug!(base_offset = segment.base_offset, "retention removed a segment");
                 if let Some(path) = segment.path() {
                     let index = path.with_extension(segment::INDEX_EXTENSION);
-                    std::fs::remove_file(path).map_err(|source| Error::io("removing segment", path, source))?;
+                    std::fs::remove_file(path)
+                        .map_err(|source| Error::io("removing segment", path, source))?;
                     let _ = std::fs::remove_file(index);
                 }
             }

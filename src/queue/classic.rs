@@ -136,6 +136,9 @@ impl Actor {
         let head_expiry = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(head_expiry);
         let mut head_expiry_set = false;
+        // The tick persists the floor and acks; it runs only while something may be left to
+        // persist, so an idle queue is never woken (100,000 idle queues cost no CPU).
+        let mut tick_needed = true;
         loop {
             self.enforce_limits();
             self.dispatch();
@@ -148,7 +151,9 @@ impl Actor {
             let blocked_sink = self.blocked_sink();
             // Queues with length limits also wake on every append, to drop the head at once.
             let limited = self.options.max_length.is_some() || self.options.max_length_bytes.is_some();
-            let wait_at = if self.held() == 0 && self.has_room() {
+            // An empty queue wakes on its next append even with no consumer ready: the new
+            // head is read and its expiry armed (no tick comes to look).
+            let wait_at = if self.held() == 0 {
                 Some(cursor)
             } else if limited {
                 Some(log.next_offset())
@@ -164,22 +169,29 @@ impl Actor {
                         let _ = done.send(ready);
                         return;
                     }
-                    Some(command) => self.handle(command),
+                    Some(command) => {
+                        self.handle(command);
+                        tick_needed = true;
+                    }
                 },
                 outcome = log.wait_for(wait_at.unwrap_or(u64::MAX)), if wait_at.is_some() => {
                     if outcome.is_err() {
                         return;
                     }
+                    head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
+                    tick_needed = true;
                 }
                 // A consumer whose sink was full is served again as soon as its connection
                 // has drained some deliveries, not at the next tick.
-                _ = wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => {}
+                _ = wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => tick_needed = true,
                 () = &mut head_expiry, if head_expiry_set => {
                     head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
+                    tick_needed = true;
                 }
-                _ = tick.tick() => {
+                _ = tick.tick(), if tick_needed => {
                     self.persist_floor();
                     head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
+                    tick_needed = self.persistence_pending();
                 }
             }
         }

@@ -227,6 +227,9 @@ impl StreamActor {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut tick = tokio::time::interval(Duration::from_millis(QUEUE_TICK_MS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The tick stores named consumers' offsets; a stream none of whose offsets moved is
+        // not woken by it.
+        let mut tick_needed = true;
         loop {
             self.dispatch();
             self.publish_stats();
@@ -251,15 +254,22 @@ impl StreamActor {
                         let _ = done.send(0);
                         return;
                     }
-                    Some(command) => self.handle(command),
+                    Some(command) => {
+                        self.handle(command);
+                        tick_needed = true;
+                    }
                 },
                 outcome = log.wait_for(waiting_at.unwrap_or(u64::MAX)), if waiting_at.is_some() => {
                     if outcome.is_err() {
                         return;
                     }
+                    tick_needed = true;
                 }
-                _ = wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => {}
-                _ = tick.tick() => self.store_offsets(),
+                _ = wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => tick_needed = true,
+                _ = tick.tick(), if tick_needed => {
+                    self.store_offsets();
+                    tick_needed = self.offsets_pending();
+                }
             }
         }
     }
@@ -407,6 +417,14 @@ impl StreamActor {
     }
 
     /// Writes named consumers' offsets that changed, cancelled ones' included.
+    /// Whether a named consumer's offset moved past what is stored.
+    fn offsets_pending(&self) -> bool {
+        self.consumers
+            .iter()
+            .chain(&self.cancelled)
+            .any(|c| c.name.is_some() && c.stored != Some(c.committed()))
+    }
+
     fn store_offsets(&mut self) {
         let offsets = self.options.log.offsets();
         for consumer in self.consumers.iter_mut().chain(&mut self.cancelled) {

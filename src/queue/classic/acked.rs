@@ -166,6 +166,11 @@ impl Acked {
         self.written_at.is_none_or(|at| now.duration_since(at) >= period)
     }
 
+    /// Whether some ack is not in the file yet (as last compacted by [`Acked::due`]).
+    pub(super) fn unwritten(&self) -> bool {
+        self.live != self.written
+    }
+
     /// Makes the next [`Acked::due`] ignore the interval (a queue about to stop).
     pub(super) fn hurry(&mut self) {
         self.written_at = None;

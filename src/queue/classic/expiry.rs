@@ -14,7 +14,6 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 use super::Actor;
-use crate::limits::QUEUE_TICK_MS;
 use crate::log::{now_ms, Record};
 use crate::queue::api::DeathReason;
 use crate::queue::message::expires_at_ms;
@@ -49,15 +48,12 @@ impl Actor {
         }
     }
 
-    /// Applies [`Actor::expire_head`] and, when the head left expires before the next tick,
-    /// sets `timer` to that moment. Returns whether it set `timer`.
+    /// Applies [`Actor::expire_head`] and sets `timer` to the moment the head left expires,
+    /// however far (an idle queue is not ticked: the timer is what wakes it). Returns
+    /// whether it set `timer`.
     pub(super) fn arm_head_expiry(&mut self, timer: Pin<&mut Sleep>) -> bool {
         let Some(at) = self.expire_head() else { return false };
         let wait_ms = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
-        if wait_ms >= QUEUE_TICK_MS {
-            // The next tick looks again: no timer for a head that expires later.
-            return false;
-        }
         timer.reset(Instant::now() + Duration::from_millis(wait_ms));
         true
     }

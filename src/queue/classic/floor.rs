@@ -48,6 +48,16 @@ impl Actor {
         }
     }
 
+    /// Whether a later [`Actor::persist_floor`] may still have something to do: the floor
+    /// or the delivered mark moved since they were stored, or acks are not written yet.
+    /// Checked after each tick only (it compares the ack sets).
+    pub(super) fn persistence_pending(&self) -> bool {
+        let delivered = self.read_position().max(self.delivered_below);
+        self.floor() != self.persisted_floor
+            || delivered != self.persisted_delivered
+            || (self.options.persist_floor && self.acked.unwritten())
+    }
+
     /// [`Actor::persist_floor`] for a queue about to stop: acks not yet written are written
     /// now, whatever the fsync interval.
     pub(super) fn persist_before_stop(&mut self) {
