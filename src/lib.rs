@@ -36,6 +36,7 @@ pub mod broker;
 pub mod config;
 pub mod limits;
 pub mod log;
+pub mod management;
 pub mod queue;
 pub mod seq_map;
 pub mod server;

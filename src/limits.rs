@@ -443,6 +443,35 @@ const _: () = assert!(BENCH_CONFIRM_POLL_MS < BENCH_CONFIRM_WAIT_MS);
 const _: () = assert!(BENCH_CLOSE_WAIT_MS < BENCH_ACTOR_STOP_TIMEOUT_MS);
 
 // ---------------------------------------------------------------------------------------------
+// Management gateway (`management/`) and its HTTP listener (`server/http_listener.rs`).
+// ---------------------------------------------------------------------------------------------
+
+/// Largest HTTP request head (request line and headers) the management listener reads, in
+/// bytes. Management clients send a few hundred bytes; a longer head is refused with 400.
+pub const HTTP_HEADER_BYTES_MAX: usize = 64 * 1024;
+
+/// Largest HTTP request body, in bytes: a definitions import or a published message must
+/// fit (RabbitMQ's default `management.http.max_body_size` is 20 MB).
+pub const HTTP_BODY_BYTES_MAX: usize = 20 * 1024 * 1024;
+
+/// An idle keep-alive HTTP connection is closed after this many milliseconds of silence.
+pub const HTTP_IDLE_TIMEOUT_MS: u64 = 60_000;
+
+/// Management HTTP connections open at once; further ones wait to be accepted. Each holds
+/// at most one request in memory.
+pub const HTTP_CONNECTIONS_MAX: usize = 256;
+
+/// Largest `page_size` of a paginated list, RabbitMQ's limit (its error text names it).
+pub const HTTP_PAGE_SIZE_MAX: usize = 500;
+
+/// Most messages one `POST /api/queues/{v}/{q}/get` returns; each is held in the response.
+pub const HTTP_GET_COUNT_MAX: u64 = 10_000;
+
+/// What `GET /api/nodes` reports as `proc_total`: Erlang's default process limit. Warren's
+/// tasks have no such cap, but clients require the field; `proc_used` is the live tasks.
+pub const HTTP_REPORTED_PROCESS_LIMIT: u64 = 1_048_576;
+
+// ---------------------------------------------------------------------------------------------
 // Relations between the limits above, checked at compile time.
 // ---------------------------------------------------------------------------------------------
 
@@ -466,3 +495,5 @@ const _: () = assert!(RECOVERY_WINDOW_BYTES as u64 >= 64 && RECOVERY_WINDOW_BYTE
 const _: () = assert!(FILE_FLUSHES_MAX > 0 && SEGMENT_FILES_OPEN_PER_LOG > 0);
 const _: () = assert!(SEGMENT_FILES_DESCRIPTOR_DIVISOR > 0);
 const _: () = assert!(SEGMENT_FILES_OPEN_MIN > 0 && SEGMENT_FILES_OPEN_MIN <= SEGMENT_FILES_OPEN_DEFAULT);
+// One management request (its head and body) is bounded by what a connection may hold.
+const _: () = assert!(HTTP_HEADER_BYTES_MAX < HTTP_BODY_BYTES_MAX);

@@ -54,6 +54,9 @@ mod log_model;
 mod log_recovery;
 /// The log core after a failed write: cut back, retried, nothing lost or duplicated.
 mod log_write_faults;
+/// The management HTTP API: rabbitmq_http_client, raw HTTP status codes and conventions,
+/// rabbitmqadmin v1.
+mod management_api;
 /// Node.js amqplib against the broker.
 mod node_clients;
 /// Commands applied in the order a channel sends them; dead letters kept in source order.

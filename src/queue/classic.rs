@@ -351,11 +351,6 @@ impl Actor {
         self.consumers.iter().find_map(Consumer::blocked_sink)
     }
 
-    /// Whether some consumer could take a message now.
-    fn has_room(&self) -> bool {
-        self.consumers.iter().any(Consumer::can_take)
-    }
-
     fn dispatch(&mut self) {
         while !self.consumers.is_empty() {
             // The turn moves only once a message is handed over: a pass that finds nothing

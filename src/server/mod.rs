@@ -6,10 +6,12 @@ pub mod amqp_driver;
 pub mod amqp_listener;
 mod amqp_socket;
 pub mod descriptors;
+pub mod http_listener;
 pub mod shutdown;
 pub mod status;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -22,6 +24,7 @@ use crate::log::headroom::DiskHeadroom;
 use crate::log::storage::files::BoundedIo;
 use crate::log::storage::{self, FileIo};
 use crate::log::Storage;
+use crate::management::{Api, NodeInfo};
 
 /// What a running broker holds.
 pub struct Server {
@@ -93,32 +96,43 @@ impl Server {
             default_pass: self.config.default_pass.clone(),
         };
         let node = Node::open(options).await.context("opening the broker's stored state")?;
-        alarms::start(
-            &node,
-            alarms::AlarmLimits {
-                memory_bytes_max: self
-                    .config
-                    .memory_limit_bytes
-                    .unwrap_or_else(|| alarms::total_memory_bytes() / 10 * MEMORY_LIMIT_TENTHS_OF_RAM),
-                disk_headroom,
-            },
-        );
+        let memory_limit_bytes = self
+            .config
+            .memory_limit_bytes
+            .unwrap_or_else(|| alarms::total_memory_bytes() / 10 * MEMORY_LIMIT_TENTHS_OF_RAM);
+        alarms::start(&node, alarms::AlarmLimits { memory_bytes_max: memory_limit_bytes, disk_headroom });
         let amqp = TcpListener::bind(self.config.amqp_listen)
             .await
             .with_context(|| format!("binding the AMQP listener on {}", self.config.amqp_listen))?;
         let amqp_addr = amqp.local_addr()?;
+        let http = TcpListener::bind(self.config.http_listen).await.with_context(|| {
+            format!("binding the management HTTP listener on {}", self.config.http_listen)
+        })?;
+        let http_addr = http.local_addr()?;
         if let Some(path) = &self.config.ports_file {
-            write_ports_file(path, &[("amqp", amqp_addr)])
+            write_ports_file(path, &[("amqp", amqp_addr), ("http", http_addr)])
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
-        tracing::info!(storage = ?self.config.storage, amqp = %amqp_addr, workers, "warren is running");
+        tracing::info!(storage = ?self.config.storage, amqp = %amqp_addr, http = %http_addr, workers, "warren is running");
         tokio::spawn(status::report(Arc::downgrade(&node), self.config.status_interval));
         let (stop, stopped) = watch::channel(false);
+        let info = NodeInfo {
+            name: node_name(),
+            amqp: amqp_addr,
+            http: http_addr,
+            started: Instant::now(),
+            memory_limit_bytes,
+            disk_free_limit_bytes: self.config.disk_free_limit_bytes,
+            data_dir: self.io.is_some().then(|| self.config.data_dir.clone()),
+        };
+        let api = Arc::new(Api::new(Arc::clone(&node), info));
+        let management = tokio::spawn(http_listener::serve(http, api, stopped.clone()));
         let listener = tokio::spawn(amqp_listener::serve(amqp, Arc::clone(&node), stopped));
         shutdown.await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
+        let _ = management.await;
         // The listener returns once its connections have sent their close and released what
         // they held (or the time for it ran out): only then are the logs closed.
         let _ = listener.await;
@@ -134,4 +148,12 @@ fn write_ports_file(path: &std::path::Path, bound: &[(&str, std::net::SocketAddr
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, text)?;
     std::fs::rename(&temporary, path)
+}
+
+/// The node name the management API reports: `warren@<host name>`, like RabbitMQ's
+/// `rabbit@<host>`.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!("warren@{}", if host.is_empty() { "localhost" } else { host })
 }

@@ -3,7 +3,10 @@
 # tests/node_clients.rs, tests/amqp_tools.rs):
 #   - /work/main/.venv (python3 -m venv) with tools/clients/requirements.txt (pika, kombu);
 #   - tools/clients/node/node_modules from package-lock.json (amqplib);
-#   - Debian's amqp-tools (amqp-publish, amqp-consume, amqp-declare-queue), if missing.
+#   - Debian's amqp-tools (amqp-publish, amqp-consume, amqp-declare-queue), if missing;
+#   - Debian's rabbitmq-server for /usr/bin/rabbitmqadmin (v1), if missing
+#     (tests/management_api.rs). Only the script is used: the tests never talk to a RabbitMQ
+#     node, whether or not the package manages to start one.
 # Idempotent: each step is skipped when what it installs is already up to date. Prints
 # nothing on success; on failure prints the failing step's output and exits non-zero.
 set -euo pipefail
@@ -57,4 +60,14 @@ if ! command -v amqp-publish >/dev/null 2>&1; then
     step "apt-get update" $sudo apt-get update -q
   fi
   step "apt-get install amqp-tools" env DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q amqp-tools
+fi
+
+# rabbitmqadmin v1 from Debian's rabbitmq-server.
+if [ ! -x /usr/bin/rabbitmqadmin ]; then
+  sudo=""
+  if [ "$(id -u)" != "0" ]; then sudo="sudo"; fi
+  if ! apt-cache show rabbitmq-server >/dev/null 2>&1; then
+    step "apt-get update" $sudo apt-get update -q
+  fi
+  step "apt-get install rabbitmq-server" env DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q rabbitmq-server
 fi

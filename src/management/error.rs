@@ -1,0 +1,75 @@
+//! Every way a management request fails, mapped to RabbitMQ's status code and JSON body in
+//! one exhaustive match.
+
+use serde_json::json;
+
+use super::http::Response;
+
+/// A failed management request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 404: no such object (or vhost, or route).
+    #[error("not found")]
+    NotFound,
+    /// 400 with the broker's (or the parser's) reason.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// 401: no or wrong credentials.
+    #[error("login failed")]
+    LoginFailed,
+    /// 401: the user lacks a tag; the reason names it (`Not administrator user`).
+    #[error("{0}")]
+    MissingTag(&'static str),
+    /// 405: the path exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 500: the broker failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// RabbitMQ's status code and body for this error.
+    pub fn response(&self) -> Response {
+        let (status, body) = match self {
+            ApiError::NotFound => (404, json!({"error": "Object Not Found", "reason": "Not Found"})),
+            ApiError::BadRequest(reason) => (400, json!({"error": "bad_request", "reason": reason})),
+            ApiError::LoginFailed => (401, json!({"error": "not_authorized", "reason": "Login failed"})),
+            ApiError::MissingTag(reason) => (401, json!({"error": "not_authorised", "reason": reason})),
+            ApiError::MethodNotAllowed => {
+                (405, json!({"error": "Method Not Allowed", "reason": "Method Not Allowed"}))
+            }
+            ApiError::Internal(reason) => (500, json!({"error": "internal_error", "reason": reason})),
+        };
+        let response = Response::json(status, &body);
+        if status == 401 {
+            response.with_header("www-authenticate", "Basic realm=\"RabbitMQ Management\"".to_string())
+        } else {
+            response
+        }
+    }
+}
+
+impl From<crate::broker::Error> for ApiError {
+    fn from(error: crate::broker::Error) -> ApiError {
+        use crate::broker::Error as E;
+        match error {
+            E::QueueNotFound(_) | E::ExchangeNotFound(_) => ApiError::NotFound,
+            E::Internal(reason) => ApiError::Internal(reason),
+            other @ (E::Inequivalent { .. }
+            | E::Locked(_)
+            | E::ExclusiveUse(_)
+            | E::ReservedName { .. }
+            | E::InternalExchange(_)
+            | E::DefaultExchange
+            | E::SystemExchange(_)
+            | E::NotEmpty(_)
+            | E::QueueInUse(_)
+            | E::ExchangeInUse(_)
+            | E::InvalidArg { .. }
+            | E::InvalidProperty { .. }
+            | E::UnknownExchangeType(_)
+            | E::Overflow(_)) => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The management HTTP API against the real broker: the `rabbitmq_http_client` crate (the
+//! Rust client rabbitmqadmin v2 uses), raw HTTP for status codes, error bodies and list
+//! conventions, and Debian's rabbitmqadmin v1.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+use rabbitmq_http_client::blocking_api::{Client, ClientBuilder};
+use rabbitmq_http_client::commons::ExchangeType;
+use rabbitmq_http_client::requests::{ExchangeParams, QueueParams};
+use serde_json::{json, Value};
+
+use crate::harness::broker::Broker;
+
+/// `Basic guest:guest`.
+const GUEST: &str = "Basic Z3Vlc3Q6Z3Vlc3Q=";
+
+/// One request over a fresh connection: (status, lower-cased headers, body).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    auth: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the management listener");
+    let auth = auth.map(|a| format!("authorization: {a}\r\n")).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(body.as_bytes()).expect("write body");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let mut lines = head.lines();
+    let status =
+        lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+fn client(broker: &Broker) -> Client<String, &'static str, &'static str> {
+    ClientBuilder::new()
+        .with_endpoint(format!("http://{}/api", broker.addr("http")))
+        .with_basic_auth_credentials("guest", "guest")
+        .build()
+        .expect("client")
+}
+
+#[test]
+fn rust_client_declares_lists_publishes_gets_purges_and_deletes() {
+    let broker = Broker::start(&[]);
+    let client = client(&broker);
+    let overview = client.overview().expect("overview");
+    assert_eq!(overview.node, format!("warren@{}", overview.node.trim_start_matches("warren@")));
+    let nodes = client.list_nodes().expect("nodes");
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(client.current_user().expect("whoami").name, "guest");
+
+    client.declare_queue("/", &QueueParams::new_durable_classic_queue("rq", None)).expect("declare queue");
+    let params = ExchangeParams::new("rx", ExchangeType::Topic, true, false, None);
+    client.declare_exchange("/", &params).expect("declare exchange");
+    client.bind_queue("/", "rq", "rx", Some("a.#"), None).expect("bind");
+    assert!(client.list_queues().expect("queues").iter().any(|q| q.name == "rq" && q.durable));
+    assert!(client.list_exchanges().expect("exchanges").iter().any(|x| x.name == "rx"));
+    let bindings = client.list_bindings().expect("bindings");
+    assert!(bindings.iter().any(|b| b.source == "rx" && b.destination == "rq" && b.routing_key == "a.#"));
+
+    let routed = client.publish_message("/", "rx", "a.b", "hello", Default::default()).expect("publish");
+    assert!(routed.routed);
+    let got = client.get_messages("/", "rq", 1, "ack_requeue_true").expect("get");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got.first().map(|m| m.payload.as_str()), Some("hello"));
+    client.purge_queue("/", "rq").expect("purge");
+    assert_eq!(client.get_queue_info("/", "rq").expect("queue").message_count, 0);
+    client.delete_queue("/", "rq", false).expect("delete");
+    assert!(client.get_queue_info("/", "rq").is_err(), "deleted queue is gone");
+}
+
+#[test]
+fn status_codes_and_error_bodies_are_rabbitmqs() {
+    let broker = Broker::start(&[]);
+    let addr = broker.addr("http");
+    let (status, headers, body) = http(addr, "GET", "/api/overview", "", None);
+    assert_eq!(status, 401);
+    assert_eq!(json_of(&body), json!({"error": "not_authorized", "reason": "Login failed"}));
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "www-authenticate" && v == "Basic realm=\"RabbitMQ Management\""));
+    assert_eq!(http(addr, "GET", "/api/overview", "", Some("Basic Z3Vlc3Q6eA==")).0, 401);
+
+    let (status, _, body) = http(addr, "GET", "/api/queues/%2F/missing", "", Some(GUEST));
+    assert_eq!(status, 404);
+    assert_eq!(json_of(&body), json!({"error": "Object Not Found", "reason": "Not Found"}));
+    assert_eq!(http(addr, "GET", "/api/queues/other", "", Some(GUEST)).0, 404, "only vhost / exists");
+
+    let declare = r#"{"durable":true,"auto_delete":false,"arguments":{"x-max-length":10}}"#;
+    assert_eq!(http(addr, "PUT", "/api/queues/%2F/q1", declare, Some(GUEST)).0, 201);
+    assert_eq!(http(addr, "PUT", "/api/queues/%2F/q1", declare, Some(GUEST)).0, 204);
+    let (status, _, body) = http(addr, "PUT", "/api/queues/%2F/q1", r#"{"durable":false}"#, Some(GUEST));
+    assert_eq!(status, 400);
+    assert_eq!(
+        json_of(&body),
+        json!({"error": "bad_request", "reason": "inequivalent arg 'durable' for queue 'q1' in vhost '/': received 'false' but current is 'true'"})
+    );
+
+    assert_eq!(
+        http(addr, "PUT", "/api/exchanges/%2F/x1", r#"{"type":"topic","durable":true}"#, Some(GUEST)).0,
+        201
+    );
+    let (status, headers, _) =
+        http(addr, "POST", "/api/bindings/%2F/e/x1/q/q1", r#"{"routing_key":"a.#"}"#, Some(GUEST));
+    assert_eq!(status, 201);
+    assert!(headers.iter().any(|(k, v)| k == "location" && v == "q1/a.%2523"), "{headers:?}");
+    let (status, _, body) = http(addr, "GET", "/api/bindings/%2F/e/x1/q/q1/a.%2523", "", Some(GUEST));
+    assert_eq!(status, 200);
+    assert_eq!(json_of(&body)["properties_key"], "a.%23");
+    assert_eq!(http(addr, "DELETE", "/api/bindings/%2F/e/x1/q/q1/a.%2523", "", Some(GUEST)).0, 204);
+    assert_eq!(http(addr, "DELETE", "/api/bindings/%2F/e/x1/q/q1/a.%2523", "", Some(GUEST)).0, 404);
+    assert_eq!(http(addr, "DELETE", "/api/queues/%2F/q1/contents", "", Some(GUEST)).0, 204);
+    assert_eq!(http(addr, "DELETE", "/api/exchanges/%2F/x1", "", Some(GUEST)).0, 204);
+    assert_eq!(http(addr, "DELETE", "/api/queues/%2F/q1", "", Some(GUEST)).0, 204);
+    assert_eq!(http(addr, "DELETE", "/api/queues/%2F/q1", "", Some(GUEST)).0, 404);
+
+    let (status, _, body) = http(addr, "GET", "/api/health/checks/port-listener/1", "", Some(GUEST));
+    assert_eq!(status, 503);
+    assert_eq!(json_of(&body)["reason"], "No active listener");
+    assert_eq!(http(addr, "GET", "/api/aliveness-test/%2F", "", Some(GUEST)).0, 200);
+}
+
+#[test]
+fn lists_take_pagination_columns_and_sort() {
+    let broker = Broker::start(&[]);
+    let addr = broker.addr("http");
+    for name in ["qa", "qb", "qc"] {
+        assert_eq!(http(addr, "PUT", &format!("/api/queues/%2F/{name}"), "{}", Some(GUEST)).0, 201);
+    }
+    let (_, _, body) =
+        http(addr, "GET", "/api/queues?page=2&page_size=2&pagination=true&columns=name", "", Some(GUEST));
+    assert_eq!(
+        json_of(&body),
+        json!({"filtered_count": 3, "item_count": 1, "page": 2, "page_count": 2, "page_size": 2,
+               "total_count": 3, "items": [{"name": "qc"}]})
+    );
+    let (_, _, body) =
+        http(addr, "GET", "/api/queues/%2F?sort=name&sort_reverse=true&columns=name,vhost", "", Some(GUEST));
+    assert_eq!(
+        json_of(&body),
+        json!([{"name": "qc", "vhost": "/"}, {"name": "qb", "vhost": "/"}, {"name": "qa", "vhost": "/"}])
+    );
+    let (status, _, body) = http(addr, "GET", "/api/queues?page=9&pagination=true", "", Some(GUEST));
+    assert_eq!(status, 400);
+    assert_eq!(json_of(&body), json!({"error": "bad_request", "reason": "Page out of range"}));
+    let (_, _, body) =
+        http(addr, "GET", "/api/overview?columns=rabbitmq_version,object_totals.queues", "", Some(GUEST));
+    assert_eq!(json_of(&body), json!({"rabbitmq_version": "3.10.8", "object_totals": {"queues": 3}}));
+}
+
+#[test]
+fn rabbitmqadmin_v1_lists_declares_publishes_gets_deletes_and_exports() {
+    let admin = "/usr/bin/rabbitmqadmin";
+    if !std::path::Path::new(admin).exists() {
+        eprintln!("skipped: {admin} is not installed (tools/clients/install.sh installs it)");
+        return;
+    }
+    let broker = Broker::start(&[]);
+    let port = broker.addr("http").rsplit(':').next().expect("a port").to_string();
+    let run = |args: &[&str]| -> String {
+        let output = Command::new(admin)
+            .args(["-H", "127.0.0.1", "-P", &port, "-u", "guest", "-p", "guest"])
+            .args(args)
+            .output()
+            .expect("run rabbitmqadmin");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "rabbitmqadmin {args:?}: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    run(&["declare", "queue", "name=adminq", "durable=true"]);
+    assert!(run(&["list", "queues"]).contains("adminq"));
+    run(&["publish", "routing_key=adminq", "payload=from-admin"]);
+    assert!(run(&["get", "queue=adminq", "ackmode=ack_requeue_false"]).contains("from-admin"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("definitions.json");
+    run(&["export", file.to_str().expect("utf-8 path")]);
+    let exported = json_of(&std::fs::read_to_string(&file).expect("exported file"));
+    assert!(exported["queues"].as_array().expect("queues").iter().any(|q| q["name"] == "adminq"));
+    run(&["delete", "queue", "name=adminq"]);
+    assert!(!run(&["list", "queues"]).contains("adminq"));
+}
