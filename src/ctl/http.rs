@@ -1,5 +1,6 @@
 //! A blocking HTTP/1.1 client over a std `TcpStream`, enough for the management API on
-//! plain HTTP: one request per connection (`Connection: close`), Basic auth, JSON bodies,
+//! plain HTTP: one request per connection (`Connection: close`), Basic auth, JSON bodies (no `Accept`
+//! header: RabbitMQ answers 406 to `Accept: application/json` on a queue purge),
 //! answers with `Content-Length`, chunked encoding, or read to the end. Every answer is
 //! bounded by [`limits::CTL_RESPONSE_BYTES_MAX`].
 
@@ -76,7 +77,7 @@ impl Endpoint {
         let unreachable = |source: std::io::Error| Error::Unreachable { url: self.display(), source };
         let mut stream = self.connect().map_err(unreachable)?;
         let mut head = format!(
-            "{method} {}{path} HTTP/1.1\r\nHost: {}:{}\r\nAuthorization: {}\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: warren-ctl\r\n",
+            "{method} {}{path} HTTP/1.1\r\nHost: {}:{}\r\nAuthorization: {}\r\nConnection: close\r\nUser-Agent: warren-ctl\r\n",
             self.prefix, self.host, self.port, self.authorization
         );
         for (name, value) in extra {

@@ -45,6 +45,16 @@ fn sections(overview: &Value, node: &Value, vhosts: usize) -> Vec<Section> {
                 ("Processors", "processors", field(node, "processors")),
             ],
         },
+        Section {
+            title: "Configuration",
+            facts: vec![
+                ("Config files", "config_files", field(node, "config_files")),
+                ("Log files", "log_files", field(node, "log_files")),
+                ("Data directory", "db_dir", field(node, "db_dir")),
+                ("Enabled plugins", "enabled_plugins", field(node, "enabled_plugins")),
+                ("Net tick time (seconds)", "net_ticktime", field(node, "net_ticktime")),
+            ],
+        },
         Section { title: "Alarms", facts: vec![("Alarms", "alarms", Value::String(alarms))] },
         Section {
             title: "Memory",
@@ -221,8 +231,8 @@ fn section(api: &Api, command: &'static str, vhost: &str, style: Style) -> Resul
 pub(super) fn report(api: &Api, out: &Out) -> Result<(), Error> {
     let (status_text, status_json) = status_of(api)?;
     let table = Style { json: false, headers: out.style.headers };
-    let mut text =
-        format!("Reporting server status of node {} ...\n\n{status_text}\n", field(&status_json, "node"));
+    let node = format::table_text(&field(&status_json, "node"));
+    let mut text = format!("Reporting server status of node {node} ...\n\n{status_text}\n");
     let mut json = Map::new();
     json.insert("status".into(), status_json);
     for command in ["list_users", "list_vhosts", "list_connections", "list_channels"] {
