@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::broker::Broker;
 use crate::harness::lapin_client::{
     channel, connect_url, consume, declare, publish, try_connect, unique, Server,
 };
@@ -78,11 +77,18 @@ fn names(rows: &[Value], column: &str) -> Vec<String> {
     rows.iter().filter_map(|r| r.get(column).and_then(Value::as_str)).map(str::to_owned).collect()
 }
 
-/// A fresh Warren in memory and its API's URL.
-fn broker() -> (Broker, String) {
-    let broker = Broker::start(&["--storage", "memory"]);
-    let url = format!("http://{}", broker.addr("http"));
-    (broker, url)
+/// The broker under test and its API's URL: a fresh Warren in memory, or, when
+/// `WARREN_TEST_AMQP_URL` and `WARREN_TEST_HTTP_URL` are set, the broker they name (that is
+/// how these tests are checked against RabbitMQ).
+fn broker() -> (Server, String) {
+    let server = Server::start();
+    let url = match &server.warren {
+        Some(warren) => format!("http://{}", warren.addr("http")),
+        None => {
+            std::env::var("WARREN_TEST_HTTP_URL").expect("WARREN_TEST_HTTP_URL beside WARREN_TEST_AMQP_URL")
+        }
+    };
+    (server, url)
 }
 
 /// An address where nothing listens.
@@ -135,8 +141,8 @@ fn await_startup_status_and_wrong_credentials() {
 
 #[test]
 fn users_vhosts_and_permissions() {
-    let (broker, url) = broker();
-    let amqp = broker.addr("amqp").to_owned();
+    let (server, url) = broker();
+    let amqp = server.host().to_owned();
     ctl(&url, &["add_vhost", "ctl-v", "--description", "for ctl"]);
     ctl(&url, &["add_user", "ctl-alice", "pw1"]);
     assert_eq!(ctl_run(&url, &["add_user", "ctl-alice", "x"]).status.code(), Some(70));
@@ -198,14 +204,13 @@ fn policies_are_set_listed_and_cleared() {
     assert!(table.contains("ctl-limit\t^ctl\tqueues\t{\"max-length\":5}\t2"), "{table}");
     assert_eq!(ctl_run(&url, &["set_policy", "bad", ".*", "not json"]).status.code(), Some(65));
     ctl(&url, &["clear_policy", "ctl-limit"]);
-    assert!(rows(&url, &["list_policies"]).is_empty());
+    assert!(rows(&url, &["list_policies"]).iter().all(|p| p["name"] != "ctl-limit"));
     assert_eq!(ctl_run(&url, &["clear_policy", "ctl-limit"]).status.code(), Some(65));
 }
 
 #[test]
 fn queues_exchanges_and_bindings_are_listed_purged_and_deleted() {
-    let server = Server::warren(Broker::start(&["--storage", "memory"]));
-    let url = format!("http://{}", server.warren.as_ref().expect("warren").addr("http"));
+    let (server, url) = broker();
     let queue = unique("ctl-q");
     crate::harness::run(async {
         let (_connection, channel) = server.open().await;
@@ -239,8 +244,7 @@ fn queues_exchanges_and_bindings_are_listed_purged_and_deleted() {
 
 #[test]
 fn connections_channels_and_consumers_are_listed_and_closed() {
-    let server = Server::warren(Broker::start(&["--storage", "memory"]));
-    let url = format!("http://{}", server.warren.as_ref().expect("warren").addr("http"));
+    let (server, url) = broker();
     crate::harness::run(async {
         let connection = server.connect().await;
         let channel = channel(&connection).await;
@@ -248,10 +252,9 @@ fn connections_channels_and_consumers_are_listed_and_closed() {
         let _consumer = consume(&channel, "ctl-consumed", false).await;
         let connections = rows_until(&url, &["list_connections", "name", "user", "state"], |r| !r.is_empty());
         assert_eq!(connections[0]["user"], "guest");
-        let channels = rows_until(&url, &["list_channels"], |r| !r.is_empty());
-        assert_eq!(channels[0]["consumer_count"], 1, "{channels:?}");
+        rows_until(&url, &["list_channels"], |r| r.iter().any(|c| c["consumer_count"] == 1));
         let consumers = rows(&url, &["list_consumers"]);
-        assert_eq!(names(&consumers, "queue_name"), vec!["ctl-consumed".to_owned()]);
+        assert!(names(&consumers, "queue_name").contains(&"ctl-consumed".to_owned()), "{consumers:?}");
         let name = connections[0]["name"].as_str().expect("connection name").to_owned();
         ctl(&url, &["close_connection", &name, "closed by warren ctl"]);
         let until = Instant::now() + SETTLE_DEADLINE;
@@ -259,7 +262,7 @@ fn connections_channels_and_consumers_are_listed_and_closed() {
             assert!(Instant::now() < until, "the connection stayed open");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        rows_until(&url, &["list_connections"], |r| r.is_empty());
+        rows_until(&url, &["list_connections", "name"], |r| r.iter().all(|c| c["name"] != name.as_str()));
     });
 }
 
@@ -292,8 +295,7 @@ fn definitions_export_and_import() {
 
 #[test]
 fn report_covers_every_section_on_a_broker_with_traffic() {
-    let server = Server::warren(Broker::start(&["--storage", "memory"]));
-    let url = format!("http://{}", server.warren.as_ref().expect("warren").addr("http"));
+    let (server, url) = broker();
     ctl(&url, &["add_user", "ctl-carol", "pw"]);
     crate::harness::run(async {
         let connection = server.connect().await;
