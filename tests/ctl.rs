@@ -1,7 +1,9 @@
 //! `warren ctl` against a real Warren: every command, run as the built binary against the
 //! management API the broker publishes as `http=ADDR` in its ports file, with effects checked
 //! through the API's answers (`--formatter json` listings) and over AMQP with lapin.
-//! The first tests need no broker: local hashing, usage errors and an unreachable API.
+//! The first tests need no broker: local hashing, usage errors and an unreachable API. With
+//! `WARREN_TEST_AMQP_URL` and `WARREN_TEST_HTTP_URL` set, the same tests run against that
+//! broker instead (they pass against RabbitMQ 3.10.8 with its management plugin).
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -141,38 +143,39 @@ fn await_startup_status_and_wrong_credentials() {
 
 #[test]
 fn users_vhosts_and_permissions() {
+    let alice = unique("ctl-alice");
     let (server, url) = broker();
     let amqp = server.host().to_owned();
     ctl(&url, &["add_vhost", "ctl-v", "--description", "for ctl"]);
-    ctl(&url, &["add_user", "ctl-alice", "pw1"]);
-    assert_eq!(ctl_run(&url, &["add_user", "ctl-alice", "x"]).status.code(), Some(70));
-    ctl(&url, &["set_user_tags", "ctl-alice", "monitoring", "management"]);
-    ctl(&url, &["set_permissions", "-p", "ctl-v", "ctl-alice", "^$", ".*", ".*"]);
+    ctl(&url, &["add_user", &alice, "pw1"]);
+    assert_eq!(ctl_run(&url, &["add_user", &alice, "x"]).status.code(), Some(70));
+    ctl(&url, &["set_user_tags", &alice, "monitoring", "management"]);
+    ctl(&url, &["set_permissions", "-p", "ctl-v", &alice, "^$", ".*", ".*"]);
     let users = rows(&url, &["list_users"]);
-    let alice = users.iter().find(|u| u["user"] == "ctl-alice").expect("alice listed");
-    assert_eq!(alice["tags"], serde_json::json!(["monitoring", "management"]));
+    let listed = users.iter().find(|u| u["user"] == alice.as_str()).expect("alice listed");
+    assert_eq!(listed["tags"], serde_json::json!(["monitoring", "management"]));
     assert!(names(&rows(&url, &["list_vhosts"]), "name").contains(&"ctl-v".to_owned()));
     let permissions = rows(&url, &["list_permissions", "-p", "ctl-v"]);
-    let row = permissions.iter().find(|p| p["user"] == "ctl-alice").expect("permission listed");
+    let row = permissions.iter().find(|p| p["user"] == alice.as_str()).expect("permission listed");
     assert_eq!((&row["configure"], &row["write"], &row["read"]), (&"^$".into(), &".*".into(), &".*".into()));
     crate::harness::run(async {
-        connect_url(&format!("amqp://ctl-alice:pw1@{amqp}/ctl-v")).await;
+        connect_url(&format!("amqp://{alice}:pw1@{amqp}/ctl-v")).await;
     });
-    ctl(&url, &["change_password", "ctl-alice", "pw2"]);
+    ctl(&url, &["change_password", &alice, "pw2"]);
     let users = rows(&url, &["list_users"]);
-    let alice = users.iter().find(|u| u["user"] == "ctl-alice").expect("alice listed");
-    assert_eq!(alice["tags"], serde_json::json!(["monitoring", "management"]), "tags kept");
+    let listed = users.iter().find(|u| u["user"] == alice.as_str()).expect("alice listed");
+    assert_eq!(listed["tags"], serde_json::json!(["monitoring", "management"]), "tags kept");
     crate::harness::run(async {
-        assert!(try_connect(&format!("amqp://ctl-alice:pw1@{amqp}/ctl-v")).await.is_err());
-        connect_url(&format!("amqp://ctl-alice:pw2@{amqp}/ctl-v")).await;
+        assert!(try_connect(&format!("amqp://{alice}:pw1@{amqp}/ctl-v")).await.is_err());
+        connect_url(&format!("amqp://{alice}:pw2@{amqp}/ctl-v")).await;
     });
-    ctl(&url, &["clear_permissions", "-p", "ctl-v", "ctl-alice"]);
-    assert!(rows(&url, &["list_permissions", "-p", "ctl-v"]).iter().all(|p| p["user"] != "ctl-alice"));
+    ctl(&url, &["clear_permissions", "-p", "ctl-v", &alice]);
+    assert!(rows(&url, &["list_permissions", "-p", "ctl-v"]).iter().all(|p| p["user"] != alice.as_str()));
     crate::harness::run(async {
-        assert!(try_connect(&format!("amqp://ctl-alice:pw2@{amqp}/ctl-v")).await.is_err());
+        assert!(try_connect(&format!("amqp://{alice}:pw2@{amqp}/ctl-v")).await.is_err());
     });
-    ctl(&url, &["delete_user", "ctl-alice"]);
-    assert_eq!(ctl_run(&url, &["delete_user", "ctl-alice"]).status.code(), Some(67));
+    ctl(&url, &["delete_user", &alice]);
+    assert_eq!(ctl_run(&url, &["delete_user", &alice]).status.code(), Some(67));
     ctl(&url, &["delete_vhost", "ctl-v"]);
     assert!(!names(&rows(&url, &["list_vhosts"]), "name").contains(&"ctl-v".to_owned()));
     assert_eq!(ctl_run(&url, &["delete_vhost", "ctl-v"]).status.code(), Some(65));
@@ -268,9 +271,10 @@ fn connections_channels_and_consumers_are_listed_and_closed() {
 
 #[test]
 fn definitions_export_and_import() {
+    let bob = unique("ctl-bob");
     let (_source, source_url) = broker();
     ctl(&source_url, &["add_vhost", "ctl-exported"]);
-    ctl(&source_url, &["add_user", "ctl-bob", "pw"]);
+    ctl(&source_url, &["add_user", &bob, "pw"]);
     ctl(&source_url, &["set_policy", "ctl-p", "^x", r#"{"max-length":1}"#]);
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("definitions.json");
@@ -285,18 +289,20 @@ fn definitions_export_and_import() {
     let (_target, target_url) = broker();
     ctl(&target_url, &["import_definitions", file.to_str().expect("path")]);
     assert!(names(&rows(&target_url, &["list_vhosts"]), "name").contains(&"ctl-exported".to_owned()));
-    assert!(names(&rows(&target_url, &["list_users"]), "user").contains(&"ctl-bob".to_owned()));
+    assert!(names(&rows(&target_url, &["list_users"]), "user").contains(&bob));
     let piped =
         ctl_with_input(&target_url, &["import_definitions", "-"], br#"{"vhosts":[{"name":"ctl-piped"}]}"#);
     assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
     assert!(names(&rows(&target_url, &["list_vhosts"]), "name").contains(&"ctl-piped".to_owned()));
     assert_eq!(ctl_with_input(&target_url, &["import_definitions", "-"], b"nope").status.code(), Some(65));
+    ctl(&target_url, &["delete_user", &bob]);
 }
 
 #[test]
 fn report_covers_every_section_on_a_broker_with_traffic() {
+    let carol = unique("ctl-carol");
     let (server, url) = broker();
-    ctl(&url, &["add_user", "ctl-carol", "pw"]);
+    ctl(&url, &["add_user", &carol, "pw"]);
     crate::harness::run(async {
         let connection = server.connect().await;
         let channel = channel(&connection).await;
@@ -320,7 +326,7 @@ fn report_covers_every_section_on_a_broker_with_traffic() {
             "Listing bindings for vhost /...",
             "Listing consumers in vhost / ...",
             "ctl-report-q",
-            "ctl-carol",
+            carol.as_str(),
         ] {
             assert!(report.contains(needle), "no {needle:?} in the report:\n{report}");
         }
@@ -331,4 +337,5 @@ fn report_covers_every_section_on_a_broker_with_traffic() {
         assert!(!json.to_string().contains("password_hash"));
         drop(connection);
     });
+    ctl(&url, &["delete_user", &carol]);
 }
