@@ -73,6 +73,8 @@ fn reason(response: &Response) -> String {
 pub(super) struct Out {
     pub(super) style: Style,
     quiet: bool,
+    /// `--timeout`, which list_queues' first line repeats.
+    timeout_seconds: u64,
 }
 
 impl Out {
@@ -89,6 +91,7 @@ pub(super) fn run(args: &CtlArgs) -> Result<(), Error> {
     let out = Out {
         style: Style { json: args.formatter == "json", headers: !args.quiet && !args.no_table_headers },
         quiet: args.quiet,
+        timeout_seconds: args.timeout,
     };
     if let Command::HashPassword { password } = &args.command {
         let hash = password::hash_password(password)
@@ -139,7 +142,7 @@ fn listing(command: &Command) -> Option<(&'static str, &[String])> {
 /// rabbitmqctl's line before a listing.
 pub(super) fn banner(command: &str, vhost: &str) -> String {
     match command {
-        "list_queues" => format!("Timeout: 60.0 seconds ...\nListing queues for vhost {vhost} ..."),
+        "list_queues" => format!("Listing queues for vhost {vhost} ..."),
         "list_exchanges" => format!("Listing exchanges for vhost {vhost} ..."),
         "list_bindings" => format!("Listing bindings for vhost {vhost}..."),
         "list_consumers" => format!("Listing consumers in vhost {vhost} ..."),
@@ -152,6 +155,9 @@ pub(super) fn banner(command: &str, vhost: &str) -> String {
 fn list(api: &Api, out: &Out, listing: &Listing, named: &[String], vhost: &str) -> Result<(), Error> {
     let columns = listing.select(named)?;
     let rows = api.list(&listing.path_for(vhost))?;
+    if listing.command == "list_queues" {
+        out.info(&format!("Timeout: {}.0 seconds ...", out.timeout_seconds));
+    }
     out.info(&banner(listing.command, vhost));
     print!("{}", format::render(&rows, &columns, out.style));
     Ok(())
@@ -367,7 +373,7 @@ mod tests {
 
     #[test]
     fn banners_are_rabbitmqctls() {
-        assert_eq!(banner("list_queues", "/"), "Timeout: 60.0 seconds ...\nListing queues for vhost / ...");
+        assert_eq!(banner("list_queues", "/"), "Listing queues for vhost / ...");
         assert_eq!(banner("list_bindings", "/"), "Listing bindings for vhost /...");
         assert_eq!(banner("list_permissions", "/"), "Listing permissions for vhost \"/\" ...");
         assert_eq!(banner("list_users", "/"), "Listing users ...");

@@ -209,9 +209,7 @@ fn section(api: &Api, command: &'static str, vhost: &str, style: Style) -> Resul
     let named: Vec<String> = report_columns(command).iter().map(|c| (*c).to_owned()).collect();
     let columns = listing.select(&named)?;
     let rows = api.list(&listing.path_for(vhost))?;
-    // The report's own banner, without list_queues' timeout line.
     let title = banner(command, vhost);
-    let title = title.lines().last().unwrap_or_default();
     let text = format!("{title}\n{}\n", format::render(&rows, &columns, style));
     let objects = rows
         .iter()
