@@ -102,6 +102,9 @@ pub(super) fn run(args: &CtlArgs) -> Result<(), Error> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let api = Api { endpoint: Endpoint::parse(&args.url, &args.user, &args.password, timeout)? };
     let vhost = args.vhost.as_str();
+    if vhost.is_empty() {
+        return Err(Error::Usage("the vhost name must not be empty".into()));
+    }
     if let Some((command, columns)) = listing(&args.command) {
         return list(&api, &out, Listing::of(command), columns, vhost);
     }
@@ -154,7 +157,12 @@ pub(super) fn banner(command: &str, vhost: &str) -> String {
 
 fn list(api: &Api, out: &Out, listing: &Listing, named: &[String], vhost: &str) -> Result<(), Error> {
     let columns = listing.select(named)?;
-    let rows = api.list(&listing.path_for(vhost))?;
+    let rows = match api.list(&listing.path_for(vhost)) {
+        Err(Error::Api { status: 404, .. }) if listing.path.contains("{vhost}") => {
+            return Err(Error::Data(format!("Virtual host '{vhost}' does not exist")));
+        }
+        other => other?,
+    };
     if listing.command == "list_queues" {
         out.info(&format!("Timeout: {}.0 seconds ...", out.timeout_seconds));
     }
@@ -303,6 +311,9 @@ fn objects(api: &Api, out: &Out, command: &Command, vhost: &str) -> Result<(), E
             out.info(&format!("Queue was successfully deleted with {count} messages"));
         }
         Command::CloseConnection { name, reason } => {
+            if name.is_empty() {
+                return Err(Error::Usage("the connection name must not be empty".into()));
+            }
             out.info(&format!("Closing connection {name}, reason: {reason}..."));
             delete(api, &format!("/api/connections/{}", enc(name)), &[("X-Reason", reason)], || {
                 format!("Connection '{name}' not found")
