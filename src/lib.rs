@@ -34,6 +34,7 @@ pub mod amqp;
 pub mod bench;
 pub mod broker;
 pub mod config;
+pub mod ctl;
 pub mod limits;
 pub mod log;
 pub mod management;

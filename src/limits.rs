@@ -497,3 +497,23 @@ const _: () = assert!(SEGMENT_FILES_DESCRIPTOR_DIVISOR > 0);
 const _: () = assert!(SEGMENT_FILES_OPEN_MIN > 0 && SEGMENT_FILES_OPEN_MIN <= SEGMENT_FILES_OPEN_DEFAULT);
 // One management request (its head and body) is bounded by what a connection may hold.
 const _: () = assert!(HTTP_HEADER_BYTES_MAX < HTTP_BODY_BYTES_MAX);
+
+// ---------------------------------------------------------------------------------------------
+// `warren ctl`: the management API client.
+// ---------------------------------------------------------------------------------------------
+
+/// The largest HTTP answer `warren ctl` reads, in bytes: a definitions export of a large
+/// broker (tens of thousands of queues) fits many times over; anything larger is refused
+/// rather than held in memory.
+pub const CTL_RESPONSE_BYTES_MAX: usize = 512 * 1024 * 1024;
+/// The largest header block of an HTTP answer, in bytes.
+pub const CTL_RESPONSE_HEAD_BYTES_MAX: usize = 64 * 1024;
+/// How long `warren ctl` waits for one HTTP exchange (connect, send, answer), in seconds,
+/// unless `--timeout` says otherwise; rabbitmqctl's default timeout.
+pub const CTL_TIMEOUT_SECONDS_DEFAULT: u64 = 60;
+/// How often `warren ctl await_startup` asks whether the API answers, in milliseconds.
+pub const CTL_AWAIT_POLL_MS: u64 = 250;
+
+// An await poll is shorter than the shortest wait one can ask for (one second).
+const _: () = assert!(CTL_AWAIT_POLL_MS < 1000);
+const _: () = assert!(CTL_RESPONSE_HEAD_BYTES_MAX < CTL_RESPONSE_BYTES_MAX);

@@ -19,6 +19,8 @@ enum Command {
     Serve(ServeArgs),
     /// Load-test an AMQP 0-9-1 broker (PerfTest's flags), or run the standard suite.
     Bench(warren::bench::BenchArgs),
+    /// rabbitmqctl's everyday commands, through the management HTTP API of Warren or RabbitMQ.
+    Ctl(warren::ctl::CtlArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,10 +31,21 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let cli = Cli::parse_from(warren::bench::rewrite_argv(std::env::args_os()));
+    let argv = warren::bench::rewrite_argv(std::env::args_os());
+    let is_ctl = argv.get(1).is_some_and(|arg| arg == "ctl");
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        // rabbitmqctl exits with 64 (EX_USAGE) on a bad command line; clap's own code is 2.
+        Err(error) if is_ctl && error.use_stderr() => {
+            let _ = error.print();
+            std::process::exit(64)
+        }
+        Err(error) => error.exit(),
+    };
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::Bench(args)) => return Ok(warren::bench::main(args)?),
+        Some(Command::Ctl(args)) => std::process::exit(warren::ctl::main(args)),
         None => ServeArgs::default(),
     };
     let config = Config::load(&args)?;

@@ -26,6 +26,8 @@ mod bad_input;
 mod bench_cli;
 /// Bounds on kept state (touched queues, stream rejects) and on waits (shutdown's close).
 mod bounds;
+/// `warren ctl` against Warren's management API: every command, and its exit codes.
+mod ctl;
 /// A low open-descriptor limit: thousands of durable queues through the bound on open
 /// segment files, across a restart.
 mod descriptors;

@@ -8,7 +8,8 @@
 //! A module may use any layer below its own and nothing above or beside it: no gateway uses
 //! another gateway, `queue` never uses `broker`, `log` uses nothing but `limits` and
 //! `seq_map`, the wire layer nothing but `limits`. `config` serves `server` and `main` and is
-//! used by nobody else; `bench` uses only the wire layer and `limits`, and only `main` uses it.
+//! used by nobody else; `bench` uses only the wire layer and `limits`, and only `main` uses it;
+//! the same holds for `ctl`.
 //!
 //! Every `crate::` (and `$crate::`) path in `src/` is read, group imports such as
 //! `crate::{log, queue::Message}` included, and `super::` paths that climb out of a layer's
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 fn allowed(from: &str) -> &'static [&'static str] {
     const BENEATH: [&str; 3] = ["wire", "limits", "seq_map"];
     match from {
-        "main" => &["server", "bench", "config", "limits"],
+        "main" => &["server", "bench", "ctl", "config", "limits"],
         "server" => &["config", "amqp", "management", "broker", "queue", "log", "wire", "limits", "seq_map"],
         // The gateways: each on its own, none using another.
         "amqp" | "management" => &["broker", "queue", "log", "wire", "limits", "seq_map"],
@@ -31,6 +32,7 @@ fn allowed(from: &str) -> &'static [&'static str] {
         "log" => &["limits", "seq_map"],
         "config" => &["log", "limits"],
         "bench" => &["wire", "limits"],
+        "ctl" => &["wire", "limits"],
         "wire" | "seq_map" => &["limits"],
         "limits" => &[],
         _ => &BENEATH,
@@ -162,7 +164,9 @@ fn check_file(relative: &Path, source: &str) -> Vec<Violation> {
         for to in layers {
             let uses_config = to == "config" && !matches!(from.as_str(), "server" | "main" | "config");
             let uses_bench = to == "bench" && !matches!(from.as_str(), "main" | "bench");
-            if to != from && (!allowed(&from).contains(&to.as_str()) || uses_config || uses_bench) {
+            let uses_ctl = to == "ctl" && !matches!(from.as_str(), "main" | "ctl");
+            if to != from && (!allowed(&from).contains(&to.as_str()) || uses_config || uses_bench || uses_ctl)
+            {
                 violations.push(Violation {
                     file: relative.display().to_string(),
                     line: index + 1,
@@ -220,6 +224,8 @@ fn the_checker_catches_each_kind_of_wrong_edge() {
         ("bench/run.rs", "use crate::broker::Broker;", "broker"),
         ("broker/mod.rs", "use crate::config::Config;", "config"),
         ("server/mod.rs", "use crate::bench::BenchArgs;", "bench"),
+        ("ctl/commands.rs", "use crate::broker::Broker;", "broker"),
+        ("management/mod.rs", "use crate::ctl::CtlArgs;", "ctl"),
         ("main.rs", "use warren::log::Log;", "log"),
         ("queue/mod.rs", "mod tests {\n    use super::super::broker::Broker;\n}", "broker"),
         ("queue/mod.rs", "mod tests {\n}\nuse super::broker::Broker;", "broker"),
@@ -235,6 +241,7 @@ fn the_checker_catches_each_kind_of_wrong_edge() {
         ("queue/classic.rs", "use crate::{log::Log, limits, seq_map::SeqMap, wire::amqp::ShortStr};"),
         ("broker/exchange/mod.rs", "use super::Broker;"),
         ("bench/run.rs", "use crate::wire::amqp::Frame;"),
+        ("ctl/http.rs", "use crate::limits;"),
         ("server/mod.rs", "use crate::config::Config;"),
         ("wire/amqp/macros.rs", "impl $crate::wire::amqp::primitives::MethodArgs for X {}"),
         ("main.rs", "use warren::config::Config;"),
