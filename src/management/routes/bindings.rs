@@ -110,7 +110,8 @@ impl Ends<'_> {
         if self.to_queue {
             api.broker().is_ok_and(|broker| broker.queue(self.destination.as_bytes()).is_some())
         } else {
-            api.broker().is_ok_and(|broker| broker.exchange(exchange_name(self.destination).as_bytes()).is_some())
+            api.broker()
+                .is_ok_and(|broker| broker.exchange(exchange_name(self.destination).as_bytes()).is_some())
         }
     }
 
@@ -202,8 +203,9 @@ pub fn durable_rows(api: &Api) -> Vec<Value> {
             broker.queue(name.as_bytes()).is_some_and(|q| q.durable && q.exclusive_owner.is_none())
         })
     };
-    let durable_exchange =
-        |name: &str| api.broker().is_ok_and(|broker| broker.exchange(name.as_bytes()).is_some_and(|x| x.durable));
+    let durable_exchange = |name: &str| {
+        api.broker().is_ok_and(|broker| broker.exchange(name.as_bytes()).is_some_and(|x| x.durable))
+    };
     rows(api)
         .iter()
         .filter(|r| !r.source.is_empty() && durable_exchange(&r.source))

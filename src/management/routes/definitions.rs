@@ -30,7 +30,10 @@ pub fn all(api: &Api, all_vhosts: bool) -> Result<Response, ApiError> {
         .iter()
         .filter(|q| q.durable && q.exclusive_owner.is_none())
         .map(|q| {
-            keep(queue_json(q, &api.node_info.name), &["name", "vhost", "durable", "auto_delete", "arguments"])
+            keep(
+                queue_json(q, &api.node_info.name),
+                &["name", "vhost", "durable", "auto_delete", "arguments"],
+            )
         })
         .collect();
     queues.sort_by(|a, b| a.get("name").and_then(Value::as_str).cmp(&b.get("name").and_then(Value::as_str)));
