@@ -102,6 +102,9 @@ struct Actor {
     /// Records from before a restart not yet skipped that will not be delivered (transient
     /// ones, which did not survive it, and acked ones): not counted as ready.
     transient_pending: u64,
+    /// A read of the log failed (not damage): the queue waits for the tick to try again
+    /// rather than waking at once.
+    read_failed: bool,
 }
 
 impl Actor {
@@ -126,6 +129,7 @@ impl Actor {
             persisted_delivered: delivered_below,
             acked,
             transient_pending,
+            read_failed: false,
         }
     }
 
@@ -153,7 +157,9 @@ impl Actor {
             let limited = self.options.max_length.is_some() || self.options.max_length_bytes.is_some();
             // An empty queue wakes on its next append even with no consumer ready: the new
             // head is read and its expiry armed (no tick comes to look).
-            let wait_at = if self.held() == 0 {
+            let wait_at = if self.read_failed {
+                None
+            } else if self.held() == 0 {
                 Some(cursor)
             } else if limited {
                 Some(log.next_offset())
@@ -188,7 +194,8 @@ impl Actor {
                     head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
                     tick_needed = true;
                 }
-                _ = tick.tick(), if tick_needed => {
+                _ = tick.tick(), if tick_needed || self.read_failed => {
+                    self.read_failed = false;
                     self.persist_floor();
                     head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
                     tick_needed = self.persistence_pending();

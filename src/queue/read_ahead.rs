@@ -42,6 +42,13 @@ pub(super) enum Read {
     Records,
     /// The cursor is at the log's end: nothing to read yet.
     AtEnd,
+    /// The read failed for a reason that is not damage (a segment that could not be
+    /// mapped or opened: out of memory maps, descriptors or memory). Nothing is skipped:
+    /// the cursor stays, and the read is tried again later.
+    Failed {
+        /// Why it could not be read.
+        error: Error,
+    },
     /// The batch at `offset` could not be read; the cursor stepped past it to `end`, where
     /// intact data resumes, so corrupt data is never delivered. Intact batches before it
     /// were read as usual.
@@ -142,6 +149,8 @@ impl ReadAhead {
                 self.buffered.extend(records);
                 Read::Records
             }
+            // Only damage is stepped over; a failure of the system is not the data's fault.
+            Err(error @ Error::Io { .. }) => Read::Failed { error },
             Err(error) => self.salvage(log, error),
         };
         Refill { removed, read }
@@ -158,6 +167,7 @@ impl ReadAhead {
             // At least one batch: the one holding the cursor.
             let batch = match log.read(self.cursor, 0) {
                 Ok(batches) => batches.into_iter().next(),
+                Err(error @ Error::Io { .. }) => return Read::Failed { error },
                 Err(read_error) => {
                     error = read_error;
                     break;
@@ -245,5 +255,30 @@ mod tests {
         assert!(read_ahead.is_empty());
         assert_eq!(read_ahead.position(), 4);
         assert!(matches!(read_ahead.refill(&log).read, Read::AtEnd));
+    }
+
+    /// A segment that cannot be mapped (here: its file is gone, as when the system is out
+    /// of maps or descriptors) is not damage: nothing is skipped, and the cursor stays.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_failed_read_skips_nothing() {
+        use crate::log::storage::threaded::ThreadedIo;
+        let temp = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::Disk {
+            dir: temp.path().to_path_buf(),
+            fsync: crate::log::FsyncPolicy::Never,
+            io: std::sync::Arc::new(ThreadedIo),
+        };
+        let log = Log::open(LogOptions::new(storage)).await.expect("open");
+        log.append((0..3).map(|i| RecordInput::body(format!("m{i}"))).collect()).await.expect("append");
+        for entry in std::fs::read_dir(temp.path()).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "seg") {
+                std::fs::remove_file(path).expect("remove the segment file");
+            }
+        }
+        let mut read_ahead = ReadAhead::new(0);
+        assert!(matches!(read_ahead.refill(&log).read, Read::Failed { .. }));
+        assert_eq!(read_ahead.cursor(), 0, "nothing skipped");
+        assert!(read_ahead.is_empty());
     }
 }

@@ -130,7 +130,8 @@ impl StreamConsumer {
             if self.read_ahead.is_empty() {
                 match self.refill(log, stream, stats) {
                     Read::Records => {}
-                    Read::AtEnd => break,
+                    // Tried again on the next turn (the tick, or the next event).
+                    Read::AtEnd | Read::Failed { .. } => break,
                     // Skipped: read on from the next offset.
                     Read::Unreadable { .. } => continue,
                 }
@@ -179,6 +180,9 @@ impl StreamConsumer {
                 to = removed.end,
                 "retention removed messages this consumer had not read; it moves to the stream's first offset"
             );
+        }
+        if let Read::Failed { error } = &refill.read {
+            tracing::warn!(stream = %stream, consumer = %self.label(), %error, "read failed; tried again later");
         }
         if let Read::Unreadable { offset, end, error } = &refill.read {
             let lost = end - offset;

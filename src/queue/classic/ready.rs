@@ -205,6 +205,12 @@ impl Actor {
         if let Some(removed) = refill.removed {
             tracing::warn!(queue = %self.options.name, from = removed.start, to = removed.end, "messages removed by retention were skipped");
         }
+        if let Read::Failed { error } = &refill.read {
+            if !self.read_failed {
+                tracing::warn!(queue = %self.options.name, %error, "read failed; tried again on each tick");
+            }
+            self.read_failed = true;
+        }
         if let Read::Unreadable { offset, end, error } = refill.read {
             // A damaged batch is reported and skipped; corrupt data is never delivered.
             let lost = end - offset;
