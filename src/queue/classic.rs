@@ -140,8 +140,9 @@ impl Actor {
         let head_expiry = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(head_expiry);
         let mut head_expiry_set = false;
-        // The tick persists the floor and acks; it runs only while something may be left to
-        // persist, so an idle queue is never woken (100,000 idle queues cost no CPU).
+        // The tick persists the floor and acks; without consumers it runs only while
+        // something may be left to persist, so an idle queue is never woken (100,000 idle
+        // queues cost no CPU).
         let mut tick_needed = true;
         loop {
             self.enforce_limits();
@@ -194,7 +195,9 @@ impl Actor {
                     head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
                     tick_needed = true;
                 }
-                _ = tick.tick(), if tick_needed || self.read_failed => {
+                // With consumers the tick always runs: credit given back elsewhere (a shared
+                // channel prefetch) reaches this queue with no event of its own.
+                _ = tick.tick(), if tick_needed || self.read_failed || !self.consumers.is_empty() => {
                     self.read_failed = false;
                     self.persist_floor();
                     head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());

@@ -270,7 +270,7 @@ impl StreamActor {
                     tick_needed = true;
                 }
                 _ = wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => tick_needed = true,
-                _ = tick.tick(), if tick_needed => {
+                _ = tick.tick(), if tick_needed || !self.consumers.is_empty() => {
                     self.store_offsets();
                     tick_needed = self.offsets_pending();
                 }
