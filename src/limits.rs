@@ -322,6 +322,18 @@ pub const SEGMENT_FILES_DESCRIPTOR_DIVISOR: u64 = 2;
 /// limit: fewer would close and reopen files on every write under light load.
 pub const SEGMENT_FILES_OPEN_MIN: usize = 64;
 
+/// The share of the kernel's limit on a process's memory maps (`vm.max_map_count`) that
+/// segment maps may hold, as a divisor (2: half): the rest is for thread stacks, the
+/// allocator's arenas and libraries (`log::maps`).
+pub const SEGMENT_MAPS_MAP_COUNT_DIVISOR: u64 = 2;
+
+/// Segment maps the logs may keep at least, however low the kernel's limit.
+pub const SEGMENT_MAPS_MIN: usize = 256;
+
+/// Segment maps the logs may keep when the kernel's limit cannot be read: half of Linux's
+/// default of 65,530.
+pub const SEGMENT_MAPS_DEFAULT: usize = 32_765;
+
 /// Segment files the logs may keep open when the descriptor limit cannot be read: half of
 /// the common default soft limit of 1,024.
 pub const SEGMENT_FILES_OPEN_DEFAULT: usize = 512;
@@ -494,6 +506,9 @@ const _: () = assert!((FRAME_MAX_BYTES as u64) < BATCH_BYTES_MAX);
 const _: () = assert!(RECOVERY_WINDOW_BYTES as u64 >= 64 && RECOVERY_WINDOW_BYTES as u64 <= BATCH_BYTES_MAX);
 const _: () = assert!(FILE_FLUSHES_MAX > 0 && SEGMENT_FILES_OPEN_PER_LOG > 0);
 const _: () = assert!(SEGMENT_FILES_DESCRIPTOR_DIVISOR > 0);
+const _: () = assert!(
+    SEGMENT_MAPS_MAP_COUNT_DIVISOR > 0 && SEGMENT_MAPS_MIN > 0 && SEGMENT_MAPS_MIN <= SEGMENT_MAPS_DEFAULT
+);
 const _: () = assert!(SEGMENT_FILES_OPEN_MIN > 0 && SEGMENT_FILES_OPEN_MIN <= SEGMENT_FILES_OPEN_DEFAULT);
 // One management request (its head and body) is bounded by what a connection may hold.
 const _: () = assert!(HTTP_HEADER_BYTES_MAX < HTTP_BODY_BYTES_MAX);

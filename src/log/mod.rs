@@ -18,6 +18,7 @@ pub mod acked;
 pub mod batch;
 pub mod headroom;
 pub mod index;
+pub mod maps;
 pub mod offsets;
 pub mod reader;
 mod recovery;

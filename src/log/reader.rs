@@ -6,16 +6,35 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 
 use super::batch::{Batch, Record};
+use super::maps::MapLease;
 use super::segment::{DiskData, Segment};
 use super::Error;
 
+/// One memory map of a segment file, counted in the broker's [`MapBudget`] while it lives.
+///
+/// [`MapBudget`]: super::maps::MapBudget
+#[derive(Debug)]
+pub struct SegmentMap {
+    map: memmap2::Mmap,
+    lease: MapLease,
+}
+
 /// Owns one memory map on behalf of the `Bytes` handed out from it.
-struct MapOwner(Arc<memmap2::Mmap>);
+struct MapOwner(Arc<SegmentMap>);
 
 impl AsRef<[u8]> for MapOwner {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.0.map
     }
+}
+
+/// Bytes of a segment's map, and whether the map may be kept: `false` when it was made over
+/// the bound on maps, so that the caller copies out what it needs and lets the map go.
+pub struct Mapped {
+    /// The committed bytes of the segment.
+    pub bytes: Bytes,
+    /// Whether `bytes` may be kept without holding a map over the bound.
+    pub shared: bool,
 }
 
 /// A map of `disk`'s file covering at least `committed` bytes, made or grown on demand.
@@ -23,17 +42,22 @@ impl AsRef<[u8]> for MapOwner {
 /// taken from it, so pages of segments nobody reads are not kept mapped (nor counted in
 /// the broker's resident memory).
 ///
+/// At the bound on maps ([`super::maps`]) the map is made all the same but not kept in the
+/// segment, and [`Mapped::shared`] is false.
+///
 /// # Errors
 /// [`Error::Io`] when the file cannot be mapped.
-pub fn map_of(disk: &DiskData, committed: u64) -> Result<Bytes, Error> {
-    let current = |slot: &Weak<memmap2::Mmap>| slot.upgrade().filter(|map| map.len() as u64 >= committed);
+pub fn map_of(disk: &DiskData, committed: u64) -> Result<Mapped, Error> {
+    let current = |slot: &Weak<SegmentMap>| slot.upgrade().filter(|map| map.map.len() as u64 >= committed);
+    let shared = |map| Mapped { bytes: Bytes::from_owner(MapOwner(map)), shared: true };
     if let Some(map) = current(&disk.map.read().expect("map lock poisoned")) {
-        return Ok(Bytes::from_owner(MapOwner(map)));
+        return Ok(shared(map));
     }
     let mut slot = disk.map.write().expect("map lock poisoned");
     if let Some(map) = current(&slot) {
-        return Ok(Bytes::from_owner(MapOwner(map)));
+        return Ok(shared(map));
     }
+    let lease = disk.maps.lease();
     let length = usize::try_from(committed).expect("segment lengths fit in usize");
     let file =
         std::fs::File::open(&disk.path).map_err(|source| Error::io("opening segment", &disk.path, source))?;
@@ -45,9 +69,12 @@ pub fn map_of(disk: &DiskData, committed: u64) -> Result<Bytes, Error> {
     let map = unsafe { memmap2::MmapOptions::new().len(length).map(&file) }
         .map_err(|source| Error::io("mapping segment", &disk.path, source))?;
     let _ = map.advise(memmap2::Advice::Sequential);
-    let map = Arc::new(map);
+    let map = Arc::new(SegmentMap { map, lease });
+    if !map.lease.shared {
+        return Ok(Mapped { bytes: Bytes::from_owner(MapOwner(map)), shared: false });
+    }
     *slot = Arc::downgrade(&map);
-    Ok(Bytes::from_owner(MapOwner(map)))
+    Ok(shared(map))
 }
 
 /// The batches holding `offset` and after, across segments, up to about `max_bytes` (at

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use super::batch::{Batch, BatchError, BatchHeader, BATCH_HEADER_BYTES};
 use super::index::{IndexEntry, SparseIndex};
+use super::maps::MapBudget;
 use super::segment::{self, DiskData, Segment, SegmentData, SegmentState};
 use super::writer::{new_segment, Active};
 use super::{Error, LogOptions, Storage};
@@ -258,7 +259,11 @@ fn open_sealed(
         first_timestamp_ms,
         index,
     };
-    let data = DiskData { path, map: Default::default() };
+    let maps = match &options.storage {
+        Storage::Disk { io, .. } => super::storage::maps_of(io),
+        Storage::Memory => MapBudget::unbounded(),
+    };
+    let data = DiskData::new(path, maps);
     Ok((Segment::new(base, SegmentData::Disk(data), state), scan))
 }
 
@@ -318,7 +323,7 @@ fn open_tail(
     };
     let durable = !matches!(options.fsync(), Some(super::FsyncPolicy::Never));
     let handle = super::storage::lazy_file(io, path.clone(), durable);
-    let data = DiskData { path, map: Default::default() };
+    let data = DiskData::new(path, super::storage::maps_of(io));
     let segment = Arc::new(Segment::new(base, SegmentData::Disk(data), state));
     let active = Active {
         segment,

@@ -6,12 +6,13 @@
 //! data, `00000000000000001234.idx` the index of a sealed segment.
 
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
 use super::batch::{Batch, BatchError};
 use super::index::SparseIndex;
+use super::maps::MapBudget;
 use super::reader;
 use super::storage::memory::MemorySegment;
 use super::Error;
@@ -49,7 +50,16 @@ pub struct DiskData {
     /// The data file's path.
     pub path: PathBuf,
     /// The newest map of the file while some reader holds bytes of it.
-    pub map: RwLock<std::sync::Weak<memmap2::Mmap>>,
+    pub map: RwLock<std::sync::Weak<reader::SegmentMap>>,
+    /// The broker's bound on live maps, which this file's maps count in.
+    pub maps: Arc<MapBudget>,
+}
+
+impl DiskData {
+    /// The file at `path`, mapped under `maps` when read.
+    pub fn new(path: PathBuf, maps: Arc<MapBudget>) -> DiskData {
+        DiskData { path, map: RwLock::default(), maps }
+    }
 }
 
 /// What readers may see of a segment. Updated by the writer when bytes are committed.
@@ -112,31 +122,35 @@ impl Segment {
     }
 
     /// The committed bytes from `position` on, as far as the storage hands them out in one
-    /// piece (for memory segments, to the end of the chunk holding `position`).
-    ///
-    /// # Errors
-    /// When the segment file cannot be mapped.
-    pub fn bytes_from(&self, position: u64) -> Result<Option<Bytes>, Error> {
+    /// piece (for memory segments, to the end of the chunk holding `position`), and whether
+    /// they may be kept (false: they hold a map made over the bound on maps).
+    fn bytes_from(&self, position: u64) -> Result<Option<(Bytes, bool)>, Error> {
         let (committed, _) = self.extent();
         if position >= committed {
             return Ok(None);
         }
         match &self.data {
-            SegmentData::Memory(memory) => Ok(memory.bytes_from(position, committed)),
+            SegmentData::Memory(memory) => Ok(memory.bytes_from(position, committed).map(|b| (b, true))),
             SegmentData::Disk(disk) => {
-                let map = reader::map_of(disk, committed)?;
-                Ok(Some(map.slice(position as usize..committed as usize)))
+                let mapped = reader::map_of(disk, committed)?;
+                Ok(Some((mapped.bytes.slice(position as usize..committed as usize), mapped.shared)))
             }
         }
     }
 
     /// The batch starting at `position`, checked for a sane header but not yet verified.
+    /// Its bytes borrow the segment's map, or are a copy when the bound on maps is reached.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the bytes there are not a whole batch.
+    /// [`Error::Corrupt`] if the bytes there are not a whole batch; [`Error::Io`] when the
+    /// segment file cannot be mapped.
     pub fn batch_at(&self, position: u64) -> Result<Option<Batch>, Error> {
-        let Some(bytes) = self.bytes_from(position)? else { return Ok(None) };
-        let batch = Batch::split_from(&bytes).map_err(|source| self.corrupt(position, source))?;
+        let Some((bytes, shared)) = self.bytes_from(position)? else { return Ok(None) };
+        let mut batch = Batch::split_from(&bytes).map_err(|source| self.corrupt(position, source))?;
+        if !shared {
+            let copy = Bytes::copy_from_slice(batch.as_bytes());
+            batch = Batch::split_from(&copy).map_err(|source| self.corrupt(position, source))?;
+        }
         Ok(Some(match self.data {
             SegmentData::Memory(_) => batch.in_memory(),
             SegmentData::Disk(_) => batch,

@@ -559,7 +559,7 @@ pub fn new_segment(options: &LogOptions, base_offset: u64) -> Result<Active, Err
                 super::sync_dir(dir)?;
             }
             let handle = super::storage::lazy_file(io, path.clone(), durable);
-            let data = DiskData { path, map: Default::default() };
+            let data = DiskData::new(path, super::storage::maps_of(io));
             (SegmentData::Disk(data), Some(handle))
         }
         super::Storage::Memory => (SegmentData::Memory(MemorySegment::default()), None),

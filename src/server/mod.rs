@@ -21,6 +21,7 @@ use crate::broker::{Node, NodeOptions};
 use crate::config::{Config, StorageMode};
 use crate::limits::MEMORY_LIMIT_TENTHS_OF_RAM;
 use crate::log::headroom::DiskHeadroom;
+use crate::log::maps;
 use crate::log::storage::files::BoundedIo;
 use crate::log::storage::{self, FileIo};
 use crate::log::Storage;
@@ -46,13 +47,21 @@ impl Server {
             segment_files_max,
             "open file descriptors the broker may use, and segment files it keeps open at most"
         );
+        let map_count_max = maps::map_count_max();
+        let segment_maps_max = maps::segment_maps_max(map_count_max);
+        tracing::info!(
+            map_count_max,
+            segment_maps_max,
+            "memory maps the kernel allows the broker, and segment maps it keeps at most"
+        );
         let io = match config.storage {
             StorageMode::Memory => None,
             StorageMode::Disk => {
                 std::fs::create_dir_all(&config.data_dir)
                     .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
                 let backend = storage::start(config.io_backend).context("starting the disc I/O backend")?;
-                let io: Arc<dyn FileIo> = Arc::new(BoundedIo::new(backend, segment_files_max));
+                let io: Arc<dyn FileIo> =
+                    Arc::new(BoundedIo::new(backend, segment_files_max, segment_maps_max));
                 tracing::info!(backend = io.name(), data_dir = %config.data_dir.display(), fsync = ?config.fsync, "disc storage ready");
                 Some(io)
             }

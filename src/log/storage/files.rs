@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{FileIo, IoFuture, SegmentFile};
 use crate::limits::FILE_FLUSHES_MAX;
+use crate::log::maps::MapBudget;
 
 type Handle = Arc<dyn SegmentFile>;
 
@@ -367,12 +368,14 @@ impl Drop for LazyFile {
 pub struct BoundedIo {
     backend: Arc<dyn FileIo>,
     files: Arc<OpenFiles>,
+    maps: Arc<MapBudget>,
 }
 
 impl BoundedIo {
-    /// `backend` with at most `capacity` segment files open (pinned ones aside).
-    pub fn new(backend: Arc<dyn FileIo>, capacity: usize) -> BoundedIo {
-        BoundedIo { backend, files: OpenFiles::new(capacity) }
+    /// `backend` with at most `capacity` segment files open (pinned ones aside) and
+    /// `maps_capacity` segment maps kept.
+    pub fn new(backend: Arc<dyn FileIo>, capacity: usize, maps_capacity: usize) -> BoundedIo {
+        BoundedIo { backend, files: OpenFiles::new(capacity), maps: MapBudget::new(maps_capacity) }
     }
 }
 
@@ -387,6 +390,10 @@ impl FileIo for BoundedIo {
 
     fn open_files(&self) -> Option<Arc<OpenFiles>> {
         Some(Arc::clone(&self.files))
+    }
+
+    fn maps(&self) -> Option<Arc<MapBudget>> {
+        Some(Arc::clone(&self.maps))
     }
 }
 

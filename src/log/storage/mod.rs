@@ -24,6 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::limits::SEGMENT_FILES_OPEN_PER_LOG;
+use crate::log::maps::MapBudget;
 
 /// The future of one I/O request.
 pub type IoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
@@ -51,6 +52,16 @@ pub trait FileIo: Send + Sync + Debug {
     fn open_files(&self) -> Option<Arc<files::OpenFiles>> {
         None
     }
+    /// The bound on segment maps shared by every log written through this backend, if it has
+    /// one ([`files::BoundedIo`]).
+    fn maps(&self) -> Option<Arc<MapBudget>> {
+        None
+    }
+}
+
+/// The bound on maps of segment files written through `io`: the backend's, or none.
+pub fn maps_of(io: &Arc<dyn FileIo>) -> Arc<MapBudget> {
+    io.maps().unwrap_or_else(MapBudget::unbounded)
 }
 
 /// A log's handle on the existing segment file at `path`, written through `io` and opened
