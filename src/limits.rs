@@ -479,6 +479,10 @@ pub const HTTP_PAGE_SIZE_MAX: usize = 500;
 /// Most messages one `POST /api/queues/{v}/{q}/get` returns; each is held in the response.
 pub const HTTP_GET_COUNT_MAX: u64 = 10_000;
 
+/// How often the management API samples every object's message totals; its rates are the
+/// change between the last two samples (RabbitMQ's `collect_statistics_interval`, 5 s).
+pub const RATE_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What `GET /api/nodes` reports as `proc_total`: Erlang's default process limit. Warren's
 /// tasks have no such cap, but clients require the field; `proc_used` is the live tasks.
 pub const HTTP_REPORTED_PROCESS_LIMIT: u64 = 1_048_576;

@@ -201,3 +201,76 @@ fn rabbitmqadmin_v1_lists_declares_publishes_gets_deletes_and_exports() {
     run(&["delete", "queue", "name=adminq"]);
     assert!(!run(&["list", "queues"]).contains("adminq"));
 }
+
+/// Message statistics after known traffic over AMQP: the queue's, the channel's closed into
+/// its vhost's, and the node's totals; then a rate from two samples (the API samples every
+/// 5 s).
+#[test]
+fn message_stats_count_known_traffic_and_rates_follow() {
+    use crate::harness::lapin_client::{self, Server};
+    use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
+    use lapin::types::FieldTable;
+
+    let server = Server::warren(Broker::start(&[]));
+    let addr = server.warren.as_ref().expect("a warren").addr("http").to_owned();
+    let stats_of = |path: &str| json_of(&http(&addr, "GET", path, "", Some(GUEST)).2);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let (connection, channel) = server.open_confirming().await;
+        channel
+            .queue_declare("ms", QueueDeclareOptions::default(), FieldTable::default())
+            .await
+            .expect("declare");
+        for i in 0..10u8 {
+            lapin_client::publish(&channel, "", "ms", &[i]).await;
+        }
+        for _ in 0..3 {
+            let got =
+                channel.basic_get("ms", BasicGetOptions::default()).await.expect("get").expect("a message");
+            got.delivery.ack(BasicAckOptions::default()).await.expect("ack");
+        }
+        channel.basic_get("ms", BasicGetOptions { no_ack: true }).await.expect("get").expect("a message");
+        connection.close(200, "done").await.expect("close");
+    });
+    let expected = [("publish", 10), ("get", 3), ("get_no_ack", 1), ("deliver_get", 4), ("ack", 3)];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let queue = loop {
+        let queue = stats_of("/api/queues/%2F/ms");
+        // Acks reach the queue's task just after the channel answered them.
+        if queue["message_stats"]["ack"] == 3 || std::time::Instant::now() > deadline {
+            break queue;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    for (name, count) in expected {
+        assert_eq!(queue["message_stats"][name], count, "queue {name}: {queue}");
+    }
+    assert_eq!(queue["message_stats"]["get_empty"], 0);
+    assert_eq!(queue["messages"], 6);
+    assert!(queue["message_stats"]["publish_details"]["rate"].is_number());
+    assert!(queue["messages_details"]["rate"].is_number());
+
+    // The channel is closed: its counts live on in the node's totals, confirms included.
+    let overview = stats_of("/api/overview");
+    assert_eq!(overview["rates_mode"], "basic");
+    for (name, count) in [("publish", 10), ("confirm", 10), ("get", 3), ("get_no_ack", 1), ("ack", 3)] {
+        assert_eq!(overview["message_stats"][name], count, "overview {name}: {}", overview["message_stats"]);
+    }
+    assert_eq!(overview["queue_totals"]["messages"], 6);
+
+    // A rate: more messages between two samples give a positive publish rate.
+    runtime.block_on(async {
+        let (connection, channel) = server.open_confirming().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            lapin_client::publish(&channel, "", "ms", b"more").await;
+            let rate = stats_of("/api/queues/%2F/ms")["message_stats"]["publish_details"]["rate"].as_f64();
+            if rate.is_some_and(|r| r > 0.0) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no publish rate after two samples");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        connection.close(200, "done").await.expect("close");
+    });
+}

@@ -50,6 +50,52 @@ impl MessageCounters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
+
+    /// The counters as `(name, total)`, with RabbitMQ's `message_stats` names.
+    pub fn totals(&self) -> [(&'static str, u64); 9] {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        [
+            ("publish", get(&self.publish)),
+            ("confirm", get(&self.confirm)),
+            ("deliver", get(&self.deliver)),
+            ("deliver_no_ack", get(&self.deliver_no_ack)),
+            ("get", get(&self.get)),
+            ("get_no_ack", get(&self.get_no_ack)),
+            ("redeliver", get(&self.redeliver)),
+            ("ack", get(&self.ack)),
+            ("return_unroutable", get(&self.return_unroutable)),
+        ]
+    }
+
+    /// Adds `other`'s counts to these, which several threads may do at once.
+    pub fn absorb(&self, other: &MessageCounters) {
+        let pairs = [
+            (&self.publish, &other.publish),
+            (&self.confirm, &other.confirm),
+            (&self.deliver, &other.deliver),
+            (&self.deliver_no_ack, &other.deliver_no_ack),
+            (&self.get, &other.get),
+            (&self.get_no_ack, &other.get_no_ack),
+            (&self.redeliver, &other.redeliver),
+            (&self.ack, &other.ack),
+            (&self.return_unroutable, &other.return_unroutable),
+        ];
+        for (total, part) in pairs {
+            total.fetch_add(part.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+}
+
+/// A vhost's message counts of channels that have closed, and bytes of connections that
+/// have closed: with the open ones', its totals since the node started.
+#[derive(Debug, Default)]
+pub struct RetiredCounts {
+    /// Message counters of closed channels.
+    pub messages: MessageCounters,
+    /// Bytes received by closed connections.
+    pub recv_oct: AtomicU64,
+    /// Bytes sent by closed connections.
+    pub send_oct: AtomicU64,
 }
 
 /// One consumer, as listed.
@@ -90,9 +136,36 @@ pub struct ChannelInfo {
     pub messages: MessageCounters,
     /// Its consumers, by tag.
     pub consumers: Mutex<BTreeMap<Bytes, ConsumerInfo>>,
+    /// Where its counts go when it closes: its vhost's totals.
+    retired: Option<Arc<RetiredCounts>>,
+}
+
+impl Drop for ChannelInfo {
+    fn drop(&mut self) {
+        if let Some(retired) = &self.retired {
+            retired.messages.absorb(&self.messages);
+        }
+    }
 }
 
 impl ChannelInfo {
+    /// Channel `number` with nothing counted yet, whose counts join `retired` when it is
+    /// dropped.
+    pub fn new(number: u16, retired: Option<Arc<RetiredCounts>>) -> ChannelInfo {
+        ChannelInfo {
+            number,
+            confirm: AtomicBool::new(false),
+            transactional: AtomicBool::new(false),
+            prefetch_count: AtomicU32::new(0),
+            global_prefetch_count: AtomicU32::new(0),
+            unacknowledged: AtomicU64::new(0),
+            unconfirmed: AtomicU64::new(0),
+            messages: MessageCounters::default(),
+            consumers: Mutex::new(BTreeMap::new()),
+            retired,
+        }
+    }
+
     /// Every consumer of the channel.
     pub fn consumers(&self) -> Vec<ConsumerInfo> {
         self.consumers.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
@@ -141,15 +214,19 @@ pub struct ConnectionInfo {
     pub send_cnt: AtomicU64,
     /// Blocked by a resource alarm (it published while one is raised).
     pub blocked: AtomicBool,
+    /// Its vhost's totals, which its channels' and its own counts join when they close.
+    retired: Arc<RetiredCounts>,
     channels: Mutex<BTreeMap<u16, Arc<ChannelInfo>>>,
     close: watch::Sender<Option<String>>,
 }
 
 impl ConnectionInfo {
-    /// A connection with the given facts and nothing counted yet.
-    pub fn new(facts: ConnectionFacts) -> ConnectionInfo {
+    /// A connection with the given facts and nothing counted yet, whose counts join
+    /// `retired` when it closes.
+    pub fn new(facts: ConnectionFacts, retired: Arc<RetiredCounts>) -> ConnectionInfo {
         ConnectionInfo {
             facts,
+            retired,
             recv_oct: AtomicU64::new(0),
             send_oct: AtomicU64::new(0),
             recv_cnt: AtomicU64::new(0),
@@ -167,7 +244,7 @@ impl ConnectionInfo {
 
     /// Registers channel `number` and returns its record.
     pub fn open_channel(&self, number: u16) -> Arc<ChannelInfo> {
-        let channel = Arc::new(ChannelInfo { number, ..ChannelInfo::default() });
+        let channel = Arc::new(ChannelInfo::new(number, Some(Arc::clone(&self.retired))));
         self.channels.lock().unwrap_or_else(PoisonError::into_inner).insert(number, Arc::clone(&channel));
         channel
     }
@@ -192,8 +269,21 @@ impl ConnectionInfo {
         self.close.send_replace(Some(reason));
     }
 
+    /// Message counts of its open channels, with those of its vhost's closed channels and
+    /// connections: the vhost's totals are the retired counts plus every open connection's.
+    pub fn retired(&self) -> &Arc<RetiredCounts> {
+        &self.retired
+    }
+
     /// Follows close requests (for the connection's driver).
     pub fn close_requests(&self) -> watch::Receiver<Option<String>> {
         self.close.subscribe()
+    }
+}
+
+impl Drop for ConnectionInfo {
+    fn drop(&mut self) {
+        self.retired.recv_oct.fetch_add(self.recv_oct.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.retired.send_oct.fetch_add(self.send_oct.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use tokio::sync::watch;
 
 use super::access::{AccessControl, AccessError, AccessRefused, AccessState};
-use super::connections::{ConnectionFacts, ConnectionInfo};
+use super::connections::{ConnectionFacts, ConnectionInfo, RetiredCounts};
 use super::naming::hex;
 use super::{Broker, BrokerOptions, Error};
 use crate::log::headroom::DiskHeadroom;
@@ -61,6 +61,8 @@ struct ConnectionCounts {
     per_vhost: HashMap<String, u64>,
     per_user: HashMap<String, u64>,
     open: std::collections::BTreeMap<super::ConnectionId, Arc<ConnectionInfo>>,
+    /// Each vhost's counts of closed channels and connections.
+    retired: HashMap<String, Arc<RetiredCounts>>,
 }
 
 impl ConnectionCounts {
@@ -204,7 +206,8 @@ impl Node {
         let broker =
             self.vhost(vhost).ok_or_else(|| AccessRefused::VhostNotFound { vhost: vhost.to_owned() })?;
         counts.add(user, vhost);
-        let info = Arc::new(ConnectionInfo::new(facts));
+        let retired = Arc::clone(counts.retired.entry(vhost.to_owned()).or_default());
+        let info = Arc::new(ConnectionInfo::new(facts, retired));
         counts.open.insert(info.facts.id, Arc::clone(&info));
         Ok((broker, ConnectionSlot { node: self.myself.clone(), info }))
     }
@@ -217,6 +220,12 @@ impl Node {
     /// The open connection called `name` (`peer -> local`).
     pub fn connection_named(&self, name: &str) -> Option<Arc<ConnectionInfo>> {
         self.connections().into_iter().find(|connection| connection.name() == name)
+    }
+
+    /// The counts of `vhost`'s closed channels and connections (zero when none has closed).
+    pub fn retired_counts(&self, vhost: &str) -> Arc<RetiredCounts> {
+        let mut counts = self.connections.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(counts.retired.entry(vhost.to_owned()).or_default())
     }
 
     /// Open connections to `vhost`.
@@ -259,6 +268,7 @@ impl Node {
                     connection.request_close(format!("vhost '{name}' is deleted"));
                 }
                 broker.shutdown().await;
+                self.connections.lock().unwrap_or_else(PoisonError::into_inner).retired.remove(name);
                 if let Some(dir) = self.vhost_dir(name) {
                     let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
                     if let Ok(Err(error)) = removed {

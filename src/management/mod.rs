@@ -16,6 +16,7 @@ mod error;
 pub mod http;
 pub mod json;
 mod routes;
+pub mod stats;
 mod system;
 
 use std::net::SocketAddr;
@@ -81,6 +82,8 @@ pub struct Api {
     /// Queue channel ids for `POST …/get`, counting down from the top of the id space so
     /// that they never meet the AMQP gateway's.
     next_get_channel: AtomicU64,
+    /// Samples of every object's totals, for rates.
+    rates: Arc<stats::Rates>,
 }
 
 impl std::fmt::Debug for Api {
@@ -90,10 +93,13 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
-    /// An API over `node`; users log in against its access model.
+    /// An API over `node`; users log in against its access model. Starts the task that
+    /// samples message totals for rates, which ends when the API is dropped.
     pub fn new(node: Arc<Node>, info: NodeInfo) -> Api {
         let authenticator = Arc::new(NodeUsers(Arc::clone(&node)));
-        Api { node, authenticator, node_info: info, next_get_channel: AtomicU64::new(u64::MAX) }
+        let rates = Arc::new(stats::Rates::default());
+        stats::spawn_sampler(Arc::downgrade(&node), Arc::downgrade(&rates));
+        Api { node, authenticator, node_info: info, next_get_channel: AtomicU64::new(u64::MAX), rates }
     }
 
     /// The vhost `/`, which the endpoints serve for now.
@@ -102,6 +108,29 @@ impl Api {
     /// 404 when it was deleted.
     fn broker(&self) -> Result<Arc<Broker>, ApiError> {
         self.node.vhost(json::VHOST).ok_or(ApiError::NotFound)
+    }
+
+    /// A queue's JSON with its message statistics and rates.
+    fn queue_json(&self, queue: &crate::broker::QueueEntry) -> serde_json::Value {
+        let mut value = json::queue_json(queue, &self.node_info.name);
+        stats::add_queue_stats(&self.rates, json::VHOST, queue, &mut value);
+        value
+    }
+
+    /// Adds the node's `message_stats` and the rates of its queue totals to the overview.
+    fn add_node_stats(&self, overview: &mut serde_json::Value) {
+        let (messages, counts) = stats::node_totals(&self.node);
+        let Some(object) = overview.as_object_mut() else { return };
+        let message_stats = self.rates.with_details(stats::NODE_KEY, &messages);
+        object.insert("message_stats".to_owned(), serde_json::Value::Object(message_stats));
+        let counts = self.rates.with_details(stats::NODE_KEY, &counts);
+        if let Some(serde_json::Value::Object(queue_totals)) = object.get_mut("queue_totals") {
+            for (name, value) in counts {
+                if name.starts_with("messages") && name.ends_with("_details") {
+                    queue_totals.insert(name, value);
+                }
+            }
+        }
     }
 
     /// Answers one request.

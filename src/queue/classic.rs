@@ -41,7 +41,7 @@ use self::priority::Prioritized;
 use self::rotation::Rotation;
 use super::api::{ChannelId, ConsumerEvent, ConsumerSpec, DeathReason, Delivery, QueueError};
 use super::credit::{wait_for_room, Consumer};
-use super::handle::{Command, QueueOptions, QueueStats};
+use super::handle::{Command, QueueCounters, QueueOptions, QueueStats};
 use super::message::MessageView;
 use super::read_ahead::ReadAhead;
 use crate::limits::QUEUE_TICK_MS;
@@ -226,6 +226,7 @@ impl Actor {
                 for offset in offsets {
                     if self.settle(channel, offset).is_some() {
                         self.record_ack(offset);
+                        QueueCounters::add(&self.stats.messages.ack, 1);
                     }
                 }
             }
@@ -293,7 +294,11 @@ impl Actor {
 
     /// `basic.get`: the next ready message, tracked as unacked unless `no_ack`.
     fn get(&mut self, channel: ChannelId, no_ack: bool) -> Option<Delivery> {
-        let (record, redelivered) = self.next_ready()?;
+        let Some((record, redelivered)) = self.next_ready() else {
+            QueueCounters::add(&self.stats.messages.get_empty, 1);
+            return None;
+        };
+        self.stats.messages.handed_out(true, !no_ack, redelivered);
         if !no_ack {
             self.unacked.insert(
                 record.offset,
@@ -392,6 +397,7 @@ impl Actor {
                 self.requeue(offset, place);
                 return;
             }
+            self.stats.messages.handed_out(false, needs_ack, redelivered);
             self.consumers.served(index);
         }
     }

@@ -37,6 +37,54 @@ pub struct QueueStats {
     /// verification), summed over the queue's readers (each stream consumer meets the
     /// damage on its own).
     pub damaged: AtomicU64,
+    /// Totals of the messages the queue handed out and had settled since it started.
+    pub messages: QueueCounters,
+    /// The log's next offset when the queue started: what was appended since is what was
+    /// published to it ([`QueueHandle::published`]).
+    pub appended_from: AtomicU64,
+}
+
+/// Message totals of one queue since it started, as RabbitMQ's `message_stats` count them.
+/// Only the queue's task writes them (a plain load and store, no locked add); readers see a
+/// recent value.
+#[derive(Debug, Default)]
+pub struct QueueCounters {
+    /// Deliveries to consumers that ack.
+    pub deliver: AtomicU64,
+    /// Deliveries to consumers with `no_ack`.
+    pub deliver_no_ack: AtomicU64,
+    /// `basic.get` answered with a message, to be acked.
+    pub get: AtomicU64,
+    /// `basic.get` answered with a message, with `no_ack`.
+    pub get_no_ack: AtomicU64,
+    /// `basic.get` answered `get-empty`.
+    pub get_empty: AtomicU64,
+    /// Deliveries and gets of messages delivered before.
+    pub redeliver: AtomicU64,
+    /// Acknowledgements of the queue's deliveries.
+    pub ack: AtomicU64,
+}
+
+impl QueueCounters {
+    /// Adds `n` to `counter`, one of this struct's fields, from the queue's task.
+    #[inline]
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Counts one message handed out: delivered (`get` false) or got, to be acked or not.
+    pub fn handed_out(&self, get: bool, needs_ack: bool, redelivered: bool) {
+        let counter = match (get, needs_ack) {
+            (false, true) => &self.deliver,
+            (false, false) => &self.deliver_no_ack,
+            (true, true) => &self.get,
+            (true, false) => &self.get_no_ack,
+        };
+        QueueCounters::add(counter, 1);
+        if redelivered {
+            QueueCounters::add(&self.redeliver, 1);
+        }
+    }
 }
 
 /// What a queue's task is asked to do; each kind answers every command.
@@ -100,6 +148,7 @@ impl QueueHandle {
     pub fn start(options: QueueOptions) -> Arc<QueueHandle> {
         let (commands, receiver) = mpsc::channel(QUEUE_COMMANDS_MAX);
         let stats = Arc::new(QueueStats::default());
+        stats.appended_from.store(options.log.next_offset(), Ordering::Relaxed);
         let handle = Arc::new(QueueHandle {
             name: Arc::clone(&options.name),
             log: options.log.clone(),
@@ -135,6 +184,12 @@ impl QueueHandle {
         let cursor = self.stats.cursor.load(Ordering::Acquire);
         (self.log.next_offset().saturating_sub(cursor) + self.stats.held.load(Ordering::Acquire))
             .saturating_sub(self.stats.lost.load(Ordering::Acquire))
+    }
+
+    /// Messages appended to the queue's log since it started: published to it (or
+    /// dead-lettered into it).
+    pub fn published(&self) -> u64 {
+        self.log.next_offset().saturating_sub(self.stats.appended_from.load(Ordering::Relaxed))
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, QueueError> {

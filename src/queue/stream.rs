@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use super::api::{ChannelId, ConsumerEvent, ConsumerSpec, Delivery};
 use super::credit::{wait_for_room, Consumer};
-use super::handle::{Command, QueueOptions, QueueStats};
+use super::handle::{Command, QueueCounters, QueueOptions, QueueStats};
 use super::message::MessageView;
 use super::read_ahead::{Read, ReadAhead};
 use crate::limits::{CANCELLED_STREAM_CONSUMERS_MAX, QUEUE_TICK_MS, STREAM_REJECTED_OFFSETS_MAX};
@@ -166,6 +166,7 @@ impl StreamConsumer {
                 }
                 break;
             }
+            stats.messages.handed_out(false, true, false);
         }
     }
 
@@ -300,12 +301,14 @@ impl StreamActor {
                 let _ = done.send(self.consumers.is_empty());
             }
             Command::Ack { channel, offsets } => {
+                let mut acked = 0;
                 for consumer in self.on_channel(channel) {
                     for offset in &offsets {
-                        consumer.settle(*offset);
+                        acked += u64::from(consumer.settle(*offset));
                         consumer.rejected.remove(offset);
                     }
                 }
+                QueueCounters::add(&self.stats.messages.ack, acked);
                 self.retire_cancelled();
             }
             Command::Reject { channel, offsets, .. } => {

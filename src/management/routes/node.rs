@@ -94,9 +94,9 @@ fn overview(api: &Api) -> Value {
         .iter()
         .map(|t| json!({"name": t, "description": format!("AMQP {t} exchange, as per the AMQP specification"), "enabled": true}))
         .collect();
-    json!({
+    let mut value = json!({
         "management_version": RABBITMQ_VERSION,
-        "rates_mode": "none",
+        "rates_mode": "basic",
         "product_version": env!("CARGO_PKG_VERSION"),
         "product_name": "Warren",
         "rabbitmq_version": RABBITMQ_VERSION,
@@ -111,7 +111,9 @@ fn overview(api: &Api) -> Value {
         "contexts": [{"node": api.node_info.name, "description": "RabbitMQ Management", "path": "/",
                       "ip": api.node_info.http.ip().to_string(), "port": api.node_info.http.port().to_string()}],
         "exchange_types": exchange_types,
-    })
+    });
+    api.add_node_stats(&mut value);
+    value
 }
 
 /// The current resource alarm: (memory, disc).

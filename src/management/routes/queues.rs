@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{body_bool, body_json, check_vhost, list, one, query_flag, MANAGEMENT_CONNECTION};
 use crate::broker::QueueDeclare;
 use crate::management::http::{Request, Response};
-use crate::management::json::{json_table, queue_json};
+use crate::management::json::json_table;
 use crate::management::{Api, ApiError};
 
 /// Routes `/api/queues/{rest}`.
@@ -36,14 +36,13 @@ pub async fn route(api: &Api, request: &Request, method: &str, rest: &[&str]) ->
 
 /// Every queue, built in one pass over the model's entries: counts come from atomics.
 fn list_queues(api: &Api, request: &Request) -> Result<Response, ApiError> {
-    let node = api.node_info.name.as_str();
-    let items = api.broker()?.queues().iter().map(|queue| queue_json(queue, node)).collect();
+    let items = api.broker()?.queues().iter().map(|queue| api.queue_json(queue)).collect();
     list(request, items)
 }
 
 fn show(api: &Api, request: &Request, name: &str) -> Result<Response, ApiError> {
     let queue = api.broker()?.queue(name.as_bytes()).ok_or(ApiError::NotFound)?;
-    Ok(one(request, &queue_json(&queue, &api.node_info.name)))
+    Ok(one(request, &api.queue_json(&queue)))
 }
 
 /// PUT: 201 when created, 204 when an equivalent queue exists, 400 when inequivalent.
