@@ -59,6 +59,9 @@ mod log_write_faults;
 /// The management HTTP API: rabbitmq_http_client, raw HTTP status codes and conventions,
 /// rabbitmqadmin v1.
 mod management_api;
+/// Every management endpoint's keys, status codes and error bodies against RabbitMQ 3.10.8's
+/// goldens, by running the tool that captured them against Warren.
+mod management_goldens;
 /// Node.js amqplib against the broker.
 mod node_clients;
 /// Commands applied in the order a channel sends them; dead letters kept in source order.

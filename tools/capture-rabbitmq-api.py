@@ -118,7 +118,7 @@ def key_paths(value, prefix, out):
         if prefix.rsplit(".", 1)[-1].removesuffix("[]") in DATA_MAPS:
             return
         for key, child in value.items():
-            key = "{node}" if key == NODE else key
+            key = "{node}" if key == args.node else key
             key_paths(child, f"{prefix}.{key}" if prefix else key, out)
     elif isinstance(value, list):
         out.add(prefix + "[]")
@@ -298,7 +298,7 @@ def endpoints(connection_name, channel_name):
         ("overview.ages", G, f"/api/overview?{ages}", f"/overview?{ages}", None,
          "with sample ages: *_details gain avg, avg_rate, samples"),
         ("nodes", G, "/api/nodes", "/nodes", None, ""),
-        ("nodes.name", G, "/api/nodes/{node}", f"/nodes/{quote(NODE)}", None, ""),
+        ("nodes.name", G, "/api/nodes/{node}", f"/nodes/{quote(args.node)}", None, ""),
         ("whoami", G, "/api/whoami", "/whoami", None, "guest"),
         ("extensions", G, "/api/extensions", "/extensions", None, ""),
         ("cluster-name", G, "/api/cluster-name", "/cluster-name", None, ""),
@@ -729,6 +729,8 @@ def main():
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--golden", required=True)
     parser.add_argument("--definitions", required=True)
+    parser.add_argument("--node", default=NODE,
+                        help="the node's name (another broker's, when its keys are checked)")
     args = parser.parse_args()
 
     create_objects()

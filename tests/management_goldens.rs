@@ -1,0 +1,150 @@
+//! Every management endpoint answers with RabbitMQ 3.10.8's keys, status codes and error
+//! bodies. The tool that captured the goldens from RabbitMQ (`tools/capture-rabbitmq-api.py`,
+//! pika and raw HTTP) runs unchanged against Warren: it creates the same vhosts, users,
+//! permissions, limits, policies, queues, exchanges, bindings and traffic through the API and
+//! AMQP, and writes Warren's answers in the same form. They are compared with the files in
+//! `tests/golden/rabbitmq-3.10.8/`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::broker::Broker;
+use crate::harness::clients::root;
+
+/// Keys of Erlang internals and of figures Warren does not have (the Erlang VM's memory
+/// breakdown, mnesia, the message store, the statistics database, queue process internals),
+/// left out of the comparison with their sub-keys. Matched against each path's components.
+const ERLANG_INTERNALS: &[&str] = &[
+    "garbage_collection",
+    "reductions",
+    "reductions_details",
+    "backing_queue_status",
+    "memory",
+    "state",
+    "exclusive_consumer_tag",
+];
+
+/// Golden files of endpoints whose objects are Erlang's own (feature flags, the statistics
+/// database's sample ages, quorum criticality) or of RabbitMQ features Warren does not have.
+const NOT_COMPARED: &[&str] = &[];
+
+fn golden_dir() -> std::path::PathBuf {
+    root().join("tests").join("golden").join("rabbitmq-3.10.8")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+fn keys(record: &Value) -> BTreeSet<String> {
+    let list = record.get("keys").and_then(Value::as_array).cloned().unwrap_or_default();
+    list.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+}
+
+/// Whether a key path names an Erlang internal or one of its sub-keys.
+fn internal(path: &str) -> bool {
+    path.split(['.', '[', ']']).any(|part| ERLANG_INTERNALS.contains(&part))
+        || path.contains("mnesia")
+        || path.contains("msg_store")
+        || path.contains(".io_")
+        || path.starts_with("io_")
+        || path.contains("[].io_")
+}
+
+#[test]
+#[ignore = "waits for the users, vhosts, permissions, limits, policies and connections endpoints"]
+fn every_endpoint_has_rabbitmqs_keys_statuses_and_error_bodies() {
+    let broker = Broker::start(&["--storage", "memory"]);
+    let out = tempfile::tempdir().expect("temp dir");
+    let python = root().join(".venv").join("bin").join("python");
+    assert!(python.exists(), "the client venv is missing: run tools/clients/install.sh");
+    let amqp_port = broker.addr("amqp").rsplit(':').next().expect("a port").to_owned();
+    let http_port = broker.addr("http").rsplit(':').next().expect("a port").to_owned();
+    let client = rabbitmq_http_client::blocking_api::ClientBuilder::new()
+        .with_endpoint(format!("http://{}/api", broker.addr("http")))
+        .with_basic_auth_credentials("guest", "guest")
+        .build()
+        .expect("client");
+    let node = client.overview().expect("overview").node;
+    let golden_out = out.path().join("golden");
+    let mut child = Command::new(&python)
+        .arg(root().join("tools").join("capture-rabbitmq-api.py"))
+        .args(["--amqp-port", &amqp_port, "--http-port", &http_port, "--node", &node])
+        .arg("--golden")
+        .arg(&golden_out)
+        .arg("--definitions")
+        .arg(out.path().join("definitions.json"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the capture tool");
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the capture tool did not finish in 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().expect("output");
+    assert!(
+        output.status.success(),
+        "the capture tool failed against Warren:\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        broker.log_lines().join("\n")
+    );
+
+    let mut problems = Vec::new();
+    let mut compared = 0;
+    for entry in std::fs::read_dir(golden_dir()).expect("golden dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let stem = name.trim_end_matches(".json");
+        if !name.ends_with(".json")
+            || matches!(stem, "errors" | "amqp-access")
+            || NOT_COMPARED.contains(&stem)
+        {
+            continue;
+        }
+        let theirs = read_json(&path);
+        let ours = read_json(&golden_out.join(&name));
+        if theirs.get("status") != ours.get("status") {
+            problems
+                .push(format!("{stem}: status {} where RabbitMQ has {}", ours["status"], theirs["status"]));
+        }
+        let ours_keys = keys(&ours);
+        let missing: Vec<_> =
+            keys(&theirs).into_iter().filter(|k| !internal(k) && !ours_keys.contains(k)).collect();
+        if !missing.is_empty() {
+            problems.push(format!("{stem}: missing {missing:?}"));
+        }
+        compared += 1;
+    }
+    assert!(compared > 70, "only {compared} golden files compared");
+
+    let theirs = read_json(&golden_dir().join("errors.json"));
+    let ours = read_json(&golden_out.join("errors.json"));
+    for (case, expected) in theirs.as_object().expect("cases") {
+        let got = &ours[case];
+        for field in ["status", "body"] {
+            if got[field] != expected[field] {
+                problems.push(format!(
+                    "error case {case}: {field} {} where RabbitMQ has {}",
+                    got[field], expected[field]
+                ));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} differences from RabbitMQ 3.10.8:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
