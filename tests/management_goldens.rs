@@ -56,11 +56,8 @@ fn internal(path: &str) -> bool {
         || path.contains("[].io_")
 }
 
-#[test]
-#[ignore = "waits for the users, vhosts, permissions, limits, policies and connections endpoints"]
-fn every_endpoint_has_rabbitmqs_keys_statuses_and_error_bodies() {
-    let broker = Broker::start(&["--storage", "memory"]);
-    let out = tempfile::tempdir().expect("temp dir");
+/// Runs the capture tool against `broker`, writing its key sets to `golden_out`.
+fn capture(broker: &Broker, golden_out: &Path, definitions: &Path) {
     let python = root().join(".venv").join("bin").join("python");
     assert!(python.exists(), "the client venv is missing: run tools/clients/install.sh");
     let amqp_port = broker.addr("amqp").rsplit(':').next().expect("a port").to_owned();
@@ -71,14 +68,13 @@ fn every_endpoint_has_rabbitmqs_keys_statuses_and_error_bodies() {
         .build()
         .expect("client");
     let node = client.overview().expect("overview").node;
-    let golden_out = out.path().join("golden");
     let mut child = Command::new(&python)
         .arg(root().join("tools").join("capture-rabbitmq-api.py"))
         .args(["--amqp-port", &amqp_port, "--http-port", &http_port, "--node", &node])
         .arg("--golden")
-        .arg(&golden_out)
+        .arg(golden_out)
         .arg("--definitions")
-        .arg(out.path().join("definitions.json"))
+        .arg(definitions)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -99,7 +95,15 @@ fn every_endpoint_has_rabbitmqs_keys_statuses_and_error_bodies() {
         String::from_utf8_lossy(&output.stderr),
         broker.log_lines().join("\n")
     );
+}
 
+#[test]
+#[ignore = "waits for the users, vhosts, permissions, limits, policies and connections endpoints"]
+fn every_endpoint_has_rabbitmqs_keys_statuses_and_error_bodies() {
+    let broker = Broker::start(&["--storage", "memory"]);
+    let out = tempfile::tempdir().expect("temp dir");
+    let golden_out = out.path().join("golden");
+    capture(&broker, &golden_out, &out.path().join("definitions.json"));
     let mut problems = Vec::new();
     let mut compared = 0;
     for entry in std::fs::read_dir(golden_dir()).expect("golden dir") {
