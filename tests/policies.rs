@@ -326,3 +326,56 @@ fn policies_apply_to_recovered_queues_after_a_restart() {
         assert_eq!(drain(&ch, "kept").await, ["m7", "m8"]);
     });
 }
+
+#[test]
+fn byte_limits_reject_publish_and_expiry_from_policies() {
+    run(async {
+        let server = Server::warren(Broker::start(&["--storage", "memory"]));
+        let (_c, ch) = server.open_confirming().await;
+        // A byte limit set on running queues counts the backlog they hold already, requeued
+        // messages and a priority queue's included.
+        declare(&ch, "bytes-plain", FieldTable::default()).await;
+        declare(&ch, "bytes-prio", table(vec![("x-max-priority", int(5))])).await;
+        for queue in ["bytes-plain", "bytes-prio"] {
+            for i in 0..10u8 {
+                let properties = BasicProperties::default().with_priority(i % 3);
+                publish_props(&ch, "", queue, &[b'0' + i; 100], properties).await;
+            }
+        }
+        let held = get(&ch, "bytes-plain", false).await.expect("a message");
+        within(
+            "basic.reject",
+            held.delivery.acker.reject(lapin::options::BasicRejectOptions { requeue: true }),
+        )
+        .await
+        .expect("basic.reject");
+        set_policy(&server, "bytes", &json!({"pattern": "^bytes-", "definition": {"max-length-bytes": 350}}));
+        count_becomes(&ch, "bytes-plain", 3).await;
+        count_becomes(&ch, "bytes-prio", 3).await;
+
+        // reject-publish from a policy: publishes beyond the limit are nacked.
+        declare(&ch, "full-queue", FieldTable::default()).await;
+        let definition = json!({"max-length": 2, "overflow": "reject-publish"});
+        set_policy(&server, "full", &json!({"pattern": "^full-", "definition": definition}));
+        publish_numbered(&ch, "full-queue", 0..2).await;
+        let refused = publish_confirmation(
+            &ch,
+            "",
+            "full-queue",
+            Default::default(),
+            b"one too many",
+            BasicProperties::default(),
+        )
+        .await;
+        assert!(refused.is_nack(), "the third publish is nacked");
+        assert_eq!(count(&ch, "full-queue").await, 2);
+
+        // expires from a policy: an unused queue goes.
+        declare(&ch, "short-lived", FieldTable::default()).await;
+        set_policy(&server, "expiry", &json!({"pattern": "^short-", "definition": {"expires": 200}}));
+        // Looked at through the management API: a passive declare would renew the lease.
+        let broker = server.warren.as_ref().expect("a Warren");
+        let gone = || async { http(broker, "GET", "/api/queues/%2F/short-lived", "") == 404 };
+        eventually("the unused queue expired", gone).await;
+    });
+}
