@@ -226,3 +226,88 @@ impl ExchangeEntry {
         alternate_changed
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::broker::node::{Node, NodeOptions};
+    use crate::broker::{ExchangeDeclare, QueueDeclare};
+    use crate::log::Storage;
+    use crate::wire::amqp::{FieldValue, ShortStr};
+
+    async fn node() -> Arc<Node> {
+        Node::open(NodeOptions {
+            storage: Storage::Memory,
+            segment_bytes: 64 * 1024,
+            disk_headroom: None,
+            default_user: "admin".into(),
+            default_pass: "pw".into(),
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn set(node: &Node, name: &str, value: serde_json::Value) {
+        let policy = Policy::from_json("/", name, &value).unwrap();
+        node.change_access(|state| state.set_policy(policy)).await.unwrap();
+    }
+
+    fn queue(name: &str, arguments: &[(&'static str, FieldValue)]) -> QueueDeclare {
+        QueueDeclare {
+            name: Bytes::copy_from_slice(name.as_bytes()),
+            arguments: arguments.iter().map(|(k, v)| (ShortStr::from_static(k), v.clone())).collect(),
+            ..QueueDeclare::default()
+        }
+    }
+
+    /// The applied policy and effective settings follow the policies as they are set,
+    /// outranked and cleared; a queue's own arguments combine with them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queues_and_exchanges_follow_their_policy() {
+        let node = node().await;
+        let broker = node.vhost("/").unwrap();
+        let (own, _, _) =
+            broker.declare_queue(queue("q-own", &[("x-max-length", FieldValue::I32(2))])).await.unwrap();
+        set(&node, "low", json!({"pattern": "^q-", "definition": {"max-length": 5, "expires": 1000}})).await;
+        let (plain, _, _) = broker.declare_queue(queue("q-plain", &[])).await.unwrap();
+        assert_eq!(plain.policy().unwrap().name, "low");
+        assert_eq!(plain.effective_args().max_length, Some(5));
+        assert_eq!(plain.expires(), Some(Duration::from_secs(1)));
+        assert_eq!(plain.args.max_length, None, "the declared arguments stay as declared");
+        assert_eq!(own.effective_args().max_length, Some(2), "the lower limit");
+
+        set(&node, "high", json!({"pattern": "plain", "definition": {"message-ttl": 7}, "priority": 1}))
+            .await;
+        assert_eq!(plain.policy().unwrap().name, "high");
+        assert_eq!(plain.policy().unwrap().definition.get("message-ttl"), Some(&json!(7)));
+        assert_eq!(plain.effective_args().max_length, None, "one policy at a time");
+        assert_eq!(own.policy().unwrap().name, "low");
+
+        node.change_access(|state| state.clear_policy("/", "high")).await.unwrap();
+        node.change_access(|state| state.clear_policy("/", "low")).await.unwrap();
+        assert!(plain.policy().is_none() && own.policy().is_none());
+        assert_eq!(own.effective_args(), own.args);
+
+        let exchange = ExchangeDeclare {
+            name: Bytes::from_static(b"x"),
+            kind: Bytes::from_static(b"direct"),
+            ..ExchangeDeclare::default()
+        };
+        broker.declare_exchange(exchange).await.unwrap();
+        let topology = broker.topology();
+        set(
+            &node,
+            "ae",
+            json!({"pattern": "^x$", "definition": {"alternate-exchange": "ae"}, "apply-to": "exchanges"}),
+        )
+        .await;
+        let x = broker.exchange(b"x").unwrap();
+        assert_eq!(x.alternate().as_deref(), Some(&b"ae"[..]));
+        assert_eq!(x.policy().unwrap().name, "ae");
+        assert!(broker.topology() != topology, "cached routes are dropped");
+        assert!(plain.policy().is_none(), "an exchanges policy applies to no queue");
+    }
+}
