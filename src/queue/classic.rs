@@ -16,7 +16,8 @@
 //! ready messages come out is in `classic/ready.rs`, the order in which consumers are served
 //! in `classic/rotation.rs`, expiry at the head in `classic/expiry.rs`, TTL and length limits
 //! in `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`, the
-//! persisted acks above the floor in `classic/acked.rs`.
+//! persisted acks above the floor in `classic/acked.rs`, new settings taken while running
+//! (a policy changed) in `classic/settings.rs`.
 //! Like the whole queue layer it knows no frames, sockets or exchanges.
 
 mod acked;
