@@ -146,6 +146,11 @@ pub const CANCELLED_STREAM_CONSUMERS_MAX: usize = 1024;
 /// everything it reads keeps a bounded set (about 40 bytes each in a `BTreeSet`).
 pub const STREAM_REJECTED_OFFSETS_MAX: usize = 4096;
 
+/// Most earlier `x-message-ttl` values a classic queue remembers for the messages enqueued
+/// under them (each policy change of its TTL adds one; those below the queue's floor are
+/// forgotten). Past this the oldest is forgotten and its messages take the next one's TTL.
+pub const QUEUE_EARLIER_TTLS_MAX: usize = 64;
+
 /// Bound of a queue's command channel (consume, ack, reject, get...), in commands. A full
 /// channel makes the callers wait, acks and rejects too: a channel's commands reach the
 /// queue in the order it sent them, and a connection that settles faster than the queue

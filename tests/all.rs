@@ -66,6 +66,9 @@ mod management_goldens;
 mod node_clients;
 /// Commands applied in the order a channel sends them; dead letters kept in source order.
 mod ordering;
+/// Policies set and cleared through the management API, applied at once to existing and
+/// new queues and exchanges, and again after a restart.
+mod policies;
 /// Python clients (pika, kombu) against the broker: the RabbitMQ tutorials and more.
 mod python_clients;
 /// The `warren` binary: starts on its defaults, stops cleanly on SIGTERM.

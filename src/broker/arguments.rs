@@ -139,6 +139,20 @@ fn string(name: &Name, arg: &str, value: &FieldValue) -> Result<Bytes, Error> {
 /// # Errors
 /// [`Error::InvalidArg`] with RabbitMQ's reason for a wrong type or value.
 pub fn parse_queue_args(name: &Name, args: &FieldTable) -> Result<QueueArgs, Error> {
+    let out = parse_queue_settings(name, args)?;
+    if out.dead_letter_routing_key.is_some() && out.dead_letter_exchange.is_none() {
+        return Err(invalid(name, "x-dead-letter-routing-key", "Key x-dead-letter-exchange not set".into()));
+    }
+    Ok(out)
+}
+
+/// Parses each argument of a queue on its own, without the checks across arguments that
+/// a declare makes: what a queue's arguments merged with its policy's give (a policy may
+/// set `dead-letter-routing-key` alone, which then has no effect, as in RabbitMQ).
+///
+/// # Errors
+/// [`Error::InvalidArg`] with RabbitMQ's reason for a wrong type or value.
+pub fn parse_queue_settings(name: &Name, args: &FieldTable) -> Result<QueueArgs, Error> {
     let mut out = QueueArgs::default();
     for (key, value) in args.iter() {
         let key = key.as_str().unwrap_or_default();
@@ -212,9 +226,6 @@ pub fn parse_queue_args(name: &Name, args: &FieldTable) -> Result<QueueArgs, Err
             }
             _ => {}
         }
-    }
-    if out.dead_letter_routing_key.is_some() && out.dead_letter_exchange.is_none() {
-        return Err(invalid(name, "x-dead-letter-routing-key", "Key x-dead-letter-exchange not set".into()));
     }
     Ok(out)
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::exchange::{BindingTable, ExchangeKind};
 use super::naming::text;
+use super::policies::AppliedExchangePolicy;
 use super::{definitions, Bindings, Broker, Destination, Error, Name};
 use crate::wire::amqp::FieldTable;
 
@@ -29,8 +30,8 @@ pub struct ExchangeEntry {
     pub internal: bool,
     /// Its arguments.
     pub arguments: FieldTable,
-    /// `alternate-exchange`.
-    pub alternate: Option<Bytes>,
+    /// Its policy and effective `alternate-exchange` (see [`ExchangeEntry::alternate`]).
+    pub(super) applied: RwLock<AppliedExchangePolicy>,
     /// Its bindings, as source.
     pub bindings: RwLock<Bindings>,
 }
@@ -99,8 +100,7 @@ impl Broker {
         internal: bool,
         arguments: FieldTable,
     ) -> Arc<ExchangeEntry> {
-        let alternate =
-            arguments.get("alternate-exchange").and_then(|v| v.as_bytes()).map(Bytes::copy_from_slice);
+        let applied = RwLock::new(self.resolve_exchange_policy(&name, &arguments));
         let entry = Arc::new(ExchangeEntry {
             id: self.id(),
             name: name.clone(),
@@ -109,7 +109,7 @@ impl Broker {
             auto_delete,
             internal,
             arguments,
-            alternate,
+            applied,
             bindings: RwLock::new(BindingTable::new(kind)),
         });
         let mut model = self.model.write().expect("model lock poisoned");

@@ -7,8 +7,9 @@
 //! `queue_deletion` (delete, exclusive, auto-delete, `x-expires`), `exchanges` (declare,
 //! delete), `bindings` (bind, unbind), `routing` (exchange + bindings → queues), `naming`
 //! (server-generated and on-disc names), `dead_letter` (the task that republishes dead
-//! messages), `definitions` (durable definitions on disc), `arguments` (`x-*` arguments)
-//! and `exchange` (the per-type binding tables).
+//! messages), `definitions` (durable definitions on disc), `arguments` (`x-*` arguments),
+//! `policies` (the vhost's policies applied to its queues and exchanges) and `exchange`
+//! (the per-type binding tables).
 //!
 //! Locking: the model's tables sit behind a std `RwLock`, taken briefly (routing takes it
 //! for reading on every publish; declares take it for writing) and never held across an
@@ -27,6 +28,7 @@ pub mod exchange;
 mod exchanges;
 mod naming;
 pub mod node;
+mod policies;
 mod queue_deletion;
 mod queues;
 mod routing;
@@ -44,6 +46,7 @@ pub use error::{Error, Name};
 pub use exchanges::{ExchangeDeclare, ExchangeEntry};
 pub use naming::{generated_name, hex};
 pub use node::{ConnectionSlot, Node, NodeError, NodeOptions};
+pub use policies::{AppliedExchangePolicy, AppliedQueuePolicy};
 pub use queues::{QueueDeclare, QueueEntry};
 
 use crate::log::Storage;
@@ -65,6 +68,9 @@ pub struct BrokerOptions {
     /// The node's resource alarm, shared by every vhost: `Some(reason)` while publishers
     /// must be blocked.
     pub alarm: Arc<tokio::sync::watch::Sender<Option<&'static str>>>,
+    /// The vhost's policies when it opens, by name (later ones come through
+    /// [`Broker::set_policies`]).
+    pub policies: Vec<Arc<access::Policy>>,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +85,9 @@ struct Model {
 pub struct Broker {
     options: BrokerOptions,
     model: RwLock<Model>,
+    /// The vhost's policies, by name; read when a queue or exchange is declared, recovered
+    /// or resolved again (`policies`), never per message.
+    policies: RwLock<Arc<[Arc<access::Policy>]>>,
     changes: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
     /// Bumped after every change of exchanges, queues or bindings (see [`Broker::topology`]).
@@ -100,9 +109,12 @@ impl Broker {
     /// # Errors
     /// When stored definitions or queue logs cannot be read.
     pub async fn open(options: BrokerOptions) -> Result<Arc<Broker>, Error> {
+        let mut options = options;
+        let policies = std::mem::take(&mut options.policies);
         let broker = Arc::new_cyclic(|myself| Broker {
             options,
             model: RwLock::new(Model::default()),
+            policies: RwLock::new(policies.into()),
             changes: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
             topology: AtomicU64::new(0),

@@ -9,7 +9,8 @@
 //!
 //! Changes of the access model go through [`Node::change_access`], which persists the new
 //! state and then brings the running vhosts in line with it: a vhost added is opened, a
-//! vhost removed is stopped and its data deleted.
+//! vhost removed is stopped and its data deleted, and each vhost gets its policies, which
+//! it applies to its queues and exchanges (a vhost opens with them too).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -234,9 +235,9 @@ impl Node {
         counts.per_vhost.get(vhost).copied().unwrap_or(0)
     }
 
-    /// Applies `change` to the access model, stores the new model (on disc), and opens the
-    /// vhosts it added and stops (deleting their data) those it removed. On an error from
-    /// `change` nothing changes.
+    /// Applies `change` to the access model, stores the new model (on disc), opens the
+    /// vhosts it added and stops (deleting their data) those it removed, and hands every
+    /// vhost its policies. On an error from `change` nothing changes.
     ///
     /// # Errors
     /// [`NodeError::Access`] from `change`; [`NodeError::Broker`] when the model cannot be
@@ -251,7 +252,17 @@ impl Node {
             store_access(dir, &self.access)?;
         }
         self.reconcile_vhosts().await?;
+        self.apply_policies().await;
         Ok(result)
+    }
+
+    /// Hands every running vhost its policies; a vhost whose policies did not change
+    /// does nothing.
+    async fn apply_policies(&self) {
+        let state = self.access.snapshot();
+        for broker in self.vhosts() {
+            broker.set_policies(state.policies(broker.vhost()).to_vec()).await;
+        }
     }
 
     /// Opens the vhosts of the access model that are not running, and stops and deletes
@@ -303,6 +314,7 @@ impl Node {
             disk_headroom: self.options.disk_headroom.clone(),
             vhost: Arc::from(name),
             alarm: Arc::clone(&self.alarm),
+            policies: self.access.snapshot().policies(name).to_vec(),
         }
     }
 

@@ -128,7 +128,7 @@ impl Broker {
             .queues()
             .into_iter()
             .filter(|q| {
-                q.args.expires.is_some_and(|expires| {
+                q.expires().is_some_and(|expires| {
                     q.handle.stats().consumers.load(Ordering::Acquire) == 0
                         && q.last_used.lock().expect("queue lease lock poisoned").elapsed() >= expires
                 })

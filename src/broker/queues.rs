@@ -3,16 +3,16 @@
 //! running queue is `queue::classic`'s; this file knows no frames and no log internals
 //! beyond the options it opens a log with.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::arguments::{self, Overflow, QueueArgs};
 use super::naming::{generated_name, hex, text};
+use super::policies::{stream_retention, AppliedQueuePolicy};
 use super::{dead_letter, definitions, Broker, ConnectionId, Error, Name};
-use crate::limits::STREAM_AGE_CHECK_INTERVAL_MS;
 use crate::log::{Log, LogOptions, Storage};
 use crate::queue::classic::FLOOR_KEY;
 use crate::queue::{DeadLetters, QueueHandle, QueueOptions};
@@ -33,8 +33,15 @@ pub struct QueueEntry {
     pub auto_delete: bool,
     /// Its arguments as declared.
     pub arguments: FieldTable,
-    /// Its arguments parsed.
+    /// Its arguments parsed, as declared (what a policy adds is in
+    /// [`QueueEntry::effective_args`]).
     pub args: QueueArgs,
+    /// Its policy and effective settings (see `policies`); read when they are resolved
+    /// again, never per message.
+    pub(super) applied: RwLock<AppliedQueuePolicy>,
+    /// With reject-publish overflow and a length limit: the ready count at which
+    /// publishes are refused; `u64::MAX` otherwise. Read on every publish.
+    reject_publish_at: AtomicU64,
     /// The running queue.
     pub handle: Arc<QueueHandle>,
     /// Last declare, get or consumer activity (for `x-expires`).
@@ -50,6 +57,28 @@ impl QueueEntry {
     /// Whether this is a stream queue.
     pub fn is_stream(&self) -> bool {
         self.args.queue_type == arguments::QueueType::Stream
+    }
+
+    /// Whether publishes to the queue are refused now (reject-publish overflow, full).
+    #[inline]
+    pub fn rejects_publish(&self) -> bool {
+        let at = self.reject_publish_at.load(Ordering::Acquire);
+        at != u64::MAX && self.handle.ready_count() >= at
+    }
+
+    /// Sets the limit [`QueueEntry::rejects_publish`] checks from effective settings.
+    pub(super) fn set_publish_limits(&self, args: &QueueArgs) {
+        let at = match (args.overflow, args.max_length) {
+            (Overflow::RejectPublish, Some(max)) => max.min(u64::MAX - 1),
+            _ => u64::MAX,
+        };
+        self.reject_publish_at.store(at, Ordering::Release);
+    }
+
+    /// How long the queue may stay unused before it is deleted (`x-expires`, or its
+    /// policy's `expires`).
+    pub fn expires(&self) -> Option<Duration> {
+        self.applied.read().expect("queue policy lock poisoned").args.expires
     }
 
     /// Marks the queue as used now (renews its `x-expires` lease).
@@ -148,30 +177,33 @@ impl Broker {
         Ok((entry, 0, 0))
     }
 
-    /// Opens the queue's log and starts it (also used when restoring definitions).
+    /// Opens the queue's log and starts it (also used when restoring definitions), with
+    /// its arguments (parsed: `args`) combined with the vhost's policies.
     pub(crate) async fn create_queue(
         &self,
         request: &QueueDeclare,
         args: QueueArgs,
     ) -> Result<Arc<QueueEntry>, Error> {
-        let log_options = self.queue_log_options(request, &args);
+        let applied = self.resolve_queue_policy(&request.name, &request.arguments, &args);
+        let effective = &applied.args;
+        let log_options = self.queue_log_options(request, effective);
         let on_disk = matches!(log_options.storage, Storage::Disk { .. });
         let log = Log::open(log_options).await.map_err(|e| Error::Internal(e.to_string()))?;
         let restart_offset = log.next_offset();
         let start_offset = log.offsets().get(FLOOR_KEY).unwrap_or(0);
-        let drop_head = args.overflow == Overflow::DropHead;
+        let settings = self.queue_settings(effective, None);
         let handle = QueueHandle::start(QueueOptions {
             name: Arc::from(text(&request.name)),
             log,
             restart_offset,
             start_offset,
             persist_floor: on_disk,
-            message_ttl: args.message_ttl,
-            max_length: if drop_head { args.max_length } else { None },
-            max_length_bytes: if drop_head { args.max_length_bytes } else { None },
-            max_priority: args.max_priority,
-            dead_letter: self.dead_letter_route(&request.name, &args),
-            stream: args.queue_type == arguments::QueueType::Stream,
+            message_ttl: settings.message_ttl,
+            max_length: settings.max_length,
+            max_length_bytes: settings.max_length_bytes,
+            max_priority: effective.max_priority,
+            dead_letter: self.dead_letter_route(&request.name, effective),
+            stream: effective.queue_type == arguments::QueueType::Stream,
         });
         let entry = Arc::new(QueueEntry {
             id: self.id(),
@@ -181,9 +213,12 @@ impl Broker {
             auto_delete: request.auto_delete,
             arguments: request.arguments.clone(),
             args,
+            reject_publish_at: AtomicU64::new(u64::MAX),
+            applied: RwLock::new(applied),
             handle,
             last_used: Mutex::new(Instant::now()),
         });
+        entry.set_publish_limits(&entry.effective_args());
         let mut model = self.model.write().expect("model lock poisoned");
         model.queue_ids.insert(entry.id, Arc::clone(&entry));
         model.queues.insert(entry.name.clone(), Arc::clone(&entry));
@@ -212,11 +247,10 @@ impl Broker {
                 log_options.segment_bytes_max =
                     bytes.clamp(crate::limits::SEGMENT_BYTES_MIN, crate::limits::SEGMENT_BYTES_MAX);
             }
-            log_options.retention_bytes_max = args.max_length_bytes;
-            log_options.retention_age_max = args.max_age;
-            if args.max_age.is_some() {
-                log_options.retention_check_interval = Duration::from_millis(STREAM_AGE_CHECK_INTERVAL_MS);
-            }
+            let retention = stream_retention(args);
+            log_options.retention_bytes_max = retention.bytes_max;
+            log_options.retention_age_max = retention.age_max;
+            log_options.retention_check_interval = retention.check_interval;
             if args.compress {
                 log_options.compression = crate::log::Compression::Zstd;
             }
@@ -226,7 +260,7 @@ impl Broker {
 
     /// The dead-letter channel of a queue with `x-dead-letter-exchange`, its routing task
     /// started.
-    fn dead_letter_route(&self, name: &[u8], args: &QueueArgs) -> Option<DeadLetters> {
+    pub(super) fn dead_letter_route(&self, name: &[u8], args: &QueueArgs) -> Option<DeadLetters> {
         let exchange = args.dead_letter_exchange.as_ref()?;
         let (out, receiver) = DeadLetters::channel();
         let route = dead_letter::DeadLetterRoute {

@@ -65,7 +65,7 @@ impl Broker {
             let matched_any = queue_ids.len() > before
                 || destinations.iter().any(|d| matches!(d, Destination::Exchange(_)));
             if !matched_any {
-                if let Some(alternate) = current.alternate.as_ref().and_then(|n| model.exchanges.get(n)) {
+                if let Some(alternate) = current.alternate().and_then(|n| model.exchanges.get(&n)) {
                     pending.push(Arc::clone(alternate));
                 }
             }

@@ -40,6 +40,7 @@ pub use batch::{Batch, BatchError, Compression, Record};
 pub use offsets::OffsetStore;
 use segment::Segment;
 use storage::FileIo;
+pub use writer::Retention;
 
 use crate::limits::{
     BATCH_BYTES_MAX, INDEX_INTERVAL_BYTES_DEFAULT, LOG_APPEND_QUEUE_MAX, RETENTION_CHECK_INTERVAL_MS_DEFAULT,
@@ -601,6 +602,15 @@ impl Log {
     /// I/O errors while deleting.
     pub async fn enforce_retention(&self) -> Result<(), Error> {
         self.ask(writer::Command::Retention).await
+    }
+
+    /// Replaces the log's retention limits and applies them at once (a stream's policy
+    /// changed).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a zero check interval; I/O errors while deleting.
+    pub async fn set_retention(&self, limits: writer::Retention) -> Result<(), Error> {
+        self.ask(|done| writer::Command::SetRetention(limits, done)).await
     }
 
     /// Makes everything written so far durable.

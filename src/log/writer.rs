@@ -33,10 +33,23 @@ pub enum Command {
     Roll(oneshot::Sender<Result<(), Error>>),
     /// Apply retention now.
     Retention(oneshot::Sender<Result<(), Error>>),
+    /// Replace the retention limits, then apply them.
+    SetRetention(Retention, oneshot::Sender<Result<(), Error>>),
     /// Make everything written durable now.
     Sync(oneshot::Sender<Result<(), Error>>),
     /// Sync, write the active index, stop.
     Close(oneshot::Sender<Result<(), Error>>),
+}
+
+/// A log's retention limits (see [`LogOptions`]), as a running log can change them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// [`LogOptions::retention_bytes_max`].
+    pub bytes_max: Option<u64>,
+    /// [`LogOptions::retention_age_max`].
+    pub age_max: Option<Duration>,
+    /// [`LogOptions::retention_check_interval`].
+    pub check_interval: Duration,
 }
 
 /// Records to append and where to send their offsets.
@@ -168,6 +181,9 @@ impl Writer {
                 }
                 Command::Retention(done) => {
                     let _ = done.send(self.enforce_retention());
+                }
+                Command::SetRetention(limits, done) => {
+                    let _ = done.send(self.set_retention(limits, &mut retention));
                 }
                 Command::Sync(done) => {
                     let _ = done.send(self.sync().await);
@@ -441,6 +457,22 @@ impl Writer {
         self.active = super::offsets::off_worker(|| new_segment(&self.options, base_offset))?;
         self.active.next_offset = next_offset;
         self.shared.segments.write().expect("segments lock poisoned").push(Arc::clone(&self.active.segment));
+        self.enforce_retention()
+    }
+
+    /// Takes new retention limits (restarting the `timer` of its checks when their interval
+    /// changed) and applies them.
+    fn set_retention(&mut self, limits: Retention, timer: &mut tokio::time::Interval) -> Result<(), Error> {
+        if limits.check_interval.is_zero() {
+            return Err(Error::Config { reason: "retention check must be > 0".into() });
+        }
+        if limits.check_interval != self.options.retention_check_interval {
+            *timer = tokio::time::interval(limits.check_interval);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        self.options.retention_bytes_max = limits.bytes_max;
+        self.options.retention_age_max = limits.age_max;
+        self.options.retention_check_interval = limits.check_interval;
         self.enforce_retention()
     }
 

@@ -16,7 +16,8 @@
 //! ready messages come out is in `classic/ready.rs`, the order in which consumers are served
 //! in `classic/rotation.rs`, expiry at the head in `classic/expiry.rs`, TTL and length limits
 //! in `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`, the
-//! persisted acks above the floor in `classic/acked.rs`.
+//! persisted acks above the floor in `classic/acked.rs`, new settings taken while running
+//! (a policy changed) in `classic/settings.rs`.
 //! Like the whole queue layer it knows no frames, sockets or exchanges.
 
 mod acked;
@@ -26,8 +27,9 @@ mod limits;
 mod priority;
 mod ready;
 mod rotation;
+mod settings;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +107,10 @@ struct Actor {
     /// A read of the log failed (not damage): the queue waits for the tick to try again
     /// rather than waking at once.
     read_failed: bool,
+    /// The queue TTLs of messages enqueued before the TTL changed: each applies below its
+    /// offset (and at or above the entry before it); `options.message_ttl` above the last.
+    /// At most [`crate::limits::QUEUE_EARLIER_TTLS_MAX`], in offset order.
+    earlier_ttls: VecDeque<(u64, Option<Duration>)>,
 }
 
 impl Actor {
@@ -130,6 +136,7 @@ impl Actor {
             acked,
             transient_pending,
             read_failed: false,
+            earlier_ttls: VecDeque::new(),
         }
     }
 
@@ -176,6 +183,12 @@ impl Actor {
                         let _ = done.send(ready);
                         return;
                     }
+                    Some(Command::Settings(settings)) => {
+                        // Dead letters staged before the change go where they were bound.
+                        self.flush_dead_letters().await;
+                        self.apply_settings(settings);
+                        tick_needed = true;
+                    }
                     Some(command) => {
                         self.handle(command);
                         tick_needed = true;
@@ -200,6 +213,7 @@ impl Actor {
                 _ = tick.tick(), if tick_needed || self.read_failed || !self.consumers.is_empty() => {
                     self.read_failed = false;
                     self.persist_floor();
+                    self.forget_earlier_ttls();
                     head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
                     tick_needed = self.persistence_pending();
                 }
@@ -263,7 +277,7 @@ impl Actor {
             Command::Lag(done) => {
                 let _ = done.send(Vec::new());
             }
-            Command::Delete(_) => unreachable!("handled in run"),
+            Command::Delete(_) | Command::Settings(_) => unreachable!("handled in run"),
         }
     }
 

@@ -98,6 +98,23 @@ pub(super) enum Command {
     ChannelClosed { channel: ChannelId, done: Option<oneshot::Sender<()>> },
     Delete(oneshot::Sender<u64>),
     Lag(oneshot::Sender<Vec<ConsumerLag>>),
+    Settings(QueueSettings),
+}
+
+/// The settings a running classic queue takes anew when its policy changes (the same
+/// fields as in [`QueueOptions`]). A stream ignores them: its limits are its log's
+/// retention.
+pub struct QueueSettings {
+    /// `x-message-ttl`: for messages enqueued from now on; those already in the queue
+    /// keep the time to live they came with, as in RabbitMQ.
+    pub message_ttl: Option<Duration>,
+    /// `x-max-length` with drop-head; a lower limit drops the oldest messages at once.
+    pub max_length: Option<u64>,
+    /// `x-max-length-bytes` (bodies) with drop-head.
+    pub max_length_bytes: Option<u64>,
+    /// `Some` to replace the dead-letter channel (`Some(None)`: no dead-lettering);
+    /// `None` keeps the one the queue has.
+    pub dead_letter: Option<Option<DeadLetters>>,
 }
 
 /// How a queue behaves.
@@ -266,6 +283,12 @@ impl QueueHandle {
     /// [`QueueError::Deleted`].
     pub async fn lag(&self) -> Result<Vec<ConsumerLag>, QueueError> {
         self.ask(Command::Lag).await
+    }
+
+    /// Gives the queue new settings (its policy changed). Waits as [`Self::ack`] does; a
+    /// deleted queue ignores them.
+    pub async fn update(&self, settings: QueueSettings) {
+        let _ = self.commands.send(Command::Settings(settings)).await;
     }
 
     /// Stops the queue, cancelling its consumers; answers the ready count it had.

@@ -28,5 +28,5 @@ pub use api::{
     ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, DeadMessage, DeathReason, Delivery, QueueError,
 };
 pub use dead_letters::DeadLetters;
-pub use handle::{QueueHandle, QueueOptions, QueueStats};
+pub use handle::{QueueHandle, QueueOptions, QueueSettings, QueueStats};
 pub use stream::{ConsumerLag, StreamAttach, StreamOffset};

@@ -338,7 +338,8 @@ impl StreamActor {
                 let lags = self.consumers.iter().map(|c| self.lag_of(c)).collect();
                 let _ = done.send(lags);
             }
-            Command::Delete(_) => {}
+            // A stream's limits are its log's retention, which the broker sets on the log.
+            Command::Delete(_) | Command::Settings(_) => {}
         }
     }
 

@@ -12,7 +12,7 @@ use crate::amqp::connection::{Connection, Next, PendingPublishes, Phase, Publish
 use crate::amqp::output::short;
 use crate::amqp::reply::{ProtocolError, Reply};
 use crate::amqp::routes::Route;
-use crate::broker::{Overflow, QueueEntry};
+use crate::broker::QueueEntry;
 use crate::limits::MESSAGE_BYTES_MAX;
 use crate::log::now_ms;
 use crate::queue::message::Message;
@@ -262,10 +262,7 @@ impl Channel {
         confirm_seq: Option<u64>,
     ) -> Result<(), Reply> {
         let number = self.number();
-        let full = |q: &QueueEntry| {
-            q.args.overflow == Overflow::RejectPublish
-                && q.args.max_length.is_some_and(|max| q.handle.ready_count() >= max)
-        };
+        let full = |q: &QueueEntry| q.rejects_publish();
         let rejected = queues.iter().any(|q| full(q));
         let record = message.to_record_in(cx.record_arena);
         if self.tx.enabled() {

@@ -7,6 +7,7 @@ mod definitions;
 mod exchanges;
 mod messages;
 mod node;
+mod policies;
 mod queues;
 
 use serde_json::Value;
@@ -41,6 +42,7 @@ pub async fn route(
         ["queues", rest @ ..] => queues::route(api, request, method, rest).await,
         ["exchanges", rest @ ..] => exchanges::route(api, request, method, rest).await,
         ["bindings", rest @ ..] => bindings::route(api, request, method, rest).await,
+        ["policies", vhost, name] => policies::route(api, principal, request, vhost, name).await,
         ["definitions"] => get_only(method, || definitions::all(api, true)),
         ["definitions", vhost] => get_only(method, || {
             check_vhost(vhost)?;

@@ -23,7 +23,7 @@ impl Actor {
     /// the queue's TTL; `None` when neither applies.
     fn expiry_ms(&self, record: &Record) -> Option<i64> {
         let own = expires_at_ms(&record.header);
-        let by_queue = self.options.message_ttl.map(|ttl| {
+        let by_queue = self.message_ttl_at(record.offset).map(|ttl| {
             let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
             record.timestamp_ms.saturating_add(ttl_ms)
         });

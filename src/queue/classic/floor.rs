@@ -23,7 +23,7 @@ pub const DELIVERED_KEY: &str = "__queue_delivered";
 
 impl Actor {
     /// The lowest offset still needed; everything below is released to retention.
-    fn floor(&self) -> u64 {
+    pub(super) fn floor(&self) -> u64 {
         let mut floor = self.read_position();
         if let Some((first, _)) = self.unacked.first() {
             floor = floor.min(first);

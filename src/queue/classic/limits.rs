@@ -16,11 +16,11 @@ impl Actor {
     pub(super) fn expired(&self, record: &Record) -> bool {
         // Most messages have no expiry of their own and most queues no TTL: no clock read.
         let own = expires_at_ms(&record.header);
-        if own.is_none() && self.options.message_ttl.is_none() {
+        if own.is_none() && !self.any_message_ttl() {
             return false;
         }
         let now = now_ms();
-        if let Some(ttl) = self.options.message_ttl {
+        if let Some(ttl) = self.message_ttl_at(record.offset) {
             if record.timestamp_ms.saturating_add(ttl.as_millis() as i64) <= now {
                 return true;
             }
@@ -61,7 +61,7 @@ impl Actor {
     /// Drops expired messages at the head (queue TTL removes proactively) and, with a
     /// length limit, the oldest messages beyond it.
     pub(super) fn enforce_limits(&mut self) {
-        if self.options.message_ttl.is_some() {
+        if self.any_message_ttl() {
             // The head is what goes out next (requeued first, or the highest priority).
             let _ = self.expire_head();
         }

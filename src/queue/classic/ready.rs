@@ -84,7 +84,7 @@ impl Actor {
     }
 
     /// Reads one requeued message back from the log.
-    fn read_one(&self, offset: u64) -> Option<Record> {
+    pub(super) fn read_one(&self, offset: u64) -> Option<Record> {
         match self.options.log.read_records(offset, 1) {
             Ok(records) => records.into_iter().next().filter(|r| r.offset == offset),
             Err(error) => {
