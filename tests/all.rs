@@ -59,6 +59,9 @@ mod log_write_faults;
 /// The management HTTP API: rabbitmq_http_client, raw HTTP status codes and conventions,
 /// rabbitmqadmin v1.
 mod management_api;
+/// The management API across vhosts: names kept apart, lists per vhost, 404 for a missing
+/// vhost, and what a non-administrator sees and may do.
+mod management_vhosts;
 /// Node.js amqplib against the broker.
 mod node_clients;
 /// Commands applied in the order a channel sends them; dead letters kept in source order.

@@ -20,6 +20,10 @@ pub enum ApiError {
     /// 401: the user lacks a tag; the reason names it (`Not administrator user`).
     #[error("{0}")]
     MissingTag(&'static str),
+    /// 401: the user may not reach the vhost, or lacks a permission there; the reason is
+    /// RabbitMQ's (`User not authorised to access virtual host`, `Access refused.`).
+    #[error("{0}")]
+    NotAuthorised(String),
     /// 405: the path exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -36,6 +40,7 @@ impl ApiError {
             ApiError::BadRequest(reason) => (400, json!({"error": "bad_request", "reason": reason})),
             ApiError::LoginFailed => (401, json!({"error": "not_authorized", "reason": "Login failed"})),
             ApiError::MissingTag(reason) => (401, json!({"error": "not_authorised", "reason": reason})),
+            ApiError::NotAuthorised(reason) => (401, json!({"error": "not_authorised", "reason": reason})),
             ApiError::MethodNotAllowed => {
                 (405, json!({"error": "Method Not Allowed", "reason": "Method Not Allowed"}))
             }
@@ -56,13 +61,15 @@ impl From<crate::broker::Error> for ApiError {
         match error {
             E::QueueNotFound(_) | E::ExchangeNotFound(_) => ApiError::NotFound,
             E::Internal(reason) => ApiError::Internal(reason),
+            // The AMQP gateway refuses these with ACCESS_REFUSED; RabbitMQ's declarations
+            // through the API answer that with 401 `Access refused.` (`direct_request/6`).
+            E::ReservedName { .. } | E::DefaultExchange | E::SystemExchange(_) => {
+                ApiError::NotAuthorised("Access refused.".to_owned())
+            }
             other @ (E::Inequivalent { .. }
             | E::Locked(_)
             | E::ExclusiveUse(_)
-            | E::ReservedName { .. }
             | E::InternalExchange(_)
-            | E::DefaultExchange
-            | E::SystemExchange(_)
             | E::NotEmpty(_)
             | E::QueueInUse(_)
             | E::ExchangeInUse(_)

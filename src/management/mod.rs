@@ -6,7 +6,8 @@
 //! that the API never slows the message path. List conventions (columns, sort, pagination)
 //! are in `conventions`. Uses `broker`, `queue`, `wire` and `limits`; never `amqp`.
 //!
-//! Only the vhost `/` exists: any other vhost in a path is 404.
+//! Every vhost of the node is served; `scope` decides which of them a user reaches and
+//! checks the user's permissions there.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod auth;
@@ -16,6 +17,7 @@ mod error;
 pub mod http;
 pub mod json;
 mod routes;
+mod scope;
 mod system;
 
 use std::net::SocketAddr;
@@ -23,7 +25,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::broker::{Broker, Node};
+use crate::broker::Node;
 
 pub use error::ApiError;
 pub use http::{Request, Response};
@@ -94,14 +96,6 @@ impl Api {
     pub fn new(node: Arc<Node>, info: NodeInfo) -> Api {
         let authenticator = Arc::new(NodeUsers(Arc::clone(&node)));
         Api { node, authenticator, node_info: info, next_get_channel: AtomicU64::new(u64::MAX) }
-    }
-
-    /// The vhost `/`, which the endpoints serve for now.
-    ///
-    /// # Errors
-    /// 404 when it was deleted.
-    fn broker(&self) -> Result<Arc<Broker>, ApiError> {
-        self.node.vhost(json::VHOST).ok_or(ApiError::NotFound)
     }
 
     /// Answers one request.
