@@ -14,6 +14,7 @@ mod auth;
 mod base64;
 pub mod conventions;
 mod error;
+mod form;
 pub mod http;
 pub mod json;
 mod routes;

@@ -1,6 +1,7 @@
-//! `/api/definitions[/{vhost}]`: the export (GET) of RabbitMQ's definitions document. The
-//! access parts (users, vhosts, permissions, topic permissions, policies, vhost limits)
-//! come from the access model; queues, exchanges and bindings from each vhost's broker.
+//! `/api/definitions[/{vhost}]`: the export (GET) and import (POST, in `definitions_import`)
+//! of RabbitMQ's definitions document. The access parts (users, vhosts, permissions, topic
+//! permissions, policies, vhost limits) come from the access model; queues, exchanges and
+//! bindings from each vhost's broker.
 //!
 //! The export holds what RabbitMQ 3.10.8's does (`rabbit_mgmt_wm_definitions.erl`): every
 //! queue but exclusive ones, every exchange but the default and the `amq.` ones, and every
@@ -17,7 +18,7 @@ use crate::broker::access::definitions::{
 };
 use crate::broker::access::AccessState;
 use crate::broker::Broker;
-use crate::management::http::Response;
+use crate::management::http::{Request, Response};
 use crate::management::json::{table_json, table_pairs_json};
 use crate::management::{Api, ApiError};
 
@@ -25,13 +26,15 @@ use crate::management::{Api, ApiError};
 pub const RABBITMQ_VERSION: &str = "3.10.8";
 
 /// Routes `/api/definitions/{rest}` (administrators only, checked by the caller).
-pub fn route(api: &Api, method: &str, rest: &[&str]) -> Result<Response, ApiError> {
+pub async fn route(api: &Api, request: &Request, method: &str, rest: &[&str]) -> Result<Response, ApiError> {
     match (method, rest) {
         ("GET" | "HEAD", []) => Ok(Response::json(200, &export_all(api))),
         ("GET" | "HEAD", [vhost]) => {
             let broker = api.node.vhost(vhost).ok_or(ApiError::NotFound)?;
             Ok(Response::json(200, &export_vhost(&broker, &api.node.access().snapshot())))
         }
+        ("POST", []) => super::definitions_import::import_all(api, request).await,
+        ("POST", [vhost]) => super::definitions_import::import_vhost(api, request, vhost).await,
         (_, [] | [_]) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
     }

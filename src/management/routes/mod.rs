@@ -4,6 +4,7 @@
 
 mod bindings;
 mod definitions;
+mod definitions_import;
 mod exchanges;
 mod messages;
 mod node;
@@ -40,7 +41,7 @@ pub async fn route(
         ["queues", rest @ ..] => queues::route(api, principal, request, method, rest).await,
         ["exchanges", rest @ ..] => exchanges::route(api, principal, request, method, rest).await,
         ["bindings", rest @ ..] => bindings::route(api, principal, request, method, rest).await,
-        ["definitions", rest @ ..] => definitions::route(api, method, rest),
+        ["definitions", rest @ ..] => definitions::route(api, request, method, rest).await,
         rest => node::route(api, principal, request, method, rest).await,
     }
 }
