@@ -159,6 +159,29 @@ fn a_missing_vhost_is_not_found() {
     assert_eq!(request(addr, "GET", "/api/queues/nowhere", "", ALICE).status, 404);
 }
 
+/// As `errors.json`'s `publish_unknown_exchange` and `get_unknown_queue`, in another vhost.
+#[test]
+fn publish_and_get_name_the_vhost_of_a_missing_object() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let broker = start(temp.path());
+    let addr = broker.addr("http");
+    let publish = r#"{"properties":{},"routing_key":"","payload":"x","payload_encoding":"string"}"#;
+    let answer = request(addr, "POST", "/api/exchanges/v1/no-such-exchange/publish", publish, GUEST);
+    assert_eq!(
+        (answer.status, answer.json()),
+        (
+            400,
+            json!({"error": "bad_request", "reason": "404 NOT_FOUND - no exchange 'no-such-exchange' in vhost 'v1'"})
+        )
+    );
+    let get = r#"{"count":1,"ackmode":"ack_requeue_true","encoding":"auto"}"#;
+    let answer = request(addr, "POST", "/api/queues/v1/no-such-queue/get", get, GUEST);
+    assert_eq!(
+        (answer.status, answer.json()),
+        (404, json!({"error": "not_found", "reason": "NOT_FOUND - no queue 'no-such-queue' in vhost 'v1'"}))
+    );
+}
+
 #[test]
 fn a_management_user_sees_and_acts_only_where_permitted() {
     let temp = tempfile::tempdir().expect("temp dir");

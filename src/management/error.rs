@@ -11,6 +11,10 @@ pub enum ApiError {
     /// 404: no such object (or vhost, or route).
     #[error("not found")]
     NotFound,
+    /// 404 with a channel's close text, as RabbitMQ answers a get from a missing queue
+    /// (`NOT_FOUND - no queue 'q' in vhost 'v'`).
+    #[error("{0}")]
+    NotFoundOnChannel(String),
     /// 400 with the broker's (or the parser's) reason.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -37,6 +41,7 @@ impl ApiError {
     pub fn response(&self) -> Response {
         let (status, body) = match self {
             ApiError::NotFound => (404, json!({"error": "Object Not Found", "reason": "Not Found"})),
+            ApiError::NotFoundOnChannel(reason) => (404, json!({"error": "not_found", "reason": reason})),
             ApiError::BadRequest(reason) => (400, json!({"error": "bad_request", "reason": reason})),
             ApiError::LoginFailed => (401, json!({"error": "not_authorized", "reason": "Login failed"})),
             ApiError::MissingTag(reason) => (401, json!({"error": "not_authorised", "reason": reason})),

@@ -44,7 +44,11 @@ pub async fn publish(vhost: &InVhost, request: &Request, exchange: &str) -> Resu
     let properties = properties_from_json(body.get("properties").unwrap_or(&Value::Null))?;
     vhost.permit(Resource::exchange(exchange.as_bytes()), Permission::Write, Refusal::Channel)?;
     if vhost.broker.exchange(exchange.as_bytes()).is_none() {
-        return Err(ApiError::NotFound);
+        // RabbitMQ's channel closes with 404, which the API reports as a bad request.
+        return Err(ApiError::BadRequest(format!(
+            "404 NOT_FOUND - no exchange '{exchange}' in vhost '{}'",
+            vhost.name()
+        )));
     }
     vhost.permit_topic(exchange.as_bytes(), routing_key.as_bytes(), Permission::Write, Refusal::Channel)?;
     let mut queues = Vec::new();
@@ -91,7 +95,9 @@ fn is_full(queue: &QueueEntry) -> bool {
 pub async fn get(api: &Api, vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
     let body = body_json(request)?;
     vhost.permit(Resource::queue(name.as_bytes()), Permission::Read, Refusal::Channel)?;
-    let queue = vhost.broker.queue(name.as_bytes()).ok_or(ApiError::NotFound)?;
+    let queue = vhost.broker.queue(name.as_bytes()).ok_or_else(|| {
+        ApiError::NotFoundOnChannel(format!("NOT_FOUND - no queue '{name}' in vhost '{}'", vhost.name()))
+    })?;
     let count = body.get("count").and_then(as_u64).unwrap_or(1).min(HTTP_GET_COUNT_MAX);
     let ackmode = body.get("ackmode").and_then(Value::as_str).unwrap_or("ack_requeue_true");
     let (no_ack, requeue) = match ackmode {
