@@ -258,6 +258,10 @@ fn imports_merge_and_bad_documents_change_nothing() {
         let whoami = request(addr, "GET", "/api/whoami", "", (user, "old-secret"));
         assert_eq!(whoami.json(), json!({"name": user, "tags": ["management"]}), "{user}");
     }
+    let dangling = r#"{"bindings":[{"source":"new-x","vhost":"/","destination":"gone","destination_type":"queue","routing_key":"","arguments":{}}]}"#;
+    let answer = request(addr, "POST", "/api/definitions", dangling, GUEST);
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(answer.json()["reason"].as_str().is_some_and(|r| r.contains("gone")), "{}", answer.body);
     let bad_policy =
         r#"{"policies":[{"vhost":"/","name":"p","pattern":"^x","definition":{"max-length":"ten"}}]}"#;
     assert_eq!(request(addr, "POST", "/api/definitions", bad_policy, GUEST).status, 400);

@@ -24,7 +24,7 @@ use crate::broker::access::definitions::{
 };
 use crate::broker::access::AccessError;
 use crate::broker::node::NodeError;
-use crate::broker::{Broker, ExchangeDeclare, QueueDeclare};
+use crate::broker::{Broker, Error as BrokerError, ExchangeDeclare, QueueDeclare};
 use crate::management::form;
 use crate::management::http::{Request, Response};
 use crate::management::json::json_table;
@@ -166,6 +166,16 @@ pub async fn import_vhost(api: &Api, request: &Request, vhost: &str) -> Result<R
     Ok(answer(upload.redirect))
 }
 
+/// A declaration the broker refused: 400 with its text, a missing queue or exchange too
+/// (a binding to it), as RabbitMQ answers an import that cannot be applied.
+fn refused(error: BrokerError) -> ApiError {
+    let text = error.to_string();
+    match ApiError::from(error) {
+        ApiError::NotFound => ApiError::BadRequest(text),
+        other => other,
+    }
+}
+
 fn arguments(map: &Map<String, Value>, what: &str, name: &str) -> Result<FieldTable, ApiError> {
     json_table(&Value::Object(map.clone()))
         .ok_or_else(|| ApiError::BadRequest(format!("invalid arguments of {what} '{name}'")))
@@ -194,7 +204,8 @@ async fn declare_topology(broker: &Arc<Broker>, topology: &Topology<'_>) -> Resu
                 arguments(&binding.arguments, "binding from", &binding.source)?,
                 MANAGEMENT_CONNECTION,
             )
-            .await?;
+            .await
+            .map_err(refused)?;
     }
     Ok(())
 }
@@ -221,7 +232,7 @@ async fn declare_queue(broker: &Broker, queue: &QueueDefinition) -> Result<(), A
         connection: MANAGEMENT_CONNECTION,
         ..QueueDeclare::default()
     };
-    broker.declare_queue(declare).await?;
+    broker.declare_queue(declare).await.map_err(refused)?;
     Ok(())
 }
 
@@ -242,6 +253,6 @@ async fn declare_exchange(broker: &Broker, exchange: &ExchangeDefinition) -> Res
         internal: exchange.internal,
         arguments: arguments(&exchange.arguments, "exchange", &exchange.name)?,
     };
-    broker.declare_exchange(declare).await?;
+    broker.declare_exchange(declare).await.map_err(refused)?;
     Ok(())
 }
