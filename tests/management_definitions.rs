@@ -312,7 +312,7 @@ fn a_vhost_import_puts_everything_into_that_vhost() {
 }
 
 #[test]
-fn rabbitmqadmin_v1_imports_definitions() {
+fn rabbitmqadmin_v1_imports_lists_and_exports_per_vhost() {
     let admin = "/usr/bin/rabbitmqadmin";
     if !std::path::Path::new(admin).exists() {
         eprintln!("skipped: {admin} is not installed (tools/clients/install.sh installs it)");
@@ -340,12 +340,23 @@ fn rabbitmqadmin_v1_imports_definitions() {
             "rabbitmqadmin {args:?}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        String::from_utf8_lossy(&output.stdout).into_owned()
     };
     rabbitmqadmin(&["import", file.to_str().expect("path")]);
     run(fixture_users_log_in(&broker));
     fixture_objects_are_listed(&broker);
     rabbitmqadmin(&["-V", "v1", "import", vhost_file.to_str().expect("path")]);
     assert_eq!(request(broker.addr("http"), "GET", "/api/queues/v1/admin-q", "", GUEST).status, 200);
+    let in_v1 = rabbitmqadmin(&["-V", "v1", "list", "queues", "name"]);
+    assert!(in_v1.contains("admin-q") && in_v1.contains("own-q") && !in_v1.contains("q-durable"), "{in_v1}");
+    let everywhere = rabbitmqadmin(&["list", "queues", "vhost", "name"]);
+    assert!(everywhere.contains("admin-q") && everywhere.contains("q-durable"), "{everywhere}");
+    let exported = dir.path().join("v1-export.json");
+    rabbitmqadmin(&["-V", "v1", "export", exported.to_str().expect("path")]);
+    let exported: Value =
+        serde_json::from_str(&std::fs::read_to_string(&exported).expect("export")).expect("JSON");
+    let queues = exported["queues"].as_array().expect("queues");
+    assert!(queues.iter().any(|q| q["name"] == "admin-q") && queues.iter().all(|q| q.get("vhost").is_none()));
 }
 
 /// Keys whose maps hold user data: the golden files list only their own path.
