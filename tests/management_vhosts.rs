@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use serde_json::{json, Value};
-use warren::broker::access::{AccessControl, Tag};
+use warren::broker::access::{AccessControl, Tag, VhostLimits};
 use warren::broker::node::ACCESS_FILE;
 
 use crate::harness::broker::Broker;
@@ -23,7 +23,7 @@ const MONITOR: (&str, &str) = ("mon", "mon-pw");
 
 /// guest (administrator, every permission on `/` and `v1`); alice (`management`), who may
 /// configure, write and read only names starting `own-` in `v1`; mon (`monitoring`), with
-/// read permission on `/` only.
+/// read permission on `/` only; and vhost `lim`, which takes one queue.
 fn start(dir: &Path) -> Broker {
     let access = AccessControl::with_default_user("guest", "guest").expect("default");
     access
@@ -33,7 +33,10 @@ fn start(dir: &Path) -> Broker {
             state.add_user("alice", Some("alice-pw"), vec![Tag::Management])?;
             state.set_permissions("alice", "v1", "^own-.*", "^own-.*", "^own-.*")?;
             state.add_user("mon", Some("mon-pw"), vec![Tag::Monitoring])?;
-            state.set_permissions("mon", "/", "^$", "^$", ".*")
+            state.set_permissions("mon", "/", "^$", "^$", ".*")?;
+            state.add_vhost("lim")?;
+            state.set_vhost_limits("lim", VhostLimits { max_connections: None, max_queues: Some(1) })?;
+            state.set_permissions("guest", "lim", ".*", ".*", ".*")
         })
         .expect("access model");
     std::fs::create_dir_all(dir).expect("data dir");
@@ -253,4 +256,22 @@ fn a_management_user_sees_and_acts_only_where_permitted() {
     assert_eq!(request(addr, "GET", "/api/queues/v1", "", MONITOR).status, 200);
     let answer = request(addr, "DELETE", "/api/queues/%2F/root-q", "", MONITOR);
     assert_eq!((answer.status, answer.json()), (401, access_refused));
+}
+
+/// As `errors.json`'s `vhost_max_queues_exceeded`.
+#[test]
+fn a_put_past_the_vhost_queue_limit_is_refused() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let broker = start(temp.path());
+    let addr = broker.addr("http");
+    assert_eq!(request(addr, "PUT", "/api/queues/lim/first", "{}", GUEST).status, 201);
+    assert_eq!(request(addr, "PUT", "/api/queues/lim/first", "{}", GUEST).status, 204, "an existing queue");
+    let answer = request(addr, "PUT", "/api/queues/lim/over-limit", "{}", GUEST);
+    assert_eq!(
+        (answer.status, answer.json()),
+        (
+            400,
+            json!({"error": "bad_request", "reason": "cannot declare queue 'over-limit': queue limit in vhost 'lim' (1) is reached"})
+        )
+    );
 }
