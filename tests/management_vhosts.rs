@@ -93,21 +93,22 @@ fn the_same_queue_name_in_two_vhosts_is_kept_apart() {
     let sources = request(addr, "GET", "/api/exchanges/v1/x-twin/bindings/source", "", GUEST).json();
     assert_eq!(sources.as_array().map(Vec::len), Some(1));
 
-    // The message is in v1's queue, for AMQP and for the API's get.
-    let url = format!("amqp://guest:guest@{}/v1", broker.addr("amqp"));
-    run(async {
-        let connection = connect_url(&url).await;
-        let got = get(&channel(&connection).await, "twin", false).await.expect("a message in v1's twin");
-        assert_eq!(got.delivery.data, b"in v1");
-    });
+    // The message is in v1's queue, for the API's get (which requeues it before it
+    // answers) and then for AMQP.
     let got = request(
         addr,
         "POST",
         "/api/queues/v1/twin/get",
-        r#"{"count":5,"ackmode":"ack_requeue_false","encoding":"auto"}"#,
+        r#"{"count":5,"ackmode":"ack_requeue_true","encoding":"auto"}"#,
         GUEST,
     );
     assert_eq!(got.json()[0]["payload"], "in v1");
+    let url = format!("amqp://guest:guest@{}/v1", broker.addr("amqp"));
+    run(async {
+        let connection = connect_url(&url).await;
+        let got = get(&channel(&connection).await, "twin", true).await.expect("a message in v1's twin");
+        assert_eq!(got.delivery.data, b"in v1");
+    });
     assert_eq!(
         request(
             addr,

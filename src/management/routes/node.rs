@@ -3,7 +3,6 @@
 //! rates and message statistics it does not keep yet are left out.
 
 use std::sync::atomic::Ordering;
-
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -159,6 +158,7 @@ fn node(api: &Api) -> Value {
     value
 }
 
+/// A vhost as `/api/vhosts` lists it: the access model's facts and its message counts.
 fn vhost(api: &Api, broker: &Arc<Broker>) -> Value {
     let (ready, unacked, _, _) = totals(std::slice::from_ref(broker));
     let access = api.node.access().snapshot();
@@ -173,7 +173,7 @@ fn vhost(api: &Api, broker: &Arc<Broker>) -> Value {
         "tags": tags,
         "metadata": {"description": description, "tags": tags},
         "default_queue_type": default_queue_type,
-        "tracing": false,
+        "tracing": found.is_some_and(|v| v.tracing),
         "cluster_state": {api.node_info.name.clone(): "running"},
         "messages": ready + unacked,
         "messages_ready": ready,
