@@ -59,6 +59,12 @@ mod log_write_faults;
 /// The management HTTP API: rabbitmq_http_client, raw HTTP status codes and conventions,
 /// rabbitmqadmin v1.
 mod management_api;
+/// Definitions import and export over the management API: a RabbitMQ 3.10.8 export whose
+/// users then log in over AMQP, form uploads, rabbitmqadmin v1, round trips, restarts.
+mod management_definitions;
+/// The management API across vhosts: names kept apart, lists per vhost, 404 for a missing
+/// vhost, and what a non-administrator sees and may do.
+mod management_vhosts;
 /// Every management endpoint's keys, status codes and error bodies against RabbitMQ 3.10.8's
 /// goldens, by running the tool that captured them against Warren.
 mod management_goldens;

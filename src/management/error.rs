@@ -11,6 +11,10 @@ pub enum ApiError {
     /// 404: no such object (or vhost, or route).
     #[error("not found")]
     NotFound,
+    /// 404 with a channel's close text, as RabbitMQ answers a get from a missing queue
+    /// (`NOT_FOUND - no queue 'q' in vhost 'v'`).
+    #[error("{0}")]
+    NotFoundOnChannel(String),
     /// 400 with the broker's (or the parser's) reason.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -20,6 +24,10 @@ pub enum ApiError {
     /// 401: the user lacks a tag; the reason names it (`Not administrator user`).
     #[error("{0}")]
     MissingTag(&'static str),
+    /// 401: the user may not reach the vhost, or lacks a permission there; the reason is
+    /// RabbitMQ's (`User not authorised to access virtual host`, `Access refused.`).
+    #[error("{0}")]
+    NotAuthorised(String),
     /// 405: the path exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -33,9 +41,11 @@ impl ApiError {
     pub fn response(&self) -> Response {
         let (status, body) = match self {
             ApiError::NotFound => (404, json!({"error": "Object Not Found", "reason": "Not Found"})),
+            ApiError::NotFoundOnChannel(reason) => (404, json!({"error": "not_found", "reason": reason})),
             ApiError::BadRequest(reason) => (400, json!({"error": "bad_request", "reason": reason})),
             ApiError::LoginFailed => (401, json!({"error": "not_authorized", "reason": "Login failed"})),
             ApiError::MissingTag(reason) => (401, json!({"error": "not_authorised", "reason": reason})),
+            ApiError::NotAuthorised(reason) => (401, json!({"error": "not_authorised", "reason": reason})),
             ApiError::MethodNotAllowed => {
                 (405, json!({"error": "Method Not Allowed", "reason": "Method Not Allowed"}))
             }
@@ -56,13 +66,15 @@ impl From<crate::broker::Error> for ApiError {
         match error {
             E::QueueNotFound(_) | E::ExchangeNotFound(_) => ApiError::NotFound,
             E::Internal(reason) => ApiError::Internal(reason),
+            // The AMQP gateway refuses these with ACCESS_REFUSED; RabbitMQ's declarations
+            // through the API answer that with 401 `Access refused.` (`direct_request/6`).
+            E::ReservedName { .. } | E::DefaultExchange | E::SystemExchange(_) => {
+                ApiError::NotAuthorised("Access refused.".to_owned())
+            }
             other @ (E::Inequivalent { .. }
             | E::Locked(_)
             | E::ExclusiveUse(_)
-            | E::ReservedName { .. }
             | E::InternalExchange(_)
-            | E::DefaultExchange
-            | E::SystemExchange(_)
             | E::NotEmpty(_)
             | E::QueueInUse(_)
             | E::ExchangeInUse(_)

@@ -11,9 +11,6 @@ use super::http::percent_encode;
 use crate::broker::{ExchangeEntry, QueueEntry};
 use crate::wire::amqp::{FieldTable, FieldValue, ShortStr};
 
-/// The one vhost Warren has.
-pub const VHOST: &str = "/";
-
 /// A field value as JSON, as RabbitMQ shows arguments and headers.
 pub fn field_value_json(value: &FieldValue) -> Value {
     match value {
@@ -83,15 +80,17 @@ pub fn json_table(value: &Value) -> Option<FieldTable> {
     }
 }
 
-/// A queue as `GET /api/queues` lists it. Counts are read from the queue's atomics.
-pub fn queue_json(queue: &QueueEntry, node: &str) -> Value {
+/// A queue of `vhost` as `GET /api/queues` lists it. Counts are read from the queue's
+/// atomics.
+pub fn queue_json(queue: &QueueEntry, vhost: &str, node: &str) -> Value {
     let stats = queue.handle.stats();
     let ready = queue.handle.ready_count();
     let unacked = stats.unacked.load(Ordering::Acquire);
     let consumers = stats.consumers.load(Ordering::Acquire);
+    let policy = queue.policy();
     json!({
         "name": queue.name_str(),
-        "vhost": VHOST,
+        "vhost": vhost,
         "type": if queue.is_stream() { "stream" } else { "classic" },
         "durable": queue.durable,
         "auto_delete": queue.auto_delete,
@@ -100,9 +99,10 @@ pub fn queue_json(queue: &QueueEntry, node: &str) -> Value {
         "node": node,
         "state": "running",
         "consumers": consumers,
-        "policy": null,
+        "policy": policy.as_ref().map(|p| p.name.as_str()),
         "operator_policy": null,
-        "effective_policy_definition": {},
+        // Warren has no operator policies: what applies is the policy's definition.
+        "effective_policy_definition": policy.as_ref().map_or_else(|| json!({}), |p| json!(p.definition)),
         "exclusive_consumer_tag": null,
         "single_active_consumer_tag": null,
         "messages": ready + unacked,
@@ -111,18 +111,23 @@ pub fn queue_json(queue: &QueueEntry, node: &str) -> Value {
     })
 }
 
-/// An exchange as `GET /api/exchanges` lists it.
-pub fn exchange_json(exchange: &ExchangeEntry) -> Value {
-    json!({
+/// An exchange of `vhost` as `GET /api/exchanges` lists it.
+pub fn exchange_json(exchange: &ExchangeEntry, vhost: &str) -> Value {
+    let mut value = json!({
         "name": String::from_utf8_lossy(&exchange.name),
-        "vhost": VHOST,
+        "vhost": vhost,
         "type": exchange.kind.as_str(),
         "durable": exchange.durable,
         "auto_delete": exchange.auto_delete,
         "internal": exchange.internal,
         "arguments": table_json(&exchange.arguments),
         "user_who_performed_action": "",
-    })
+    });
+    // RabbitMQ shows `policy` only on exchanges a policy applies to.
+    if let (Some(policy), Some(object)) = (exchange.policy(), value.as_object_mut()) {
+        object.insert("policy".to_owned(), json!(policy.name));
+    }
+    value
 }
 
 /// The `properties_key` of a binding: the routing key percent-encoded, `~` for an empty key
@@ -142,6 +147,7 @@ pub fn properties_key(routing_key: &str, arguments: &[(ShortStr, FieldValue)]) -
 
 /// One binding's JSON.
 pub fn binding_json(
+    vhost: &str,
     source: &str,
     destination: &str,
     to_queue: bool,
@@ -150,7 +156,7 @@ pub fn binding_json(
 ) -> Value {
     json!({
         "source": source,
-        "vhost": VHOST,
+        "vhost": vhost,
         "destination": destination,
         "destination_type": if to_queue { "queue" } else { "exchange" },
         "routing_key": key,

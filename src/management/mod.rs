@@ -6,17 +6,20 @@
 //! that the API never slows the message path. List conventions (columns, sort, pagination)
 //! are in `conventions`. Uses `broker`, `queue`, `wire` and `limits`; never `amqp`.
 //!
-//! Only the vhost `/` exists: any other vhost in a path is 404.
+//! Every vhost of the node is served; `scope` decides which of them a user reaches and
+//! checks the user's permissions there.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod auth;
 mod base64;
 pub mod conventions;
 mod error;
+mod form;
 pub mod http;
 pub mod json;
 mod routes;
 pub mod stats;
+mod scope;
 mod system;
 
 use std::net::SocketAddr;
@@ -24,7 +27,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::broker::{Broker, Node};
+use crate::broker::Node;
 
 pub use error::ApiError;
 pub use http::{Request, Response};
@@ -102,18 +105,10 @@ impl Api {
         Api { node, authenticator, node_info: info, next_get_channel: AtomicU64::new(u64::MAX), rates }
     }
 
-    /// The vhost `/`, which the endpoints serve for now.
-    ///
-    /// # Errors
-    /// 404 when it was deleted.
-    fn broker(&self) -> Result<Arc<Broker>, ApiError> {
-        self.node.vhost(json::VHOST).ok_or(ApiError::NotFound)
-    }
-
     /// A queue's JSON with its message statistics and rates.
-    fn queue_json(&self, queue: &crate::broker::QueueEntry) -> serde_json::Value {
-        let mut value = json::queue_json(queue, &self.node_info.name);
-        stats::add_queue_stats(&self.rates, json::VHOST, queue, &mut value);
+    fn queue_json(&self, queue: &crate::broker::QueueEntry, vhost: &str) -> serde_json::Value {
+        let mut value = json::queue_json(queue, vhost, &self.node_info.name);
+        stats::add_queue_stats(&self.rates, vhost, queue, &mut value);
         value
     }
 

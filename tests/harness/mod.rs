@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod clients;
+pub mod http_api;
 pub mod lapin_client;
 pub mod raw_client;
 

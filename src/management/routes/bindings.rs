@@ -1,37 +1,47 @@
-//! `/api/bindings…` and the binding lists of one queue or exchange. The default exchange's
-//! implicit bindings (every queue by its name) are listed first, as RabbitMQ does.
+//! `/api/bindings…` and the binding lists of one queue or exchange, in any vhost the user
+//! reaches (see `scope`). The default exchange's implicit bindings (every queue by its
+//! name) are listed first, as RabbitMQ does.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::exchanges::exchange_name;
-use super::{body_json, check_vhost, list, MANAGEMENT_CONNECTION};
-use crate::broker::{Destination, QueueEntry};
+use super::{body_json, list, MANAGEMENT_CONNECTION};
+use crate::broker::{Broker, Destination, QueueEntry};
 use crate::management::http::{percent_encode, Request, Response};
 use crate::management::json::{binding_json, json_table, properties_key};
-use crate::management::{Api, ApiError};
+use crate::management::scope::InVhost;
+use crate::management::{Api, ApiError, Principal};
 use crate::wire::amqp::{FieldTable, FieldValue, ShortStr};
 
 /// One binding, with names resolved.
-struct Row {
-    source: String,
-    destination: String,
-    to_queue: bool,
-    key: String,
-    args: Vec<(ShortStr, FieldValue)>,
+pub struct Row {
+    vhost: Arc<str>,
+    /// The source exchange (`""`: the default exchange).
+    pub source: String,
+    /// The destination queue or exchange.
+    pub destination: String,
+    /// Whether the destination is a queue.
+    pub to_queue: bool,
+    /// The routing key.
+    pub key: String,
+    /// The binding's arguments.
+    pub args: Vec<(ShortStr, FieldValue)>,
 }
 
 impl Row {
-    fn json(&self) -> Value {
-        binding_json(&self.source, &self.destination, self.to_queue, &self.key, &self.args)
+    /// The binding as the API lists it.
+    pub fn json(&self) -> Value {
+        binding_json(&self.vhost, &self.source, &self.destination, self.to_queue, &self.key, &self.args)
     }
 }
 
-/// Every binding, the default exchange's first. Each exchange's table is read under its
-/// own lock, briefly.
-fn rows(api: &Api) -> Vec<Row> {
-    let Ok(broker) = api.broker() else { return Vec::new() };
+/// Every binding of one vhost, the default exchange's first. Each exchange's table is
+/// read under its own lock, briefly.
+pub fn rows(broker: &Broker) -> Vec<Row> {
+    let vhost = Arc::clone(broker.vhost());
     let queues = broker.queues();
     let exchanges = broker.exchanges();
     let queue_names: HashMap<u64, &QueueEntry> = queues.iter().map(|q| (q.id, q.as_ref())).collect();
@@ -40,6 +50,7 @@ fn rows(api: &Api) -> Vec<Row> {
     let mut out: Vec<Row> = queues
         .iter()
         .map(|q| Row {
+            vhost: Arc::clone(&vhost),
             source: String::new(),
             destination: q.name_str(),
             to_queue: true,
@@ -60,6 +71,7 @@ fn rows(api: &Api) -> Vec<Row> {
             };
             let Some(destination) = destination else { continue };
             out.push(Row {
+                vhost: Arc::clone(&vhost),
                 source: source.clone(),
                 destination,
                 to_queue,
@@ -71,25 +83,35 @@ fn rows(api: &Api) -> Vec<Row> {
     out
 }
 
+/// The bindings of `vhosts` as a list.
+fn list_bindings(request: &Request, vhosts: &[Arc<Broker>]) -> Result<Response, ApiError> {
+    list(request, vhosts.iter().flat_map(|broker| rows(broker)).map(|row| row.json()).collect())
+}
+
 /// Routes `/api/bindings/{rest}`.
-pub async fn route(api: &Api, request: &Request, method: &str, rest: &[&str]) -> Result<Response, ApiError> {
+pub async fn route(
+    api: &Api,
+    principal: &Principal,
+    request: &Request,
+    method: &str,
+    rest: &[&str],
+) -> Result<Response, ApiError> {
     match (method, rest) {
-        ("GET", []) => list(request, rows(api).iter().map(Row::json).collect()),
-        ("GET", [vhost]) => {
-            check_vhost(vhost)?;
-            list(request, rows(api).iter().map(Row::json).collect())
-        }
+        ("GET", []) => list_bindings(request, &api.listed_vhosts(principal, None)?),
+        ("GET", [vhost]) => list_bindings(request, &api.listed_vhosts(principal, Some(vhost))?),
         (_, [vhost, "e", source, kind @ ("q" | "e"), destination, tail @ ..]) => {
-            check_vhost(vhost)?;
+            let vhost = api.in_vhost(principal, vhost)?;
             let ends = Ends { source: exchange_name(source), destination, to_queue: *kind == "q" };
-            if api.broker()?.exchange(ends.source.as_bytes()).is_none() || !ends.exists(api) {
+            if vhost.broker.exchange(ends.source.as_bytes()).is_none() || !ends.exists(&vhost.broker) {
                 return Err(ApiError::NotFound);
             }
             match (method, tail) {
-                ("GET", []) => list(request, ends.matching(api).iter().map(Row::json).collect()),
-                ("POST", []) => ends.bind(api, request).await,
-                ("GET", [props]) => ends.find(api, props).map(|row| Response::json(200, &row.json())),
-                ("DELETE", [props]) => ends.unbind(api, props).await,
+                ("GET", []) => list(request, ends.matching(&vhost.broker).iter().map(Row::json).collect()),
+                ("POST", []) => ends.bind(&vhost, request).await,
+                ("GET", [props]) => {
+                    ends.find(&vhost.broker, props).map(|row| Response::json(200, &row.json()))
+                }
+                ("DELETE", [props]) => ends.unbind(&vhost, props).await,
                 (_, [] | [_]) => Err(ApiError::MethodNotAllowed),
                 _ => Err(ApiError::NotFound),
             }
@@ -106,18 +128,17 @@ struct Ends<'a> {
 }
 
 impl Ends<'_> {
-    fn exists(&self, api: &Api) -> bool {
+    fn exists(&self, broker: &Broker) -> bool {
         if self.to_queue {
-            api.broker().is_ok_and(|broker| broker.queue(self.destination.as_bytes()).is_some())
+            broker.queue(self.destination.as_bytes()).is_some()
         } else {
-            api.broker()
-                .is_ok_and(|broker| broker.exchange(exchange_name(self.destination).as_bytes()).is_some())
+            broker.exchange(exchange_name(self.destination).as_bytes()).is_some()
         }
     }
 
-    fn matching(&self, api: &Api) -> Vec<Row> {
+    fn matching(&self, broker: &Broker) -> Vec<Row> {
         let destination = exchange_name(self.destination);
-        rows(api)
+        rows(broker)
             .into_iter()
             .filter(|r| {
                 r.source == self.source && r.destination == destination && r.to_queue == self.to_queue
@@ -125,22 +146,30 @@ impl Ends<'_> {
             .collect()
     }
 
-    fn find(&self, api: &Api, props: &str) -> Result<Row, ApiError> {
-        self.matching(api)
+    fn find(&self, broker: &Broker, props: &str) -> Result<Row, ApiError> {
+        self.matching(broker)
             .into_iter()
             .find(|r| properties_key(&r.key, &r.args) == props)
             .ok_or(ApiError::NotFound)
     }
 
-    /// POST: 201 with the new binding's properties key in `Location`.
-    async fn bind(&self, api: &Api, request: &Request) -> Result<Response, ApiError> {
+    /// POST: 201 with the new binding's properties key in `Location`. Checked as
+    /// `queue.bind` is.
+    async fn bind(&self, vhost: &InVhost, request: &Request) -> Result<Response, ApiError> {
         let body = body_json(request)?;
         let key = body.get("routing_key").and_then(Value::as_str).unwrap_or("");
         let arguments = json_table(body.get("arguments").unwrap_or(&Value::Null))
             .ok_or_else(|| ApiError::BadRequest("arguments must be an object".to_string()))?;
         let props = properties_key(key, &arguments.0);
         let destination = exchange_name(self.destination);
-        api.broker()?
+        vhost.permit_binding(
+            self.source.as_bytes(),
+            destination.as_bytes(),
+            self.to_queue,
+            key.as_bytes(),
+        )?;
+        vhost
+            .broker
             .bind(
                 self.source.as_bytes(),
                 destination.as_bytes(),
@@ -154,12 +183,20 @@ impl Ends<'_> {
         Ok(Response::empty(201).with_header("location", location))
     }
 
-    /// DELETE `…/{props}`: 204, or 404 when no binding has that key.
-    async fn unbind(&self, api: &Api, props: &str) -> Result<Response, ApiError> {
-        let row = self.find(api, props)?;
-        let arguments = FieldTable(row.args);
+    /// DELETE `…/{props}`: 204, or 404 when no binding has that key. Checked as
+    /// `queue.unbind` is.
+    async fn unbind(&self, vhost: &InVhost, props: &str) -> Result<Response, ApiError> {
+        let row = self.find(&vhost.broker, props)?;
         let destination = exchange_name(self.destination);
-        api.broker()?
+        vhost.permit_binding(
+            self.source.as_bytes(),
+            destination.as_bytes(),
+            self.to_queue,
+            row.key.as_bytes(),
+        )?;
+        let arguments = FieldTable(row.args);
+        vhost
+            .broker
             .unbind(
                 self.source.as_bytes(),
                 destination.as_bytes(),
@@ -174,42 +211,28 @@ impl Ends<'_> {
 }
 
 /// `GET /api/queues/{v}/{q}/bindings`.
-pub fn of_queue(api: &Api, request: &Request, name: &str) -> Result<Response, ApiError> {
-    if api.broker()?.queue(name.as_bytes()).is_none() {
+pub fn of_queue(broker: &Broker, request: &Request, name: &str) -> Result<Response, ApiError> {
+    if broker.queue(name.as_bytes()).is_none() {
         return Err(ApiError::NotFound);
     }
-    let items = rows(api).iter().filter(|r| r.to_queue && r.destination == name).map(Row::json).collect();
+    let items = rows(broker).iter().filter(|r| r.to_queue && r.destination == name).map(Row::json).collect();
     list(request, items)
 }
 
 /// `GET /api/exchanges/{v}/{x}/bindings/source` (`as_source`) or `…/destination`.
-pub fn of_exchange(api: &Api, request: &Request, name: &str, as_source: bool) -> Result<Response, ApiError> {
-    if api.broker()?.exchange(name.as_bytes()).is_none() {
+pub fn of_exchange(
+    broker: &Broker,
+    request: &Request,
+    name: &str,
+    as_source: bool,
+) -> Result<Response, ApiError> {
+    if broker.exchange(name.as_bytes()).is_none() {
         return Err(ApiError::NotFound);
     }
-    let items = rows(api)
+    let items = rows(broker)
         .iter()
         .filter(|r| if as_source { r.source == name } else { !r.to_queue && r.destination == name })
         .map(Row::json)
         .collect();
     list(request, items)
-}
-
-/// The bindings a definitions export holds: between durable ends, not the default
-/// exchange's implicit ones, and not to exclusive queues.
-pub fn durable_rows(api: &Api) -> Vec<Value> {
-    let durable_queue = |name: &str| {
-        api.broker().is_ok_and(|broker| {
-            broker.queue(name.as_bytes()).is_some_and(|q| q.durable && q.exclusive_owner.is_none())
-        })
-    };
-    let durable_exchange = |name: &str| {
-        api.broker().is_ok_and(|broker| broker.exchange(name.as_bytes()).is_some_and(|x| x.durable))
-    };
-    rows(api)
-        .iter()
-        .filter(|r| !r.source.is_empty() && durable_exchange(&r.source))
-        .filter(|r| if r.to_queue { durable_queue(&r.destination) } else { durable_exchange(&r.destination) })
-        .map(Row::json)
-        .collect()
 }

@@ -1,15 +1,19 @@
 //! `/api/exchanges…`: list, show, declare (PUT), delete, publish and the exchange's
-//! bindings as source and as destination. The default exchange is `amq.default` in paths
-//! and `""` in bodies, as in RabbitMQ.
+//! bindings as source and as destination, in any vhost the user reaches (see `scope`). The
+//! default exchange is `amq.default` in paths and `""` in bodies, as in RabbitMQ.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{body_bool, body_json, check_vhost, list, one, query_flag};
-use crate::broker::ExchangeDeclare;
+use super::{body_bool, body_json, list, one, query_flag};
+use crate::broker::access::{Permission, Resource};
+use crate::broker::{Broker, ExchangeDeclare};
 use crate::management::http::{Request, Response};
 use crate::management::json::{exchange_json, json_table};
-use crate::management::{Api, ApiError};
+use crate::management::scope::{InVhost, Refusal};
+use crate::management::{Api, ApiError, Principal};
 
 /// The default exchange's name in paths.
 const DEFAULT_EXCHANGE_PATH_NAME: &str = "amq.default";
@@ -24,24 +28,29 @@ pub fn exchange_name(segment: &str) -> &str {
 }
 
 /// Routes `/api/exchanges/{rest}`.
-pub async fn route(api: &Api, request: &Request, method: &str, rest: &[&str]) -> Result<Response, ApiError> {
+pub async fn route(
+    api: &Api,
+    principal: &Principal,
+    request: &Request,
+    method: &str,
+    rest: &[&str],
+) -> Result<Response, ApiError> {
     match (method, rest) {
-        ("GET", []) => list_exchanges(api, request),
-        ("GET", [vhost]) => {
-            check_vhost(vhost)?;
-            list_exchanges(api, request)
-        }
+        ("GET", []) => list_exchanges(request, &api.listed_vhosts(principal, None)?),
+        ("GET", [vhost]) => list_exchanges(request, &api.listed_vhosts(principal, Some(vhost))?),
         (_, [vhost, name, tail @ ..]) => {
-            check_vhost(vhost)?;
+            let vhost = api.in_vhost(principal, vhost)?;
             let name = exchange_name(name);
             match (method, tail) {
-                ("GET", []) => show(api, request, name),
-                ("PUT", []) => declare(api, request, name).await,
-                ("DELETE", []) => delete(api, request, name).await,
-                ("POST", ["publish"]) => super::messages::publish(api, request, name).await,
-                ("GET", ["bindings", "source"]) => super::bindings::of_exchange(api, request, name, true),
+                ("GET", []) => show(&vhost, request, name),
+                ("PUT", []) => declare(&vhost, request, name).await,
+                ("DELETE", []) => delete(&vhost, request, name).await,
+                ("POST", ["publish"]) => super::messages::publish(&vhost, request, name).await,
+                ("GET", ["bindings", "source"]) => {
+                    super::bindings::of_exchange(&vhost.broker, request, name, true)
+                }
                 ("GET", ["bindings", "destination"]) => {
-                    super::bindings::of_exchange(api, request, name, false)
+                    super::bindings::of_exchange(&vhost.broker, request, name, false)
                 }
                 (_, [] | ["publish"] | ["bindings", "source" | "destination"]) => {
                     Err(ApiError::MethodNotAllowed)
@@ -53,18 +62,25 @@ pub async fn route(api: &Api, request: &Request, method: &str, rest: &[&str]) ->
     }
 }
 
-fn list_exchanges(api: &Api, request: &Request) -> Result<Response, ApiError> {
-    let items = api.broker()?.exchanges().iter().map(|exchange| exchange_json(exchange)).collect();
+/// The exchanges of `vhosts`.
+fn list_exchanges(request: &Request, vhosts: &[Arc<Broker>]) -> Result<Response, ApiError> {
+    let items = vhosts
+        .iter()
+        .flat_map(|broker| {
+            broker.exchanges().into_iter().map(move |exchange| exchange_json(&exchange, broker.vhost()))
+        })
+        .collect();
     list(request, items)
 }
 
-fn show(api: &Api, request: &Request, name: &str) -> Result<Response, ApiError> {
-    let exchange = api.broker()?.exchange(name.as_bytes()).ok_or(ApiError::NotFound)?;
-    Ok(one(request, &exchange_json(&exchange)))
+fn show(vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
+    let exchange = vhost.broker.exchange(name.as_bytes()).ok_or(ApiError::NotFound)?;
+    Ok(one(request, &exchange_json(&exchange, vhost.name())))
 }
 
-/// PUT: 201 when created, 204 when an equivalent exchange exists, 400 otherwise.
-async fn declare(api: &Api, request: &Request, name: &str) -> Result<Response, ApiError> {
+/// PUT: 201 when created, 204 when an equivalent exchange exists, 400 otherwise. Needs
+/// configure on the exchange.
+async fn declare(vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
     let body = body_json(request)?;
     let kind = body
         .get("type")
@@ -72,7 +88,8 @@ async fn declare(api: &Api, request: &Request, name: &str) -> Result<Response, A
         .ok_or_else(|| ApiError::BadRequest("type missing".into()))?;
     let arguments = json_table(body.get("arguments").unwrap_or(&Value::Null))
         .ok_or_else(|| ApiError::BadRequest("arguments must be an object".to_string()))?;
-    let existed = api.broker()?.exchange(name.as_bytes()).is_some();
+    vhost.permit(Resource::exchange(name.as_bytes()), Permission::Configure, Refusal::Operation)?;
+    let existed = vhost.broker.exchange(name.as_bytes()).is_some();
     let declare = ExchangeDeclare {
         name: Bytes::copy_from_slice(name.as_bytes()),
         kind: Bytes::copy_from_slice(kind.as_bytes()),
@@ -82,15 +99,17 @@ async fn declare(api: &Api, request: &Request, name: &str) -> Result<Response, A
         internal: body_bool(&body, "internal", false)?,
         arguments,
     };
-    api.broker()?.declare_exchange(declare).await?;
+    vhost.broker.declare_exchange(declare).await?;
     Ok(Response::empty(if existed { 204 } else { 201 }))
 }
 
-/// DELETE with `if-unused`: 204, or 404 for a missing exchange.
-async fn delete(api: &Api, request: &Request, name: &str) -> Result<Response, ApiError> {
-    if api.broker()?.exchange(name.as_bytes()).is_none() {
+/// DELETE with `if-unused`: 204, or 404 for a missing exchange. Needs configure on the
+/// exchange.
+async fn delete(vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
+    if vhost.broker.exchange(name.as_bytes()).is_none() {
         return Err(ApiError::NotFound);
     }
-    api.broker()?.delete_exchange(name.as_bytes(), query_flag(request, "if-unused")).await?;
+    vhost.permit(Resource::exchange(name.as_bytes()), Permission::Configure, Refusal::Operation)?;
+    vhost.broker.delete_exchange(name.as_bytes(), query_flag(request, "if-unused")).await?;
     Ok(Response::empty(204))
 }

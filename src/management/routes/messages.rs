@@ -1,7 +1,9 @@
 //! `POST /api/exchanges/{v}/{x}/publish` and `POST /api/queues/{v}/{q}/get`: messages in
 //! and out through the HTTP API, as RabbitMQ's management plugin does them (for tests and
 //! operators, not for throughput). Publishing appends to the routed queues' logs as the
-//! AMQP gateway does; getting asks the queue's task as `basic.get` does.
+//! AMQP gateway does; getting asks the queue's task as `basic.get` does. Both are checked
+//! as a channel of the user checks them: write (and topic write) on the exchange, read on
+//! the queue.
 
 use std::sync::atomic::Ordering;
 
@@ -9,11 +11,13 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::body_json;
-use crate::broker::{Overflow, QueueEntry};
+use crate::broker::access::{Permission, Resource};
+use crate::broker::QueueEntry;
 use crate::limits::HTTP_GET_COUNT_MAX;
 use crate::management::base64::{base64_decode, base64_encode};
 use crate::management::http::{Request, Response};
 use crate::management::json::{field_value_json, json_table};
+use crate::management::scope::{InVhost, Refusal};
 use crate::management::{Api, ApiError};
 use crate::queue::message::Message;
 use crate::wire::amqp::{BasicProperties, ContentHeader, ShortStr};
@@ -22,7 +26,7 @@ use crate::wire::amqp::{BasicProperties, ContentHeader, ShortStr};
 const BASIC_CLASS_ID: u16 = 60;
 
 /// Publishes one message; answers `{"routed": bool}`.
-pub async fn publish(api: &Api, request: &Request, exchange: &str) -> Result<Response, ApiError> {
+pub async fn publish(vhost: &InVhost, request: &Request, exchange: &str) -> Result<Response, ApiError> {
     let body = body_json(request)?;
     let text = |key: &str| body.get(key).and_then(Value::as_str);
     let routing_key =
@@ -38,11 +42,17 @@ pub async fn publish(api: &Api, request: &Request, exchange: &str) -> Result<Res
         }
     };
     let properties = properties_from_json(body.get("properties").unwrap_or(&Value::Null))?;
-    if api.broker()?.exchange(exchange.as_bytes()).is_none() {
-        return Err(ApiError::NotFound);
+    vhost.permit(Resource::exchange(exchange.as_bytes()), Permission::Write, Refusal::Channel)?;
+    if vhost.broker.exchange(exchange.as_bytes()).is_none() {
+        // RabbitMQ's channel closes with 404, which the API reports as a bad request.
+        return Err(ApiError::BadRequest(format!(
+            "404 NOT_FOUND - no exchange '{exchange}' in vhost '{}'",
+            vhost.name()
+        )));
     }
+    vhost.permit_topic(exchange.as_bytes(), routing_key.as_bytes(), Permission::Write, Refusal::Channel)?;
     let mut queues = Vec::new();
-    api.broker()?.route(
+    vhost.broker.route(
         exchange.as_bytes(),
         routing_key.as_bytes(),
         properties.headers.as_ref(),
@@ -63,7 +73,7 @@ pub async fn publish(api: &Api, request: &Request, exchange: &str) -> Result<Res
         body: payload,
     };
     let mut routed = false;
-    for queue in queues.iter().filter(|q| !is_full(q)) {
+    for queue in queues.iter().filter(|q| !QueueEntry::rejects_publish(q)) {
         queue
             .handle
             .log()
@@ -75,16 +85,13 @@ pub async fn publish(api: &Api, request: &Request, exchange: &str) -> Result<Res
     Ok(Response::json(200, &json!({ "routed": routed })))
 }
 
-/// A queue that refuses publishes while full (`x-overflow: reject-publish`).
-fn is_full(queue: &QueueEntry) -> bool {
-    queue.args.overflow == Overflow::RejectPublish
-        && queue.args.max_length.is_some_and(|max| queue.handle.ready_count() >= max)
-}
-
 /// Gets up to `count` messages; answers their list (`[]` for an empty queue).
-pub async fn get(api: &Api, request: &Request, name: &str) -> Result<Response, ApiError> {
+pub async fn get(api: &Api, vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
     let body = body_json(request)?;
-    let queue = api.broker()?.queue(name.as_bytes()).ok_or(ApiError::NotFound)?;
+    vhost.permit(Resource::queue(name.as_bytes()), Permission::Read, Refusal::Channel)?;
+    let queue = vhost.broker.queue(name.as_bytes()).ok_or_else(|| {
+        ApiError::NotFoundOnChannel(format!("NOT_FOUND - no queue '{name}' in vhost '{}'", vhost.name()))
+    })?;
     let count = body.get("count").and_then(as_u64).unwrap_or(1).min(HTTP_GET_COUNT_MAX);
     let ackmode = body.get("ackmode").and_then(Value::as_str).unwrap_or("ack_requeue_true");
     let (no_ack, requeue) = match ackmode {

@@ -4,6 +4,7 @@
 
 mod bindings;
 mod definitions;
+mod definitions_import;
 mod exchanges;
 mod messages;
 mod node;
@@ -15,7 +16,6 @@ use serde_json::Value;
 use super::auth::{self, Access};
 use super::conventions::{pick_columns, ListQuery};
 use super::http::{Request, Response};
-use super::json::VHOST;
 use super::{Api, ApiError, Principal};
 use crate::broker::ConnectionId;
 
@@ -39,33 +39,12 @@ pub async fn route(
     };
     auth::require(principal, access)?;
     match parts.as_slice() {
-        ["queues", rest @ ..] => queues::route(api, request, method, rest).await,
-        ["exchanges", rest @ ..] => exchanges::route(api, request, method, rest).await,
-        ["bindings", rest @ ..] => bindings::route(api, request, method, rest).await,
+        ["queues", rest @ ..] => queues::route(api, principal, request, method, rest).await,
+        ["exchanges", rest @ ..] => exchanges::route(api, principal, request, method, rest).await,
+        ["bindings", rest @ ..] => bindings::route(api, principal, request, method, rest).await,
         ["policies", vhost, name] => policies::route(api, principal, request, vhost, name).await,
-        ["definitions"] => get_only(method, || definitions::all(api, true)),
-        ["definitions", vhost] => get_only(method, || {
-            check_vhost(vhost)?;
-            definitions::all(api, false)
-        }),
+        ["definitions", rest @ ..] => definitions::route(api, request, method, rest).await,
         rest => node::route(api, principal, request, method, rest).await,
-    }
-}
-
-/// Runs `answer` for GET; 405 otherwise.
-fn get_only(method: &str, answer: impl FnOnce() -> Result<Response, ApiError>) -> Result<Response, ApiError> {
-    match method {
-        "GET" | "HEAD" => answer(),
-        _ => Err(ApiError::MethodNotAllowed),
-    }
-}
-
-/// Only the vhost `/` exists.
-fn check_vhost(vhost: &str) -> Result<(), ApiError> {
-    if vhost == VHOST {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound)
     }
 }
 

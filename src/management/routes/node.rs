@@ -3,14 +3,17 @@
 //! rates and message statistics it does not keep yet are left out.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::definitions::RABBITMQ_VERSION;
-use super::{check_vhost, list, one, MANAGEMENT_CONNECTION};
-use crate::broker::QueueDeclare;
+use super::{list, one, MANAGEMENT_CONNECTION};
+use crate::broker::access::{Permission, Resource};
+use crate::broker::{Broker, QueueDeclare};
 use crate::management::http::{Request, Response};
+use crate::management::scope::{InVhost, Refusal};
 use crate::management::{Api, ApiError, Principal};
 
 /// The queue the aliveness test declares, publishes to and gets from, as in RabbitMQ 3.10.
@@ -31,21 +34,15 @@ pub async fn route(
         return Err(if rest.is_empty() { ApiError::NotFound } else { ApiError::MethodNotAllowed });
     }
     match rest {
-        ["overview"] => Ok(one(request, &overview(api))),
+        ["overview"] => Ok(one(request, &overview(api, &api.visible_vhosts(principal)))),
         ["whoami"] => Ok(Response::json(200, &json!({"name": principal.name, "tags": principal.tags}))),
         ["extensions"] => Ok(Response::json(200, &json!([]))),
         ["cluster-name"] => Ok(Response::json(200, &json!({"name": api.node_info.name}))),
         ["nodes"] => list(request, vec![node(api)]),
         ["nodes", name] if *name == api.node_info.name => Ok(one(request, &node(api))),
-        ["vhosts"] => list(request, vec![vhost(api)]),
-        ["vhosts", name] => {
-            check_vhost(name)?;
-            Ok(one(request, &vhost(api)))
-        }
-        ["aliveness-test", name] => {
-            check_vhost(name)?;
-            aliveness(api).await
-        }
+        ["vhosts"] => list(request, api.node.vhosts().iter().map(|broker| vhost(api, broker)).collect()),
+        ["vhosts", name] => Ok(one(request, &vhost(api, &api.node.vhost(name).ok_or(ApiError::NotFound)?))),
+        ["aliveness-test", name] => aliveness(api, &api.in_vhost(principal, name)?).await,
         ["healthchecks", "node"] => Ok(health_ok(json!({}))),
         ["healthchecks", "node", name] if *name == api.node_info.name => Ok(health_ok(json!({}))),
         ["health", "checks", "alarms" | "local-alarms"] => Ok(alarms(api)),
@@ -71,9 +68,10 @@ fn health_failed(reason: &str, extra: Value) -> Response {
     Response::json(503, &body)
 }
 
-/// Sums of ready and unacked messages and of consumers, read from the queues' atomics.
-fn totals(api: &Api) -> (u64, u64, u64, usize) {
-    let queues: Vec<_> = api.node.vhosts().iter().flat_map(|broker| broker.queues()).collect();
+/// Sums of ready and unacked messages and of consumers over the queues of `vhosts`, read
+/// from the queues' atomics.
+fn totals(vhosts: &[Arc<Broker>]) -> (u64, u64, u64, usize) {
+    let queues: Vec<_> = vhosts.iter().flat_map(|broker| broker.queues()).collect();
     let (mut ready, mut unacked, mut consumers) = (0u64, 0u64, 0u64);
     for queue in &queues {
         ready += queue.handle.ready_count();
@@ -88,8 +86,9 @@ fn listeners(api: &Api) -> Value {
     json!([entry("amqp", api.node_info.amqp), entry("http", api.node_info.http)])
 }
 
-fn overview(api: &Api) -> Value {
-    let (ready, unacked, consumers, queues) = totals(api);
+/// The overview; its totals count the vhosts the user sees.
+fn overview(api: &Api, vhosts: &[Arc<Broker>]) -> Value {
+    let (ready, unacked, consumers, queues) = totals(vhosts);
     let exchange_types: Vec<Value> = ["direct", "fanout", "headers", "topic"]
         .iter()
         .map(|t| json!({"name": t, "description": format!("AMQP {t} exchange, as per the AMQP specification"), "enabled": true}))
@@ -106,7 +105,7 @@ fn overview(api: &Api) -> Value {
         "enable_queue_totals": false,
         "statistics_db_event_queue": 0,
         "queue_totals": {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
-        "object_totals": {"queues": queues, "exchanges": api.node.vhosts().iter().map(|broker| broker.exchanges().len()).sum::<usize>(), "consumers": consumers},
+        "object_totals": {"queues": queues, "exchanges": vhosts.iter().map(|broker| broker.exchanges().len()).sum::<usize>(), "consumers": consumers},
         "listeners": listeners(api),
         "contexts": [{"node": api.node_info.name, "description": "RabbitMQ Management", "path": "/",
                       "ip": api.node_info.http.ip().to_string(), "port": api.node_info.http.port().to_string()}],
@@ -161,15 +160,22 @@ fn node(api: &Api) -> Value {
     value
 }
 
-fn vhost(api: &Api) -> Value {
-    let (ready, unacked, _, _) = totals(api);
+/// A vhost as `/api/vhosts` lists it: the access model's facts and its message counts.
+fn vhost(api: &Api, broker: &Arc<Broker>) -> Value {
+    let (ready, unacked, _, _) = totals(std::slice::from_ref(broker));
+    let access = api.node.access().snapshot();
+    let found = access.vhost(broker.vhost());
+    let description = found.map_or("", |v| v.description.as_str());
+    let tags = found.map(|v| v.tags.clone()).unwrap_or_default();
+    let default_queue_type =
+        found.and_then(|v| v.default_queue_type.clone()).unwrap_or_else(|| "classic".into());
     json!({
-        "name": "/",
-        "description": "Default virtual host",
-        "tags": [],
-        "metadata": {"description": "Default virtual host", "tags": []},
-        "default_queue_type": "classic",
-        "tracing": false,
+        "name": broker.vhost().as_ref(),
+        "description": description,
+        "tags": tags,
+        "metadata": {"description": description, "tags": tags},
+        "default_queue_type": default_queue_type,
+        "tracing": found.is_some_and(|v| v.tracing),
         "cluster_state": {api.node_info.name.clone(): "running"},
         "messages": ready + unacked,
         "messages_ready": ready,
@@ -216,15 +222,20 @@ fn protocol_listener(protocols: &str) -> Response {
 }
 
 /// Declares `aliveness-test`, publishes a message to it through the default exchange and
-/// gets it back, as RabbitMQ 3.10 does.
-async fn aliveness(api: &Api) -> Result<Response, ApiError> {
+/// gets it back, as RabbitMQ 3.10 does on a channel of the user: configure on the queue,
+/// write on the default exchange, read on the queue.
+async fn aliveness(api: &Api, vhost: &InVhost) -> Result<Response, ApiError> {
+    let queue_name = Resource::queue(ALIVENESS_QUEUE.as_bytes());
+    vhost.permit(queue_name, Permission::Configure, Refusal::Channel)?;
+    vhost.permit(Resource::exchange(b""), Permission::Write, Refusal::Channel)?;
+    vhost.permit(queue_name, Permission::Read, Refusal::Channel)?;
     let declare = QueueDeclare {
         name: Bytes::from_static(ALIVENESS_QUEUE.as_bytes()),
         connection: MANAGEMENT_CONNECTION,
         ..QueueDeclare::default()
     };
-    api.broker()?.declare_queue(declare).await?;
-    let queue = api.broker()?.queue(ALIVENESS_QUEUE.as_bytes()).ok_or(ApiError::NotFound)?;
+    vhost.broker.declare_queue(declare).await?;
+    let queue = vhost.broker.queue(ALIVENESS_QUEUE.as_bytes()).ok_or(ApiError::NotFound)?;
     let message = crate::queue::message::Message {
         persistent: false,
         priority: 0,

@@ -1,31 +1,38 @@
 //! `/api/queues…`: list, show, declare (PUT), delete, purge (`contents`), get and the
-//! queue's bindings.
+//! queue's bindings, in any vhost the user reaches (see `scope`).
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{body_bool, body_json, check_vhost, list, one, query_flag, MANAGEMENT_CONNECTION};
-use crate::broker::QueueDeclare;
+use super::{body_bool, body_json, list, one, query_flag, MANAGEMENT_CONNECTION};
+use crate::broker::access::{Permission, Resource};
+use crate::broker::{Broker, QueueDeclare};
 use crate::management::http::{Request, Response};
 use crate::management::json::json_table;
-use crate::management::{Api, ApiError};
+use crate::management::scope::{InVhost, Refusal};
+use crate::management::{Api, ApiError, Principal};
 
 /// Routes `/api/queues/{rest}`.
-pub async fn route(api: &Api, request: &Request, method: &str, rest: &[&str]) -> Result<Response, ApiError> {
+pub async fn route(
+    api: &Api,
+    principal: &Principal,
+    request: &Request,
+    method: &str,
+    rest: &[&str],
+) -> Result<Response, ApiError> {
     match (method, rest) {
-        ("GET", []) => list_queues(api, request),
-        ("GET", [vhost]) => {
-            check_vhost(vhost)?;
-            list_queues(api, request)
-        }
+        ("GET", []) => list_queues(api, request, &api.listed_vhosts(principal, None)?),
+        ("GET", [vhost]) => list_queues(api, request, &api.listed_vhosts(principal, Some(vhost))?),
         (_, [vhost, name, tail @ ..]) => {
-            check_vhost(vhost)?;
+            let vhost = api.in_vhost(principal, vhost)?;
             match (method, tail) {
-                ("GET", []) => show(api, request, name),
-                ("PUT", []) => declare(api, request, name).await,
-                ("DELETE", []) => delete(api, request, name).await,
-                ("DELETE", ["contents"]) => purge(api, name).await,
-                ("POST", ["get"]) => super::messages::get(api, request, name).await,
-                ("GET", ["bindings"]) => super::bindings::of_queue(api, request, name),
+                ("GET", []) => show(api, &vhost, request, name),
+                ("PUT", []) => declare(&vhost, request, name).await,
+                ("DELETE", []) => delete(&vhost, request, name).await,
+                ("DELETE", ["contents"]) => purge(&vhost, name).await,
+                ("POST", ["get"]) => super::messages::get(api, &vhost, request, name).await,
+                ("GET", ["bindings"]) => super::bindings::of_queue(&vhost.broker, request, name),
                 (_, [] | ["contents"] | ["get"] | ["bindings"]) => Err(ApiError::MethodNotAllowed),
                 _ => Err(ApiError::NotFound),
             }
@@ -34,23 +41,38 @@ pub async fn route(api: &Api, request: &Request, method: &str, rest: &[&str]) ->
     }
 }
 
-/// Every queue, built in one pass over the model's entries: counts come from atomics.
-fn list_queues(api: &Api, request: &Request) -> Result<Response, ApiError> {
-    let items = api.broker()?.queues().iter().map(|queue| api.queue_json(queue)).collect();
+/// The queues of `vhosts`, built in one pass over the model's entries: counts come from
+/// atomics.
+fn list_queues(api: &Api, request: &Request, vhosts: &[Arc<Broker>]) -> Result<Response, ApiError> {
+    let items = vhosts
+        .iter()
+        .flat_map(|broker| broker.queues().into_iter().map(move |queue| api.queue_json(&queue, broker.vhost())))
+        .collect();
     list(request, items)
 }
 
-fn show(api: &Api, request: &Request, name: &str) -> Result<Response, ApiError> {
-    let queue = api.broker()?.queue(name.as_bytes()).ok_or(ApiError::NotFound)?;
-    Ok(one(request, &api.queue_json(&queue)))
+fn show(api: &Api, vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
+    let queue = vhost.broker.queue(name.as_bytes()).ok_or(ApiError::NotFound)?;
+    Ok(one(request, &api.queue_json(&queue, vhost.name())))
 }
 
 /// PUT: 201 when created, 204 when an equivalent queue exists, 400 when inequivalent.
-async fn declare(api: &Api, request: &Request, name: &str) -> Result<Response, ApiError> {
+/// Checked as `queue.declare`: configure on the queue; for a new queue with a
+/// dead-letter exchange, read on the queue and write on that exchange; then the vhost's
+/// queue limit.
+async fn declare(vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
     let body = body_json(request)?;
     let arguments = json_table(body.get("arguments").unwrap_or(&serde_json::Value::Null))
         .ok_or_else(|| ApiError::BadRequest("arguments must be an object".to_string()))?;
-    let existed = api.broker()?.queue(name.as_bytes()).is_some();
+    vhost.permit(Resource::queue(name.as_bytes()), Permission::Configure, Refusal::Operation)?;
+    let existed = vhost.broker.queue(name.as_bytes()).is_some();
+    if !existed {
+        if let Some(exchange) = arguments.get("x-dead-letter-exchange").and_then(|v| v.as_bytes()) {
+            vhost.permit(Resource::queue(name.as_bytes()), Permission::Read, Refusal::Operation)?;
+            vhost.permit(Resource::exchange(exchange), Permission::Write, Refusal::Operation)?;
+        }
+        vhost.check_new_queue(name.as_bytes())?;
+    }
     let declare = QueueDeclare {
         server_named: false,
         name: Bytes::copy_from_slice(name.as_bytes()),
@@ -61,23 +83,26 @@ async fn declare(api: &Api, request: &Request, name: &str) -> Result<Response, A
         arguments,
         connection: MANAGEMENT_CONNECTION,
     };
-    api.broker()?.declare_queue(declare).await?;
+    vhost.broker.declare_queue(declare).await?;
     Ok(Response::empty(if existed { 204 } else { 201 }))
 }
 
-/// DELETE with `if-unused` / `if-empty`: 204, or 404 for a missing queue.
-async fn delete(api: &Api, request: &Request, name: &str) -> Result<Response, ApiError> {
-    if api.broker()?.queue(name.as_bytes()).is_none() {
+/// DELETE with `if-unused` / `if-empty`: 204, or 404 for a missing queue. Needs
+/// configure on the queue.
+async fn delete(vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
+    if vhost.broker.queue(name.as_bytes()).is_none() {
         return Err(ApiError::NotFound);
     }
+    vhost.permit(Resource::queue(name.as_bytes()), Permission::Configure, Refusal::Operation)?;
     let if_unused = query_flag(request, "if-unused");
     let if_empty = query_flag(request, "if-empty");
-    api.broker()?.delete_queue(name.as_bytes(), if_unused, if_empty, None).await?;
+    vhost.broker.delete_queue(name.as_bytes(), if_unused, if_empty, None).await?;
     Ok(Response::empty(204))
 }
 
-/// DELETE `…/contents`: drops the ready messages.
-async fn purge(api: &Api, name: &str) -> Result<Response, ApiError> {
-    api.broker()?.purge_queue(name.as_bytes(), MANAGEMENT_CONNECTION).await?;
+/// DELETE `…/contents`: drops the ready messages. Needs read on the queue.
+async fn purge(vhost: &InVhost, name: &str) -> Result<Response, ApiError> {
+    vhost.permit(Resource::queue(name.as_bytes()), Permission::Read, Refusal::Operation)?;
+    vhost.broker.purge_queue(name.as_bytes(), MANAGEMENT_CONNECTION).await?;
     Ok(Response::empty(204))
 }
