@@ -1,8 +1,11 @@
 //! The management API's routes: the path (already split and percent-decoded) and method
-//! pick a handler. Handlers live by object kind: `node` (overview, nodes, vhosts, whoami,
-//! health checks), `queues`, `exchanges`, `bindings`, `definitions`.
+//! pick a handler. Handlers live by object kind: `node` (overview, nodes, whoami, health
+//! checks), `access` (users, vhosts, permissions, limits, policies), `connections`
+//! (connections, channels, consumers), `queues`, `exchanges`, `bindings`, `definitions`.
 
+mod access;
 mod bindings;
+mod connections;
 mod definitions;
 mod exchanges;
 mod messages;
@@ -46,7 +49,15 @@ pub async fn route(
             check_vhost(vhost)?;
             definitions::all(api, false)
         }),
-        rest => node::route(api, principal, request, method, rest).await,
+        rest => {
+            if let Some(answer) = access::route(api, principal, request, rest).await {
+                return answer;
+            }
+            if let Some(answer) = connections::route(api, principal, request, rest).await {
+                return answer;
+            }
+            node::route(api, principal, request, method, rest).await
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Node-level endpoints: overview, whoami, extensions, cluster-name, nodes, vhosts,
+//! Node-level endpoints: overview, whoami, extensions, cluster-name, nodes,
 //! aliveness-test and the health checks. Every figure is one Warren really measures;
 //! rates and message statistics it does not keep yet are left out.
 
@@ -37,11 +37,6 @@ pub async fn route(
         ["cluster-name"] => Ok(Response::json(200, &json!({"name": api.node_info.name}))),
         ["nodes"] => list(request, vec![node(api)]),
         ["nodes", name] if *name == api.node_info.name => Ok(one(request, &node(api))),
-        ["vhosts"] => list(request, vec![vhost(api)]),
-        ["vhosts", name] => {
-            check_vhost(name)?;
-            Ok(one(request, &vhost(api)))
-        }
         ["aliveness-test", name] => {
             check_vhost(name)?;
             aliveness(api).await
@@ -157,22 +152,6 @@ fn node(api: &Api) -> Value {
         }
     }
     value
-}
-
-fn vhost(api: &Api) -> Value {
-    let (ready, unacked, _, _) = totals(api);
-    json!({
-        "name": "/",
-        "description": "Default virtual host",
-        "tags": [],
-        "metadata": {"description": "Default virtual host", "tags": []},
-        "default_queue_type": "classic",
-        "tracing": false,
-        "cluster_state": {api.node_info.name.clone(): "running"},
-        "messages": ready + unacked,
-        "messages_ready": ready,
-        "messages_unacknowledged": unacked,
-    })
 }
 
 fn alarms(api: &Api) -> Response {
