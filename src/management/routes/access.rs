@@ -1,7 +1,8 @@
 //! The access model over HTTP: users, vhosts, permissions, topic permissions, vhost and
 //! user limits, and policies, as RabbitMQ 3.10.8's management API serves them. Reads take
 //! one snapshot of the access model; changes go through `Node::change_access`, which
-//! stores the model and opens or stops vhosts.
+//! stores the model and opens or stops vhosts. Users and vhosts are here; permissions,
+//! limits and policies are in the submodules of the same names.
 //!
 //! Who may do what follows `rabbit_mgmt_util.erl` (3.10.8): users, permissions, topic
 //! permissions and user limits are the administrator's; vhosts are listed to every
@@ -9,13 +10,16 @@
 //! in) and changed by administrators; policies and vhost limits are changed by
 //! administrators, and by policymakers in vhosts they have permissions in.
 
+mod limits;
+mod permissions;
+mod policies;
+
 use serde_json::{json, Value};
 
 use super::{body_json, list, one};
 use crate::broker::access::users::{parse_tags, tags_from_list};
 use crate::broker::access::vhosts::parse_vhost_tags;
-use crate::broker::access::{AccessError, AccessState, HashingAlgorithm, PasswordHash, Policy, User};
-use crate::broker::access::{UserLimits, Vhost, VhostLimits};
+use crate::broker::access::{AccessError, AccessState, HashingAlgorithm, PasswordHash, User, Vhost};
 use crate::broker::node::NodeError;
 use crate::management::auth::{self, Access};
 use crate::management::http::{Request, Response};
@@ -38,11 +42,13 @@ pub async fn route(
     let answer = match parts {
         ["users", rest @ ..] => users(api, principal, request, method, rest).await,
         ["vhosts", rest @ ..] => vhosts(api, principal, request, method, rest).await,
-        ["permissions", rest @ ..] => permissions(api, principal, request, method, rest).await,
-        ["topic-permissions", rest @ ..] => topic_permissions(api, principal, request, method, rest).await,
-        ["vhost-limits", rest @ ..] => vhost_limits(api, principal, request, method, rest).await,
-        ["user-limits", rest @ ..] => user_limits(api, principal, request, method, rest).await,
-        ["policies", rest @ ..] => policies(api, principal, request, method, rest).await,
+        ["permissions", rest @ ..] => permissions::permissions(api, principal, request, method, rest).await,
+        ["topic-permissions", rest @ ..] => {
+            permissions::topic_permissions(api, principal, request, method, rest).await
+        }
+        ["vhost-limits", rest @ ..] => limits::vhost_limits(api, principal, request, method, rest).await,
+        ["user-limits", rest @ ..] => limits::user_limits(api, principal, request, method, rest).await,
+        ["policies", rest @ ..] => policies::policies(api, principal, request, method, rest).await,
         _ => return None,
     };
     Some(answer)
@@ -169,12 +175,18 @@ async fn users(
         ("GET", [name, "permissions"]) => {
             state.user(name).ok_or(ApiError::NotFound)?;
             let of_user = state.all_permissions().into_iter().filter(|(user, _, _)| user == name);
-            list(request, of_user.map(|(user, vhost, p)| permission_json(user, vhost, p)).collect())
+            list(
+                request,
+                of_user.map(|(user, vhost, p)| permissions::permission_json(user, vhost, p)).collect(),
+            )
         }
         ("GET", [name, "topic-permissions"]) => {
             state.user(name).ok_or(ApiError::NotFound)?;
             let of_user = state.all_topic_permissions().into_iter().filter(|(user, _, _)| user == name);
-            list(request, of_user.map(|(user, vhost, p)| topic_permission_json(user, vhost, p)).collect())
+            list(
+                request,
+                of_user.map(|(user, vhost, p)| permissions::topic_permission_json(user, vhost, p)).collect(),
+            )
         }
         (_, [] | [_] | [_, "permissions" | "topic-permissions"]) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
@@ -264,13 +276,19 @@ async fn vhosts(
             auth::require(principal, Access::Administrator)?;
             state.vhost(name).ok_or(ApiError::NotFound)?;
             let of_vhost = state.all_permissions().into_iter().filter(|(_, vhost, _)| vhost == name);
-            list(request, of_vhost.map(|(user, vhost, p)| permission_json(user, vhost, p)).collect())
+            list(
+                request,
+                of_vhost.map(|(user, vhost, p)| permissions::permission_json(user, vhost, p)).collect(),
+            )
         }
         ("GET", [name, "topic-permissions"]) => {
             auth::require(principal, Access::Administrator)?;
             state.vhost(name).ok_or(ApiError::NotFound)?;
             let of_vhost = state.all_topic_permissions().into_iter().filter(|(_, vhost, _)| vhost == name);
-            list(request, of_vhost.map(|(user, vhost, p)| topic_permission_json(user, vhost, p)).collect())
+            list(
+                request,
+                of_vhost.map(|(user, vhost, p)| permissions::topic_permission_json(user, vhost, p)).collect(),
+            )
         }
         ("GET", [name, "connections"]) => {
             require_visible_vhost(api, principal, name)?;
@@ -331,276 +349,4 @@ async fn put_vhost(api: &Api, request: &Request, name: &str) -> Result<Response,
     vhost.tracing = super::body_bool(&body, "tracing", false)?;
     vhost.limits = existing.as_ref().map(|v| v.limits.clone()).unwrap_or_default();
     apply(api, existing.is_none(), |state| state.put_vhost(vhost)).await
-}
-
-// ---- permissions -------------------------------------------------------------------
-
-fn permission_json(user: &str, vhost: &str, granted: &crate::broker::access::UserPermissions) -> Value {
-    json!({
-        "user": user,
-        "vhost": vhost,
-        "configure": granted.configure.as_str(),
-        "write": granted.write.as_str(),
-        "read": granted.read.as_str(),
-    })
-}
-
-fn topic_permission_json(
-    user: &str,
-    vhost: &str,
-    granted: &crate::broker::access::permissions::TopicPermission,
-) -> Value {
-    json!({
-        "user": user,
-        "vhost": vhost,
-        "exchange": granted.exchange,
-        "write": granted.write.source,
-        "read": granted.read.source,
-    })
-}
-
-/// 400 `vhost_or_user_not_found`, as RabbitMQ answers a PUT naming either missing.
-fn require_user_and_vhost(state: &AccessState, user: &str, vhost: &str) -> Result<(), ApiError> {
-    if state.user(user).is_none() || state.vhost(vhost).is_none() {
-        return Err(ApiError::BadRequest("vhost_or_user_not_found".into()));
-    }
-    Ok(())
-}
-
-async fn permissions(
-    api: &Api,
-    principal: &Principal,
-    request: &Request,
-    method: &str,
-    rest: &[&str],
-) -> Result<Response, ApiError> {
-    auth::require(principal, Access::Administrator)?;
-    let state = api.node.access().snapshot();
-    match (method, rest) {
-        ("GET", []) => list(
-            request,
-            state.all_permissions().into_iter().map(|(u, v, p)| permission_json(u, v, p)).collect(),
-        ),
-        ("GET", [vhost, user]) => {
-            let granted = state.permissions(user, vhost).ok_or(ApiError::NotFound)?;
-            Ok(one(request, &permission_json(user, vhost, granted)))
-        }
-        ("PUT", [vhost, user]) => {
-            require_user_and_vhost(&state, user, vhost)?;
-            let body = body_json(request)?;
-            let (configure, write, read) = (
-                required_str(&body, "configure")?,
-                required_str(&body, "write")?,
-                required_str(&body, "read")?,
-            );
-            let created = state.permissions(user, vhost).is_none();
-            apply(api, created, |state| state.set_permissions(user, vhost, configure, write, read)).await
-        }
-        ("DELETE", [vhost, user]) => {
-            state.permissions(user, vhost).ok_or(ApiError::NotFound)?;
-            apply(api, false, |state| state.clear_permissions(user, vhost)).await
-        }
-        (_, [] | [_, _]) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound),
-    }
-}
-
-async fn topic_permissions(
-    api: &Api,
-    principal: &Principal,
-    request: &Request,
-    method: &str,
-    rest: &[&str],
-) -> Result<Response, ApiError> {
-    auth::require(principal, Access::Administrator)?;
-    let state = api.node.access().snapshot();
-    let of = |user: &str, vhost: &str| -> Vec<Value> {
-        state
-            .all_topic_permissions()
-            .into_iter()
-            .filter(|(u, v, _)| *u == user && *v == vhost)
-            .map(|(u, v, p)| topic_permission_json(u, v, p))
-            .collect()
-    };
-    match (method, rest) {
-        ("GET", []) => list(
-            request,
-            state
-                .all_topic_permissions()
-                .into_iter()
-                .map(|(u, v, p)| topic_permission_json(u, v, p))
-                .collect(),
-        ),
-        ("GET", [vhost, user]) => {
-            let found = of(user, vhost);
-            if found.is_empty() {
-                return Err(ApiError::NotFound);
-            }
-            list(request, found)
-        }
-        ("PUT", [vhost, user]) => {
-            require_user_and_vhost(&state, user, vhost)?;
-            let body = body_json(request)?;
-            let exchange = required_str(&body, "exchange")?;
-            let (write, read) = (required_str(&body, "write")?, required_str(&body, "read")?);
-            let created =
-                !of(user, vhost).iter().any(|p| p.get("exchange").and_then(Value::as_str) == Some(exchange));
-            apply(api, created, |state| state.set_topic_permissions(user, vhost, exchange, write, read)).await
-        }
-        ("DELETE", [vhost, user]) => {
-            if of(user, vhost).is_empty() {
-                return Err(ApiError::NotFound);
-            }
-            let exchange = request.param("exchange").filter(|e| !e.is_empty());
-            apply(api, false, |state| state.clear_topic_permissions(user, vhost, exchange)).await
-        }
-        (_, [] | [_, _]) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound),
-    }
-}
-
-// ---- limits ------------------------------------------------------------------------
-
-/// RabbitMQ's 404 body for a limit of a missing vhost or user.
-fn limit_owner_missing(reason: &str) -> Response {
-    Response::json(404, &json!({"error": "not_found", "reason": reason}))
-}
-
-/// The `value` of a limit PUT's `{"value": n}`.
-fn limit_value(request: &Request) -> Result<Value, ApiError> {
-    let body = body_json(request)?;
-    body.get("value").cloned().ok_or_else(|| ApiError::BadRequest("value not found".into()))
-}
-
-/// `limits` with the key `name` set to `value` (`None`: removed), through JSON so that
-/// the model's validation and RabbitMQ's texts apply.
-fn with_limit(limits: Value, name: &str, value: Option<Value>) -> Value {
-    let mut limits = limits;
-    if let Some(object) = limits.as_object_mut() {
-        match value {
-            Some(value) => object.insert(name.to_owned(), value),
-            None => object.remove(name),
-        };
-    }
-    limits
-}
-
-async fn vhost_limits(
-    api: &Api,
-    principal: &Principal,
-    request: &Request,
-    method: &str,
-    rest: &[&str],
-) -> Result<Response, ApiError> {
-    let state = api.node.access().snapshot();
-    let entry = |vhost: &Vhost| json!({"vhost": vhost.name, "value": vhost.limits.to_json()});
-    match (method, rest) {
-        ("GET", []) => {
-            let set = state
-                .vhosts()
-                .filter(|vhost| !vhost.limits.is_empty() && sees_vhost(&state, principal, &vhost.name));
-            list(request, set.map(|vhost| entry(vhost)).collect())
-        }
-        ("GET", [name]) => {
-            require_visible_vhost(api, principal, name)?;
-            let vhost = state.vhost(name).ok_or(ApiError::NotFound)?;
-            let items = if vhost.limits.is_empty() { Vec::new() } else { vec![entry(vhost)] };
-            list(request, items)
-        }
-        ("PUT" | "DELETE", [name, limit]) => {
-            require_policymaker(api, principal, name)?;
-            let Some(vhost) = state.vhost(name) else {
-                return Ok(limit_owner_missing("vhost_not_found"));
-            };
-            let value = if method == "PUT" { Some(limit_value(request)?) } else { None };
-            let limits = VhostLimits::from_json(&with_limit(vhost.limits.to_json(), limit, value))
-                .map_err(ApiError::BadRequest)?;
-            apply(api, false, |state| state.set_vhost_limits(name, limits)).await
-        }
-        (_, [] | [_] | [_, _]) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound),
-    }
-}
-
-async fn user_limits(
-    api: &Api,
-    principal: &Principal,
-    request: &Request,
-    method: &str,
-    rest: &[&str],
-) -> Result<Response, ApiError> {
-    auth::require(principal, Access::Administrator)?;
-    let state = api.node.access().snapshot();
-    let entry = |user: &User| json!({"user": user.name, "value": user.limits.to_json()});
-    let is_set = |user: &User| user.limits != UserLimits::default();
-    match (method, rest) {
-        ("GET", []) => list(request, state.users().filter(|u| is_set(u)).map(|u| entry(u)).collect()),
-        ("GET", [name]) => {
-            let user = state.user(name).ok_or(ApiError::NotFound)?;
-            list(request, if is_set(user) { vec![entry(user)] } else { Vec::new() })
-        }
-        ("PUT" | "DELETE", [name, limit]) => {
-            let Some(user) = state.user(name) else {
-                return Ok(limit_owner_missing("user_not_found"));
-            };
-            let value = if method == "PUT" { Some(limit_value(request)?) } else { None };
-            let limits = UserLimits::from_json(&with_limit(user.limits.to_json(), limit, value))
-                .map_err(ApiError::BadRequest)?;
-            apply(api, false, |state| state.set_user_limits(name, limits)).await
-        }
-        (_, [] | [_] | [_, _]) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound),
-    }
-}
-
-// ---- policies ----------------------------------------------------------------------
-
-fn policy_json(policy: &Policy) -> Value {
-    let mut value = policy.to_json();
-    if let Some(object) = value.as_object_mut() {
-        object.insert("vhost".into(), json!(policy.vhost));
-        object.insert("name".into(), json!(policy.name));
-    }
-    value
-}
-
-async fn policies(
-    api: &Api,
-    principal: &Principal,
-    request: &Request,
-    method: &str,
-    rest: &[&str],
-) -> Result<Response, ApiError> {
-    let state = api.node.access().snapshot();
-    let policymaker = has_tag(principal, "administrator") || has_tag(principal, "policymaker");
-    if !policymaker {
-        return Err(ApiError::MissingTag(NOT_AUTHORISED_OBJECT));
-    }
-    let allowed = |vhost: &str| has_tag(principal, "administrator") || logs_into(&state, principal, vhost);
-    match (method, rest) {
-        ("GET", []) => {
-            let visible = state.all_policies().filter(|p| allowed(&p.vhost));
-            list(request, visible.map(|p| policy_json(p)).collect())
-        }
-        (_, [vhost, ..]) if state.vhost(vhost).is_none() => Err(ApiError::NotFound),
-        (_, [vhost, ..]) if !allowed(vhost) => Err(ApiError::MissingTag(NOT_AUTHORISED_OBJECT)),
-        ("GET", [vhost]) => list(request, state.policies(vhost).iter().map(|p| policy_json(p)).collect()),
-        ("GET", [vhost, name]) => {
-            let policy = state.policies(vhost).iter().find(|p| p.name == *name).ok_or(ApiError::NotFound)?;
-            Ok(one(request, &policy_json(policy)))
-        }
-        ("PUT", [vhost, name]) => {
-            let body = body_json(request)?;
-            let policy =
-                Policy::from_json(vhost, name, &body).map_err(|e| ApiError::BadRequest(e.http_reason()))?;
-            let created = !state.policies(vhost).iter().any(|p| p.name == *name);
-            apply(api, created, |state| state.set_policy(policy)).await
-        }
-        ("DELETE", [vhost, name]) => {
-            state.policies(vhost).iter().find(|p| p.name == *name).ok_or(ApiError::NotFound)?;
-            apply(api, false, |state| state.clear_policy(vhost, name)).await
-        }
-        (_, [] | [_] | [_, _]) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NotFound),
-    }
 }
