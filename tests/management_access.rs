@@ -405,3 +405,56 @@ fn replies_have_rabbitmqs_keys() {
     let without = get("/api/users/without-permissions");
     assert!(without.as_array().is_some_and(|users| users.iter().any(|u| u["name"] == "nopass")), "{without}");
 }
+
+/// Debian's rabbitmqadmin v1 declares, lists and deletes users, vhosts, permissions and
+/// policies.
+#[test]
+fn rabbitmqadmin_v1_manages_users_vhosts_permissions_and_policies() {
+    let admin = "/usr/bin/rabbitmqadmin";
+    if !std::path::Path::new(admin).exists() {
+        eprintln!("skipped: {admin} is not installed (tools/clients/install.sh installs it)");
+        return;
+    }
+    let broker = Broker::start(&["--storage", "memory"]);
+    let port = broker.addr("http").rsplit(':').next().expect("a port").to_owned();
+    let run = |args: &[&str]| -> String {
+        let output = std::process::Command::new(admin)
+            .args(["-H", "127.0.0.1", "-P", &port, "-u", "guest", "-p", "guest"])
+            .args(args)
+            .output()
+            .expect("run rabbitmqadmin");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "rabbitmqadmin {args:?}: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    run(&["declare", "vhost", "name=av"]);
+    run(&["declare", "user", "name=au", "password=apw", "tags=monitoring"]);
+    run(&["declare", "permission", "vhost=av", "user=au", "configure=.*", "write=.*", "read=.*"]);
+    run(&[
+        "-V",
+        "av",
+        "declare",
+        "policy",
+        "name=ap",
+        "pattern=^a",
+        "definition={\"max-length\":3}",
+        "apply-to=queues",
+    ]);
+    assert!(run(&["list", "users"]).contains("au"));
+    assert!(run(&["list", "vhosts"]).contains("av"));
+    assert!(run(&["list", "permissions"]).contains("au"));
+    assert!(run(&["list", "policies"]).contains("ap"));
+    runtime().block_on(async {
+        connect_url(&amqp_url(&broker, "au", "apw", "av")).await;
+    });
+    run(&["-V", "av", "delete", "policy", "name=ap"]);
+    run(&["delete", "permission", "vhost=av", "user=au"]);
+    run(&["delete", "user", "name=au"]);
+    run(&["delete", "vhost", "name=av"]);
+    assert!(!run(&["list", "vhosts"]).contains("av"));
+    assert!(!run(&["list", "users"]).contains("au"));
+}

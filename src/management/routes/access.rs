@@ -341,11 +341,6 @@ async fn put_vhost(api: &Api, request: &Request, name: &str) -> Result<Response,
         _ => body_tags(&body, "tags")?,
     };
     vhost.default_queue_type = body_str(&body, "default_queue_type")?.map(str::to_owned);
-    if let Some(queue_type) = vhost.default_queue_type.as_deref() {
-        if !matches!(queue_type, "classic" | "quorum" | "stream") {
-            return Err(ApiError::BadRequest(format!("Unsupported queue type '{queue_type}'")));
-        }
-    }
     vhost.tracing = super::body_bool(&body, "tracing", false)?;
     vhost.limits = existing.as_ref().map(|v| v.limits.clone()).unwrap_or_default();
     apply(api, existing.is_none(), |state| state.put_vhost(vhost)).await
