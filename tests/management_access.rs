@@ -458,3 +458,24 @@ fn rabbitmqadmin_v1_manages_users_vhosts_permissions_and_policies() {
     assert!(!run(&["list", "vhosts"]).contains("av"));
     assert!(!run(&["list", "users"]).contains("au"));
 }
+
+/// Deleting a user closes their connections with 320, as RabbitMQ does.
+#[test]
+fn deleting_a_user_closes_their_connections() {
+    let broker = Broker::start(&["--storage", "memory"]);
+    let addr = broker.addr("http").to_owned();
+    assert_eq!(guest(&addr, "PUT", "/api/users/gone", r#"{"password":"pw","tags":""}"#).status, 201);
+    let all = r#"{"configure":".*","write":".*","read":".*"}"#;
+    assert_eq!(guest(&addr, "PUT", "/api/permissions/%2F/gone", all).status, 201);
+    let rt = runtime();
+    let (connection, mut errors) = rt.block_on(async {
+        let connection = connect_url(&amqp_url(&broker, "gone", "pw", "%2F")).await;
+        let errors = crate::harness::lapin_client::Errors::of_connection(&connection);
+        (connection, errors)
+    });
+    assert_eq!(guest(&addr, "DELETE", "/api/users/gone", "").status, 204);
+    rt.block_on(async {
+        assert_eq!(errors.next().await, "320 CONNECTION_FORCED - user 'gone' is deleted");
+    });
+    drop(connection);
+}

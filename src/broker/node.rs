@@ -227,7 +227,7 @@ impl Node {
 
     /// Applies `change` to the access model, stores the new model (on disc), and opens the
     /// vhosts it added and stops (deleting their data) those it removed. On an error from
-    /// `change` nothing changes.
+    /// `change` nothing changes. Connections of users the change deleted are closed.
     ///
     /// # Errors
     /// [`NodeError::Access`] from `change`; [`NodeError::Broker`] when the model cannot be
@@ -241,8 +241,18 @@ impl Node {
         if let Some(dir) = self.options.storage.dir() {
             store_access(dir, &self.access)?;
         }
+        self.close_connections_of_deleted_users();
         self.reconcile_vhosts().await?;
         Ok(result)
+    }
+
+    /// As RabbitMQ (`rabbit_connection_tracking_handler`, `user_deleted`): the connections of
+    /// a user who no longer exists are closed with 320 CONNECTION_FORCED.
+    fn close_connections_of_deleted_users(&self) {
+        let state = self.access.snapshot();
+        for connection in self.connections().iter().filter(|c| state.user(&c.facts.user).is_none()) {
+            connection.request_close(format!("user '{}' is deleted", connection.facts.user));
+        }
     }
 
     /// Opens the vhosts of the access model that are not running, and stops and deletes
