@@ -176,6 +176,9 @@ fn closing_and_seeing_connections_follow_rabbitmqs_rules() {
     });
     drop(mine);
     until(&addr, "/api/connections", |list| list == &json!([]));
+    assert_eq!(guest(&addr, "DELETE", &path(&guest_name), "").status, 404, "closed already");
+    assert_eq!(guest(&addr, "POST", "/api/connections", "").status, 405);
+    assert_eq!(guest(&addr, "GET", "/api/channels/a/b", "").status, 404);
 }
 
 /// A channel's message statistics count what it published, was delivered and acked.

@@ -53,9 +53,9 @@ pub async fn route(
         ("GET", ["consumers"]) => consumers_of(api, principal, request, None),
         ("GET", ["consumers", vhost]) => require_visible_vhost(api, principal, vhost)
             .and_then(|()| consumers_of(api, principal, request, Some(vhost))),
-        (_, ["connections" | "channels" | "consumers", ..]) => {
-            Err(if parts.len() <= 3 { ApiError::MethodNotAllowed } else { ApiError::NotFound })
-        }
+        (_, ["connections" | "channels" | "consumers"] | ["connections" | "channels" | "consumers", _])
+        | (_, ["connections", _, "channels"]) => Err(ApiError::MethodNotAllowed),
+        (_, ["connections" | "channels" | "consumers", ..]) => Err(ApiError::NotFound),
         _ => return None,
     };
     Some(answer)
