@@ -11,9 +11,9 @@ use crate::management::auth::{self, Access};
 use crate::management::http::{Request, Response};
 use crate::management::{Api, ApiError, Principal};
 
-/// RabbitMQ's 404 body for a limit of a missing vhost or user.
-fn limit_owner_missing(reason: &str) -> Response {
-    Response::json(404, &json!({"error": "not_found", "reason": reason}))
+/// RabbitMQ's 404 body for a limit of a missing vhost (`errors.json`, `vhost_limit_put`).
+fn vhost_missing() -> Response {
+    Response::json(404, &json!({"error": "not_found", "reason": "vhost_not_found"}))
 }
 
 /// The `value` of a limit PUT's `{"value": n}`.
@@ -60,7 +60,7 @@ pub(super) async fn vhost_limits(
         ("PUT" | "DELETE", [name, limit]) => {
             require_policymaker(api, principal, name)?;
             let Some(vhost) = state.vhost(name) else {
-                return Ok(limit_owner_missing("vhost_not_found"));
+                return Ok(vhost_missing());
             };
             let value = if method == "PUT" { Some(limit_value(request)?) } else { None };
             let limits = VhostLimits::from_json(&with_limit(vhost.limits.to_json(), limit, value))
@@ -90,9 +90,7 @@ pub(super) async fn user_limits(
             list(request, if is_set(user) { vec![entry(user)] } else { Vec::new() })
         }
         ("PUT" | "DELETE", [name, limit]) => {
-            let Some(user) = state.user(name) else {
-                return Ok(limit_owner_missing("user_not_found"));
-            };
+            let user = state.user(name).ok_or(ApiError::NotFound)?;
             let value = if method == "PUT" { Some(limit_value(request)?) } else { None };
             let limits = UserLimits::from_json(&with_limit(user.limits.to_json(), limit, value))
                 .map_err(ApiError::BadRequest)?;
