@@ -22,15 +22,9 @@ type Api = Client<String, String, String>;
 const CONNECTION_OMITTED: &[&str] =
     &["recv_oct_details", "send_oct_details", "send_pend", "user_who_performed_action"];
 
-/// Channel keys Warren does not measure: idle time, transaction counts, Raft commands,
-/// per-queue and per-exchange statistics, and who opened it.
-const CHANNEL_OMITTED: &[&str] = &[
-    "idle_since",
-    "acks_uncommitted",
-    "messages_uncommitted",
-    "pending_raft_commands",
-    "user_who_performed_action",
-];
+/// Channel keys Warren does not measure: idle time, Raft commands, per-queue and
+/// per-exchange statistics, and who opened it.
+const CHANNEL_OMITTED: &[&str] = &["idle_since", "pending_raft_commands", "user_who_performed_action"];
 
 fn client(broker: &Broker) -> Api {
     ClientBuilder::new()
@@ -291,4 +285,31 @@ fn replies_have_rabbitmqs_keys() {
         consumers.as_array().is_some_and(|l| l.iter().any(|c| c["arguments"] == json!({"x-priority": 1}))),
         "{consumers}"
     );
+}
+
+/// A transactional channel shows the publishes and acks it holds until the commit.
+#[test]
+fn a_transaction_shows_what_it_holds() {
+    let broker = Broker::start(&["--storage", "memory"]);
+    let addr = broker.addr("http").to_owned();
+    let rt = runtime();
+    let (connection, channel) = rt.block_on(async {
+        let connection = connect_named(&broker, "guest", "guest", "tx").await;
+        let channel = within("channel", connection.create_channel()).await.expect("channel");
+        within(
+            "declare",
+            channel.queue_declare("txq", QueueDeclareOptions::default(), FieldTable::default()),
+        )
+        .await
+        .expect("declare");
+        within("tx.select", channel.tx_select()).await.expect("tx.select");
+        publish(&channel, "", "txq", b"1").await;
+        publish(&channel, "", "txq", b"2").await;
+        (connection, channel)
+    });
+    let held = until(&addr, "/api/channels", |list| list[0]["messages_uncommitted"] == 2);
+    assert_eq!((&held[0]["transactional"], &held[0]["acks_uncommitted"]), (&json!(true), &json!(0)));
+    rt.block_on(async { within("tx.commit", channel.tx_commit()).await.expect("tx.commit") });
+    until(&addr, "/api/channels", |list| list[0]["messages_uncommitted"] == 0);
+    drop((channel, connection));
 }

@@ -86,6 +86,10 @@ pub struct ChannelInfo {
     pub unacknowledged: AtomicU64,
     /// Publishes not yet confirmed.
     pub unconfirmed: AtomicU64,
+    /// Publishes held by an open transaction (`tx.select`), not yet committed.
+    pub messages_uncommitted: AtomicU64,
+    /// Acks, nacks and rejects (in messages) held by an open transaction.
+    pub acks_uncommitted: AtomicU64,
     /// Message counters.
     pub messages: MessageCounters,
     /// Its consumers, by tag.

@@ -194,6 +194,8 @@ fn channel_json(api: &Api, connection: &ConnectionInfo, channel: &ChannelInfo) -
         "consumer_count": channel.consumers().len(),
         "messages_unacknowledged": channel.unacknowledged.load(Ordering::Relaxed),
         "messages_unconfirmed": channel.unconfirmed.load(Ordering::Relaxed),
+        "messages_uncommitted": channel.messages_uncommitted.load(Ordering::Relaxed),
+        "acks_uncommitted": channel.acks_uncommitted.load(Ordering::Relaxed),
     });
     let stats = message_stats(&channel.messages);
     if let (Some(object), false) = (value.as_object_mut(), stats.is_empty()) {
