@@ -160,9 +160,9 @@ async fn users(
     match (method, rest) {
         ("GET", []) => list(request, state.users().map(|user| user_json(user)).collect()),
         ("GET", ["without-permissions"]) => {
-            let alone = state.users().filter(|user| {
-                !state.all_permissions().iter().any(|(name, _, _)| *name == user.name.as_str())
-            });
+            let granted: std::collections::HashSet<&str> =
+                state.all_permissions().into_iter().map(|(user, _, _)| user).collect();
+            let alone = state.users().filter(|user| !granted.contains(user.name.as_str()));
             list(request, alone.map(|user| user_json(user)).collect())
         }
         ("POST", ["bulk-delete"]) => bulk_delete_users(api, request).await,
