@@ -56,18 +56,24 @@ mod log_model;
 mod log_recovery;
 /// The log core after a failed write: cut back, retried, nothing lost or duplicated.
 mod log_write_faults;
+/// The management API's users, vhosts, permissions, limits and policies: rabbitmq_http_client,
+/// their effect over AMQP, a restart, status codes, access by tag, RabbitMQ's keys.
+mod management_access;
 /// The management HTTP API: rabbitmq_http_client, raw HTTP status codes and conventions,
 /// rabbitmqadmin v1.
 mod management_api;
+/// The management API's connections, channels and consumers with lapin clients connected:
+/// rabbitmq_http_client, closing with 320, message counters, visibility, RabbitMQ's keys.
+mod management_connections;
 /// Definitions import and export over the management API: a RabbitMQ 3.10.8 export whose
 /// users then log in over AMQP, form uploads, rabbitmqadmin v1, round trips, restarts.
 mod management_definitions;
-/// The management API across vhosts: names kept apart, lists per vhost, 404 for a missing
-/// vhost, and what a non-administrator sees and may do.
-mod management_vhosts;
 /// Every management endpoint's keys, status codes and error bodies against RabbitMQ 3.10.8's
 /// goldens, by running the tool that captured them against Warren.
 mod management_goldens;
+/// The management API across vhosts: names kept apart, lists per vhost, 404 for a missing
+/// vhost, and what a non-administrator sees and may do.
+mod management_vhosts;
 /// Node.js amqplib against the broker.
 mod node_clients;
 /// Commands applied in the order a channel sends them; dead letters kept in source order.

@@ -142,7 +142,6 @@ fn await_startup_status_and_wrong_credentials() {
 }
 
 #[test]
-#[ignore = "waits for the API's users, vhosts and permissions endpoints, not served yet"]
 fn users_vhosts_and_permissions() {
     let alice = unique("ctl-alice");
     let (server, url) = broker();
@@ -183,7 +182,6 @@ fn users_vhosts_and_permissions() {
 }
 
 #[test]
-#[ignore = "waits for the API's policies endpoints, not served yet"]
 fn policies_are_set_listed_and_cleared() {
     let (_broker, url) = broker();
     ctl(
@@ -248,7 +246,6 @@ fn queues_exchanges_and_bindings_are_listed_purged_and_deleted() {
 }
 
 #[test]
-#[ignore = "waits for the API's connections, channels and consumers endpoints, not served yet"]
 fn connections_channels_and_consumers_are_listed_and_closed() {
     let (server, url) = broker();
     crate::harness::run(async {
@@ -303,7 +300,6 @@ fn definitions_export_and_import() {
 }
 
 #[test]
-#[ignore = "waits for the API's users, permissions, policies and connections endpoints, not served yet"]
 fn report_covers_every_section_on_a_broker_with_traffic() {
     let carol = unique("ctl-carol");
     let (server, url) = broker();

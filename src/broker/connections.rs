@@ -132,6 +132,10 @@ pub struct ChannelInfo {
     pub unacknowledged: AtomicU64,
     /// Publishes not yet confirmed.
     pub unconfirmed: AtomicU64,
+    /// Publishes held by an open transaction (`tx.select`), not yet committed.
+    pub messages_uncommitted: AtomicU64,
+    /// Acks, nacks and rejects (in messages) held by an open transaction.
+    pub acks_uncommitted: AtomicU64,
     /// Message counters.
     pub messages: MessageCounters,
     /// Its consumers, by tag.
@@ -160,6 +164,8 @@ impl ChannelInfo {
             global_prefetch_count: AtomicU32::new(0),
             unacknowledged: AtomicU64::new(0),
             unconfirmed: AtomicU64::new(0),
+            messages_uncommitted: AtomicU64::new(0),
+            acks_uncommitted: AtomicU64::new(0),
             messages: MessageCounters::default(),
             consumers: Mutex::new(BTreeMap::new()),
             retired,

@@ -237,7 +237,8 @@ impl Node {
 
     /// Applies `change` to the access model, stores the new model (on disc), opens the
     /// vhosts it added and stops (deleting their data) those it removed, and hands every
-    /// vhost its policies. On an error from `change` nothing changes.
+    /// vhost its policies. On an error from `change` nothing changes. Connections of users
+    /// the change deleted are closed.
     ///
     /// # Errors
     /// [`NodeError::Access`] from `change`; [`NodeError::Broker`] when the model cannot be
@@ -251,6 +252,7 @@ impl Node {
         if let Some(dir) = self.options.storage.dir() {
             store_access(dir, &self.access)?;
         }
+        self.close_connections_of_deleted_users();
         self.reconcile_vhosts().await?;
         self.apply_policies().await;
         Ok(result)
@@ -262,6 +264,15 @@ impl Node {
         let state = self.access.snapshot();
         for broker in self.vhosts() {
             broker.set_policies(state.policies(broker.vhost()).to_vec()).await;
+        }
+    }
+
+    /// As RabbitMQ (`rabbit_connection_tracking_handler`, `user_deleted`): the connections of
+    /// a user who no longer exists are closed with 320 CONNECTION_FORCED.
+    fn close_connections_of_deleted_users(&self) {
+        let state = self.access.snapshot();
+        for connection in self.connections().iter().filter(|c| state.user(&c.facts.user).is_none()) {
+            connection.request_close(format!("user '{}' is deleted", connection.facts.user));
         }
     }
 

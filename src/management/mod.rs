@@ -18,8 +18,8 @@ mod form;
 pub mod http;
 pub mod json;
 mod routes;
-pub mod stats;
 mod scope;
+pub mod stats;
 mod system;
 
 use std::net::SocketAddr;

@@ -5,6 +5,8 @@
 
 pub mod broker;
 pub mod clients;
+pub mod golden;
+pub mod http;
 pub mod http_api;
 pub mod lapin_client;
 pub mod raw_client;

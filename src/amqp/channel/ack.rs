@@ -93,6 +93,7 @@ impl Channel {
         for (queue, offsets) in by_queue {
             if self.tx.enabled() {
                 self.tx.hold_settlement(queue, offsets, requeue)?;
+                self.show_uncommitted();
             } else {
                 settle_in_queue(&queue, self.id, offsets, requeue).await;
             }

@@ -267,7 +267,9 @@ impl Channel {
         let record = message.to_record_in(cx.record_arena);
         if self.tx.enabled() {
             let queues = queues.iter().filter(|q| !full(q)).cloned().collect();
-            return self.tx.hold_publish(queues, record).map_err(Reply::from);
+            let held = self.tx.hold_publish(queues, record).map_err(Reply::from);
+            self.show_uncommitted();
+            return held;
         }
         if rejected {
             if let Some(seq) = confirm_seq {

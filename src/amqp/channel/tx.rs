@@ -59,6 +59,8 @@ pub(super) struct Transaction {
     /// bookkeeping. At most [`TX_HELD_BYTES_MAX`].
     held_bytes: usize,
     settlements: Vec<HeldSettlement>,
+    /// The messages `settlements` settle.
+    held_settled: u64,
 }
 
 impl Transaction {
@@ -104,6 +106,7 @@ impl Transaction {
     fn take_settlements(&mut self) -> Vec<HeldSettlement> {
         let bytes: usize = self.settlements.iter().map(HeldSettlement::held_bytes).sum();
         self.held_bytes -= bytes;
+        self.held_settled = 0;
         std::mem::take(&mut self.settlements)
     }
 
@@ -119,6 +122,7 @@ impl Transaction {
     ) -> Result<(), ProtocolError> {
         let held = HeldSettlement { queue, offsets, requeue };
         self.count(held.held_bytes())?;
+        self.held_settled += held.offsets.len() as u64;
         self.settlements.push(held);
         Ok(())
     }
@@ -158,6 +162,13 @@ pub(super) async fn settle_in_queue(
 }
 
 impl Channel {
+    /// Shows what the transaction holds in the channel's listing (two relaxed stores).
+    pub(super) fn show_uncommitted(&self) {
+        let held = u64::try_from(self.tx.publishes.len()).unwrap_or(u64::MAX);
+        self.stats.messages_uncommitted.store(held, std::sync::atomic::Ordering::Relaxed);
+        self.stats.acks_uncommitted.store(self.tx.held_settled, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// `tx.select`.
     pub(super) fn tx_select(&mut self, cx: &mut Context<'_>) -> Result<(), Reply> {
         if self.confirms.enabled() {
@@ -187,6 +198,7 @@ impl Channel {
         }
         let parts = per_queue(self.tx.take_publishes());
         let settlements = self.tx.take_settlements();
+        self.show_uncommitted();
         let total: u64 =
             parts.iter().flat_map(|(_, records)| records).map(|r| r.encoded_bytes() as u64).sum();
         if let Some((queue, _)) = parts.iter().find(|(queue, _)| !queue.handle.log().would_take(total)) {
@@ -212,6 +224,7 @@ impl Channel {
         }
         self.tx.take_publishes();
         self.tx.take_settlements();
+        self.show_uncommitted();
         cx.out.method(self.number(), &TxRollbackOk::default().into());
         Ok(())
     }

@@ -1,14 +1,16 @@
 //! The management API's routes: the path (already split and percent-decoded) and method
-//! pick a handler. Handlers live by object kind: `node` (overview, nodes, vhosts, whoami,
-//! health checks), `queues`, `exchanges`, `bindings`, `definitions`.
+//! pick a handler. Handlers live by object kind: `node` (overview, nodes, whoami, health
+//! checks), `access` (users, vhosts, permissions, limits, policies), `connections`
+//! (connections, channels, consumers), `queues`, `exchanges`, `bindings`, `definitions`.
 
+mod access;
 mod bindings;
+mod connections;
 mod definitions;
 mod definitions_import;
 mod exchanges;
 mod messages;
 mod node;
-mod policies;
 mod queues;
 
 use serde_json::Value;
@@ -42,9 +44,16 @@ pub async fn route(
         ["queues", rest @ ..] => queues::route(api, principal, request, method, rest).await,
         ["exchanges", rest @ ..] => exchanges::route(api, principal, request, method, rest).await,
         ["bindings", rest @ ..] => bindings::route(api, principal, request, method, rest).await,
-        ["policies", vhost, name] => policies::route(api, principal, request, vhost, name).await,
         ["definitions", rest @ ..] => definitions::route(api, request, method, rest).await,
-        rest => node::route(api, principal, request, method, rest).await,
+        rest => {
+            if let Some(answer) = access::route(api, principal, request, rest).await {
+                return answer;
+            }
+            if let Some(answer) = connections::route(api, principal, request, rest).await {
+                return answer;
+            }
+            node::route(api, principal, request, method, rest).await
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Node-level endpoints: overview, whoami, extensions, cluster-name, nodes, vhosts,
+//! Node-level endpoints: overview, whoami, extensions, cluster-name, nodes,
 //! aliveness-test and the health checks. Every figure is one Warren really measures;
 //! rates and message statistics it does not keep yet are left out.
 
@@ -40,8 +40,6 @@ pub async fn route(
         ["cluster-name"] => Ok(Response::json(200, &json!({"name": api.node_info.name}))),
         ["nodes"] => list(request, vec![node(api)]),
         ["nodes", name] if *name == api.node_info.name => Ok(one(request, &node(api))),
-        ["vhosts"] => list(request, api.node.vhosts().iter().map(|broker| vhost(api, broker)).collect()),
-        ["vhosts", name] => Ok(one(request, &vhost(api, &api.node.vhost(name).ok_or(ApiError::NotFound)?))),
         ["aliveness-test", name] => aliveness(api, &api.in_vhost(principal, name)?).await,
         ["healthchecks", "node"] => Ok(health_ok(json!({}))),
         ["healthchecks", "node", name] if *name == api.node_info.name => Ok(health_ok(json!({}))),
@@ -158,29 +156,6 @@ fn node(api: &Api) -> Value {
         }
     }
     value
-}
-
-/// A vhost as `/api/vhosts` lists it: the access model's facts and its message counts.
-fn vhost(api: &Api, broker: &Arc<Broker>) -> Value {
-    let (ready, unacked, _, _) = totals(std::slice::from_ref(broker));
-    let access = api.node.access().snapshot();
-    let found = access.vhost(broker.vhost());
-    let description = found.map_or("", |v| v.description.as_str());
-    let tags = found.map(|v| v.tags.clone()).unwrap_or_default();
-    let default_queue_type =
-        found.and_then(|v| v.default_queue_type.clone()).unwrap_or_else(|| "classic".into());
-    json!({
-        "name": broker.vhost().as_ref(),
-        "description": description,
-        "tags": tags,
-        "metadata": {"description": description, "tags": tags},
-        "default_queue_type": default_queue_type,
-        "tracing": found.is_some_and(|v| v.tracing),
-        "cluster_state": {api.node_info.name.clone(): "running"},
-        "messages": ready + unacked,
-        "messages_ready": ready,
-        "messages_unacknowledged": unacked,
-    })
 }
 
 fn alarms(api: &Api) -> Response {

@@ -46,7 +46,9 @@ pub async fn route(
 fn list_queues(api: &Api, request: &Request, vhosts: &[Arc<Broker>]) -> Result<Response, ApiError> {
     let items = vhosts
         .iter()
-        .flat_map(|broker| broker.queues().into_iter().map(move |queue| api.queue_json(&queue, broker.vhost())))
+        .flat_map(|broker| {
+            broker.queues().into_iter().map(move |queue| api.queue_json(&queue, broker.vhost()))
+        })
         .collect();
     list(request, items)
 }

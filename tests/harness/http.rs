@@ -1,0 +1,59 @@
+//! Plain HTTP/1.1 requests to the management API, for status codes, headers and bodies
+//! exactly as sent.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::Value;
+
+/// A reply: status, lower-cased headers and the body.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One request as `user:password` over a fresh connection, with `extra` headers.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    user: (&str, &str),
+    extra: &[(&str, &str)],
+) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect to the management listener");
+    let credentials = STANDARD.encode(format!("{}:{}", user.0, user.1));
+    let extra: String = extra.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Basic {credentials}\r\n{extra}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream.write_all(body.as_bytes()).expect("write body");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let mut lines = head.lines();
+    let status =
+        lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply { status, headers, body: body.to_string() }
+}
+
+/// A request as guest.
+pub fn guest(addr: &str, method: &str, path: &str, body: &str) -> Reply {
+    request(addr, method, path, body, ("guest", "guest"), &[])
+}
