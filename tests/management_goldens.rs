@@ -98,7 +98,6 @@ fn capture(broker: &Broker, golden_out: &Path, definitions: &Path) {
 }
 
 #[test]
-#[ignore = "waits for the users, vhosts, permissions, limits, policies and connections endpoints"]
 fn every_endpoint_has_rabbitmqs_keys_statuses_and_error_bodies() {
     let broker = Broker::start(&["--storage", "memory"]);
     let out = tempfile::tempdir().expect("temp dir");
