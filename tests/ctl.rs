@@ -270,7 +270,6 @@ fn connections_channels_and_consumers_are_listed_and_closed() {
 }
 
 #[test]
-#[ignore = "waits for the API's definitions import (POST /api/definitions), not served yet"]
 fn definitions_export_and_import() {
     let bob = unique("ctl-bob");
     let (_source, source_url) = broker();
