@@ -71,6 +71,9 @@ mod management_definitions;
 /// Every management endpoint's keys, status codes and error bodies against RabbitMQ 3.10.8's
 /// goldens, by running the tool that captured them against Warren.
 mod management_goldens;
+/// The management API's node-level answers: churn counts after known lapin traffic, object
+/// totals, listeners, the node's figures, health checks, absent features, no credentials.
+mod management_node;
 /// The management API across vhosts: names kept apart, lists per vhost, 404 for a missing
 /// vhost, and what a non-administrator sees and may do.
 mod management_vhosts;

@@ -91,13 +91,16 @@ fn rust_client_declares_lists_publishes_gets_purges_and_deletes() {
 fn status_codes_and_error_bodies_are_rabbitmqs() {
     let broker = Broker::start(&[]);
     let addr = broker.addr("http");
+    let challenge = |headers: &[(String, String)]| {
+        headers.iter().any(|(k, v)| k == "www-authenticate" && v == "Basic realm=\"RabbitMQ Management\"")
+    };
     let (status, headers, body) = http(addr, "GET", "/api/overview", "", None);
+    assert_eq!((status, body.as_str()), (401, ""), "no credentials: only the challenge");
+    assert!(challenge(&headers));
+    let (status, headers, body) = http(addr, "GET", "/api/overview", "", Some("Basic Z3Vlc3Q6eA=="));
     assert_eq!(status, 401);
     assert_eq!(json_of(&body), json!({"error": "not_authorized", "reason": "Login failed"}));
-    assert!(headers
-        .iter()
-        .any(|(k, v)| k == "www-authenticate" && v == "Basic realm=\"RabbitMQ Management\""));
-    assert_eq!(http(addr, "GET", "/api/overview", "", Some("Basic Z3Vlc3Q6eA==")).0, 401);
+    assert!(challenge(&headers));
 
     let (status, _, body) = http(addr, "GET", "/api/queues/%2F/missing", "", Some(GUEST));
     assert_eq!(status, 404);

@@ -463,6 +463,9 @@ impl Connection {
                 let channel_id = (self.id << 16) | u64::from(channel);
                 let stats = self.info().map_or_else(Default::default, |info| info.open_channel(channel));
                 self.channels.insert(channel, Channel::new(channel_id, stats));
+                if let Some(broker) = &self.broker {
+                    crate::broker::Churn::bump(&broker.churn().channel_created);
+                }
                 self.send(channel, &ChannelOpenOk::default().into());
                 Next::Continue
             }

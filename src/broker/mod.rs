@@ -45,7 +45,7 @@ pub use bindings::{Bindings, Destination};
 pub use error::{Error, Name};
 pub use exchanges::{ExchangeDeclare, ExchangeEntry};
 pub use naming::{generated_name, hex};
-pub use node::{ConnectionSlot, Node, NodeError, NodeOptions};
+pub use node::{Churn, ConnectionSlot, Node, NodeError, NodeOptions};
 pub use policies::{AppliedExchangePolicy, AppliedQueuePolicy};
 pub use queues::{QueueDeclare, QueueEntry};
 
@@ -71,6 +71,8 @@ pub struct BrokerOptions {
     /// The vhost's policies when it opens, by name (later ones come through
     /// [`Broker::set_policies`]).
     pub policies: Vec<Arc<access::Policy>>,
+    /// The node's churn counts, which declaring and deleting queues bump.
+    pub churn: Arc<Churn>,
 }
 
 #[derive(Debug, Default)]
@@ -125,6 +127,12 @@ impl Broker {
         definitions::restore(&broker).await?;
         queue_deletion::spawn_expiry_sweeper(&broker);
         Ok(broker)
+    }
+
+    /// The node's churn counts, for the events a vhost sees (channels opening and closing
+    /// are reported by the AMQP gateway through here).
+    pub fn churn(&self) -> &Churn {
+        &self.options.churn
     }
 
     /// Follows the node's resource alarm: `Some(reason)` while publishers must be blocked.

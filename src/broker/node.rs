@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use tokio::sync::watch;
@@ -29,6 +30,50 @@ use crate::log::Storage;
 pub const ACCESS_FILE: &str = "access.json";
 /// The folder of the vhosts' data in the data directory.
 pub const VHOSTS_DIR: &str = "vhosts";
+
+/// Counts of objects opened and closed since the node started, as RabbitMQ's
+/// `churn_rates` report them. Each is bumped once per event with a relaxed `fetch_add`;
+/// the events (a connection or channel opening or closing, a queue declared or deleted)
+/// are rare next to messages, and nothing on the message path touches these.
+#[derive(Debug, Default)]
+pub struct Churn {
+    /// Connections that completed `connection.open`.
+    pub connection_created: AtomicU64,
+    /// Of those, the ones that have closed (for any reason).
+    pub connection_closed: AtomicU64,
+    /// Channels opened with `channel.open`.
+    pub channel_created: AtomicU64,
+    /// Of those, the ones that have closed (by either side, or with their connection).
+    pub channel_closed: AtomicU64,
+    /// Successful non-passive `queue.declare`s (a redeclaration of an existing queue
+    /// included), from AMQP clients and the management API.
+    pub queue_declared: AtomicU64,
+    /// Queues that a declaration created (queues recovered at start are not counted).
+    pub queue_created: AtomicU64,
+    /// Queues deleted (by a client, auto-delete, exclusivity or expiry).
+    pub queue_deleted: AtomicU64,
+}
+
+impl Churn {
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Each count by RabbitMQ's name, in the order of its `churn_rates`.
+    pub fn totals(&self) -> Vec<(&'static str, u64)> {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        vec![
+            ("connection_created", get(&self.connection_created)),
+            ("connection_closed", get(&self.connection_closed)),
+            ("channel_created", get(&self.channel_created)),
+            ("channel_closed", get(&self.channel_closed)),
+            ("queue_declared", get(&self.queue_declared)),
+            ("queue_created", get(&self.queue_created)),
+            ("queue_deleted", get(&self.queue_deleted)),
+        ]
+    }
+}
 
 /// What every vhost is opened with, and the first start's user.
 #[derive(Debug, Clone)]
@@ -106,6 +151,7 @@ impl Drop for ConnectionSlot {
             let mut counts = node.connections.lock().unwrap_or_else(PoisonError::into_inner);
             counts.remove(&facts.user, &facts.vhost);
             counts.open.remove(&facts.id);
+            Churn::bump(&node.churn.connection_closed);
         }
     }
 }
@@ -119,6 +165,7 @@ pub struct Node {
     changes: tokio::sync::Mutex<()>,
     alarm: Arc<watch::Sender<Option<&'static str>>>,
     connections: Mutex<ConnectionCounts>,
+    churn: Arc<Churn>,
     myself: Weak<Node>,
 }
 
@@ -149,10 +196,21 @@ impl Node {
             changes: tokio::sync::Mutex::new(()),
             alarm: Arc::new(watch::channel(None).0),
             connections: Mutex::new(ConnectionCounts::default()),
+            churn: Arc::default(),
             myself: myself.clone(),
         });
         node.reconcile_vhosts().await?;
         Ok(node)
+    }
+
+    /// What has opened and closed since the node started.
+    pub fn churn(&self) -> &Churn {
+        &self.churn
+    }
+
+    /// The data directory, when the node stores on disc.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.options.storage.dir()
     }
 
     /// The access model.
@@ -210,6 +268,7 @@ impl Node {
         let retired = Arc::clone(counts.retired.entry(vhost.to_owned()).or_default());
         let info = Arc::new(ConnectionInfo::new(facts, retired));
         counts.open.insert(info.facts.id, Arc::clone(&info));
+        Churn::bump(&self.churn.connection_created);
         Ok((broker, ConnectionSlot { node: self.myself.clone(), info }))
     }
 
@@ -326,6 +385,7 @@ impl Node {
             vhost: Arc::from(name),
             alarm: Arc::clone(&self.alarm),
             policies: self.access.snapshot().policies(name).to_vec(),
+            churn: Arc::clone(&self.churn),
         }
     }
 

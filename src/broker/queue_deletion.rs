@@ -46,7 +46,9 @@ impl Broker {
     async fn remove_queue(&self, queue: &Arc<QueueEntry>) -> u32 {
         let doomed_exchanges = {
             let mut model = self.model.write().expect("model lock poisoned");
-            model.queues.remove(&queue.name);
+            if model.queues.remove(&queue.name).is_some() {
+                super::Churn::bump(&self.options.churn.queue_deleted);
+            }
             model.queue_ids.remove(&queue.id);
             let mut doomed = Vec::new();
             for exchange in model.exchanges.values() {

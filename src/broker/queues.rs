@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::arguments::{self, Overflow, QueueArgs};
 use super::naming::{generated_name, hex, text};
 use super::policies::{stream_retention, AppliedQueuePolicy};
-use super::{dead_letter, definitions, Broker, ConnectionId, Error, Name};
+use super::{dead_letter, definitions, Broker, Churn, ConnectionId, Error, Name};
 use crate::log::{Log, LogOptions, Storage};
 use crate::queue::classic::FLOOR_KEY;
 use crate::queue::{DeadLetters, QueueHandle, QueueOptions};
@@ -155,6 +155,9 @@ impl Broker {
         }
         if let Some(existing) = self.queue(&request.name) {
             check_queue_redeclare(self.named(&request.name), &existing, &request)?;
+            if !request.passive {
+                Churn::bump(&self.options.churn.queue_declared);
+            }
             existing.touch();
             let stats = existing.handle.stats();
             let ready = existing.handle.ready_count().min(u64::from(u32::MAX)) as u32;
@@ -168,6 +171,8 @@ impl Broker {
             check_stream_properties(&self.named(&request.name), &request)?;
         }
         let entry = self.create_queue(&request, args).await?;
+        Churn::bump(&self.options.churn.queue_declared);
+        Churn::bump(&self.options.churn.queue_created);
         if entry.durable && entry.exclusive_owner.is_none() {
             definitions::record(
                 self,

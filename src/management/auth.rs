@@ -40,10 +40,13 @@ pub fn require(principal: &Principal, access: Access) -> Result<(), ApiError> {
 /// The user of an `Authorization: Basic …` header.
 ///
 /// # Errors
-/// [`ApiError::LoginFailed`] when the header is missing, malformed or wrong.
+/// [`ApiError::NoCredentials`] when there is no header, [`ApiError::LoginFailed`] when it
+/// is malformed or wrong.
 pub fn authenticate(authenticator: &dyn Authenticator, header: Option<&str>) -> Result<Principal, ApiError> {
+    let header = header.ok_or(ApiError::NoCredentials)?;
     let encoded = header
-        .and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")))
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))
         .ok_or(ApiError::LoginFailed)?;
     let decoded = base64_decode(encoded.trim()).ok_or(ApiError::LoginFailed)?;
     let text = String::from_utf8(decoded).map_err(|_| ApiError::LoginFailed)?;
@@ -68,7 +71,7 @@ mod tests {
         assert_eq!(base64_decode("Z3Vlc3Q6Z3Vlc3Q=").as_deref(), Some(&b"guest:guest"[..]));
         assert!(authenticate(&Guest, Some("Basic Z3Vlc3Q6Z3Vlc3Q=")).is_ok());
         assert_eq!(authenticate(&Guest, Some("Basic Z3Vlc3Q6eA==")), Err(ApiError::LoginFailed));
-        assert_eq!(authenticate(&Guest, None), Err(ApiError::LoginFailed));
+        assert_eq!(authenticate(&Guest, None), Err(ApiError::NoCredentials));
         assert_eq!(authenticate(&Guest, Some("Basic !!")), Err(ApiError::LoginFailed));
     }
 

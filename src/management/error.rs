@@ -5,6 +5,9 @@ use serde_json::json;
 
 use super::http::Response;
 
+/// The challenge every 401 carries.
+const BASIC_REALM: &str = "Basic realm=\"RabbitMQ Management\"";
+
 /// A failed management request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -18,9 +21,13 @@ pub enum ApiError {
     /// 400 with the broker's (or the parser's) reason.
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// 401: no or wrong credentials.
+    /// 401: wrong or malformed credentials.
     #[error("login failed")]
     LoginFailed,
+    /// 401 with no body: the request carried no credentials, so the client is only asked
+    /// for them (`www-authenticate`), as RabbitMQ does.
+    #[error("no credentials")]
+    NoCredentials,
     /// 401: the user lacks a tag; the reason names it (`Not administrator user`).
     #[error("{0}")]
     MissingTag(&'static str),
@@ -40,6 +47,9 @@ impl ApiError {
     /// RabbitMQ's status code and body for this error.
     pub fn response(&self) -> Response {
         let (status, body) = match self {
+            ApiError::NoCredentials => {
+                return Response::empty(401).with_header("www-authenticate", BASIC_REALM.to_string());
+            }
             ApiError::NotFound => (404, json!({"error": "Object Not Found", "reason": "Not Found"})),
             ApiError::NotFoundOnChannel(reason) => (404, json!({"error": "not_found", "reason": reason})),
             ApiError::BadRequest(reason) => (400, json!({"error": "bad_request", "reason": reason})),
@@ -52,8 +62,10 @@ impl ApiError {
             ApiError::Internal(reason) => (500, json!({"error": "internal_error", "reason": reason})),
         };
         let response = Response::json(status, &body);
-        if status == 401 {
-            response.with_header("www-authenticate", "Basic realm=\"RabbitMQ Management\"".to_string())
+        // Only a failed login asks for credentials again; a missing tag or permission
+        // is a 401 without the challenge, as in RabbitMQ.
+        if matches!(self, ApiError::LoginFailed) {
+            response.with_header("www-authenticate", BASIC_REALM.to_string())
         } else {
             response
         }

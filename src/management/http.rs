@@ -222,7 +222,10 @@ fn reason(status: u16) -> &'static str {
 pub async fn write_response(stream: &mut TcpStream, response: &Response, close: bool) -> std::io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", response.status, reason(response.status));
     if response.status != 204 {
-        head.push_str("content-type: application/json\r\n");
+        // An empty answer (201, a 401 asking for credentials) has no content type.
+        if !response.body.is_empty() {
+            head.push_str("content-type: application/json\r\n");
+        }
         head.push_str(&format!("content-length: {}\r\n", response.body.len()));
     }
     head.push_str("server: Warren\r\ncache-control: no-cache\r\nvary: accept, accept-encoding, origin\r\n");

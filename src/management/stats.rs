@@ -268,6 +268,8 @@ pub fn sample(node: &Node, rates: &Rates, at: Instant) {
     }
     let (mut totals, counts) = node_totals(node);
     totals.extend(counts);
+    totals.extend(node.churn().totals());
+    totals.extend(super::system::node_gauges(node));
     record(NODE_KEY.to_owned(), totals);
     rates.retain(&live);
 }

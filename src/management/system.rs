@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::broker::Node;
+
 /// Open file descriptors of this process.
 pub fn open_descriptors() -> u64 {
     std::fs::read_dir("/proc/self/fd").map_or(0, |entries| entries.count() as u64)
@@ -33,4 +35,26 @@ pub fn resident_bytes() -> u64 {
 /// Free bytes on the file system holding `dir`.
 pub fn free_disc_bytes(dir: &Path) -> Option<u64> {
     crate::log::headroom::free_bytes(dir)
+}
+
+/// Tasks alive on the runtime this is called from (Warren's counterpart of Erlang's
+/// processes), 0 outside a runtime.
+pub fn live_tasks() -> u64 {
+    tokio::runtime::Handle::try_current().map_or(0, |runtime| runtime.metrics().num_alive_tasks() as u64)
+}
+
+/// The node's gauges that `GET /api/nodes` reports with `_details` rates, by RabbitMQ's
+/// names: descriptors, resident memory, live tasks, open AMQP connections, and free disc
+/// where the node stores on disc. Read when called; nothing is sampled here.
+pub fn node_gauges(node: &Node) -> Vec<(&'static str, u64)> {
+    let mut gauges = vec![
+        ("fd_used", open_descriptors()),
+        ("mem_used", resident_bytes()),
+        ("proc_used", live_tasks()),
+        ("sockets_used", node.connections().len() as u64),
+    ];
+    if let Some(free) = node.data_dir().and_then(free_disc_bytes) {
+        gauges.push(("disk_free", free));
+    }
+    gauges
 }

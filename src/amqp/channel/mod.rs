@@ -293,6 +293,9 @@ impl Connection {
 
     /// Requeues a closed channel's unacked deliveries and removes its consumers.
     pub(super) async fn release_channel(&mut self, channel: Channel) {
+        if let Some(broker) = &self.broker {
+            crate::broker::Churn::bump(&broker.churn().channel_closed);
+        }
         let emptied = channel.consumers.cancel_all(channel.id).await;
         for queue in channel.consumers.touched() {
             queue.handle.channel_closed(channel.id).await;

@@ -1,6 +1,7 @@
 //! The management API's routes: the path (already split and percent-decoded) and method
-//! pick a handler. Handlers live by object kind: `node` (overview, nodes, whoami, health
-//! checks), `access` (users, vhosts, permissions, limits, policies), `connections`
+//! pick a handler. Handlers live by object kind: `node` (overview, nodes, whoami), `health`
+//! (health checks), `misc` (auth, feature flags, parameters and other endpoints of features
+//! Warren has not or has in part), `access` (users, vhosts, permissions, limits, policies), `connections`
 //! (connections, channels, consumers), `queues`, `exchanges`, `bindings`, `definitions`.
 
 mod access;
@@ -9,7 +10,9 @@ mod connections;
 mod definitions;
 mod definitions_import;
 mod exchanges;
+mod health;
 mod messages;
+mod misc;
 mod node;
 mod queues;
 

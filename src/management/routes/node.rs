@@ -1,20 +1,21 @@
-//! Node-level endpoints: overview, whoami, extensions, cluster-name, nodes,
-//! aliveness-test and the health checks. Every figure is one Warren really measures;
-//! rates and message statistics it does not keep yet are left out.
+//! Node-level endpoints: overview, whoami, cluster-name, nodes and aliveness-test; the
+//! health checks are in `health`, the endpoints of features Warren has not (or has only
+//! in part) in `misc`. Every figure is one Warren really measures; what it does not keep
+//! (Erlang VM figures, sample histories) is left out.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::definitions::RABBITMQ_VERSION;
-use super::{list, one, MANAGEMENT_CONNECTION};
+use super::{health, list, misc, one, MANAGEMENT_CONNECTION};
 use crate::broker::access::{Permission, Resource};
 use crate::broker::{Broker, QueueDeclare};
 use crate::management::http::{Request, Response};
 use crate::management::scope::{InVhost, Refusal};
-use crate::management::{Api, ApiError, Principal};
+use crate::management::{stats, system, Api, ApiError, Principal};
 
 /// The queue the aliveness test declares, publishes to and gets from, as in RabbitMQ 3.10.
 const ALIVENESS_QUEUE: &str = "aliveness-test";
@@ -36,34 +37,13 @@ pub async fn route(
     match rest {
         ["overview"] => Ok(one(request, &overview(api, &api.visible_vhosts(principal)))),
         ["whoami"] => Ok(Response::json(200, &json!({"name": principal.name, "tags": principal.tags}))),
-        ["extensions"] => Ok(Response::json(200, &json!([]))),
         ["cluster-name"] => Ok(Response::json(200, &json!({"name": api.node_info.name}))),
         ["nodes"] => list(request, vec![node(api)]),
         ["nodes", name] if *name == api.node_info.name => Ok(one(request, &node(api))),
         ["aliveness-test", name] => aliveness(api, &api.in_vhost(principal, name)?).await,
-        ["healthchecks", "node"] => Ok(health_ok(json!({}))),
-        ["healthchecks", "node", name] if *name == api.node_info.name => Ok(health_ok(json!({}))),
-        ["health", "checks", "alarms" | "local-alarms"] => Ok(alarms(api)),
-        ["health", "checks", "virtual-hosts"] => Ok(health_ok(json!({}))),
-        ["health", "checks", "port-listener", port] => port_listener(api, port),
-        ["health", "checks", "protocol-listener", protocols] => Ok(protocol_listener(protocols)),
-        _ => Err(ApiError::NotFound),
+        ["healthchecks" | "health", ..] => health::route(api, rest),
+        _ => misc::route(api, principal, request, rest),
     }
-}
-
-fn health_ok(mut extra: Value) -> Response {
-    if let Some(object) = extra.as_object_mut() {
-        object.insert("status".into(), json!("ok"));
-    }
-    Response::json(200, &extra)
-}
-
-fn health_failed(reason: &str, extra: Value) -> Response {
-    let mut body = json!({"status": "failed", "reason": reason});
-    if let (Some(object), Value::Object(more)) = (body.as_object_mut(), extra) {
-        object.extend(more);
-    }
-    Response::json(503, &body)
 }
 
 /// Sums of ready and unacked messages and of consumers over the queues of `vhosts`, read
@@ -79,18 +59,68 @@ fn totals(vhosts: &[Arc<Broker>]) -> (u64, u64, u64, usize) {
     (ready, unacked, consumers, queues.len())
 }
 
+/// The listeners. `socket_opts` holds the options Warren sets on the listener's sockets:
+/// `nodelay` on every accepted socket, and for HTTP (as RabbitMQ shows its web listeners'
+/// configuration) the address and port it was bound to.
 fn listeners(api: &Api) -> Value {
-    let entry = |protocol: &str, addr: std::net::SocketAddr| json!({"node": api.node_info.name, "protocol": protocol, "ip_address": addr.ip().to_string(), "port": addr.port(), "socket_opts": {}});
-    json!([entry("amqp", api.node_info.amqp), entry("http", api.node_info.http)])
+    let (amqp, http) = (api.node_info.amqp, api.node_info.http);
+    let entry = |protocol: &str, addr: std::net::SocketAddr, socket_opts: Value| {
+        json!({"node": api.node_info.name, "protocol": protocol, "ip_address": addr.ip().to_string(),
+               "port": addr.port(), "socket_opts": socket_opts})
+    };
+    json!([
+        entry("amqp", amqp, json!({"nodelay": true})),
+        entry("http", http, json!({"nodelay": true, "ip": http.ip().to_string(), "port": http.port()})),
+    ])
 }
 
-/// The overview; its totals count the vhosts the user sees.
-fn overview(api: &Api, vhosts: &[Arc<Broker>]) -> Value {
-    let (ready, unacked, consumers, queues) = totals(vhosts);
-    let exchange_types: Vec<Value> = ["direct", "fanout", "headers", "topic"]
+/// The management listener, as a web context.
+fn context(api: &Api) -> Value {
+    let http = api.node_info.http;
+    json!({"description": "RabbitMQ Management", "path": "/", "ip": http.ip().to_string(),
+           "port": http.port().to_string()})
+}
+
+/// The exchange types Warren routes with.
+fn exchange_types() -> Value {
+    ["direct", "fanout", "headers", "topic"]
         .iter()
         .map(|t| json!({"name": t, "description": format!("AMQP {t} exchange, as per the AMQP specification"), "enabled": true}))
-        .collect();
+        .collect()
+}
+
+/// `totals` by name with their `<name>_details` rates from the node's samples. Until the
+/// sampler has two samples of the node no rate is known and, as everywhere in the API, the
+/// rate reads 0.0; after that a figure the sampler does not record gets no `_details`.
+fn with_node_details(api: &Api, totals: &[(&'static str, u64)]) -> Map<String, Value> {
+    let rates = api.rates.rates(stats::NODE_KEY);
+    let mut object = Map::new();
+    for &(name, total) in totals {
+        object.insert(name.to_owned(), json!(total));
+        let rate = match rates.get(name) {
+            Some(rate) => *rate,
+            None if rates.is_empty() => 0.0,
+            None => continue,
+        };
+        object.insert(format!("{name}_details"), json!({"rate": rate}));
+    }
+    object
+}
+
+/// Open connections to `vhosts` and their open channels.
+fn connection_totals(api: &Api, vhosts: &[Arc<Broker>]) -> (usize, usize) {
+    let visible = |vhost: &str| vhosts.iter().any(|broker| &**broker.vhost() == vhost);
+    let connections: Vec<_> =
+        api.node.connections().into_iter().filter(|c| visible(&c.facts.vhost)).collect();
+    let channels = connections.iter().map(|c| c.channels().len()).sum();
+    (connections.len(), channels)
+}
+
+/// The overview; its totals count the vhosts the user sees, its churn the whole node.
+fn overview(api: &Api, vhosts: &[Arc<Broker>]) -> Value {
+    let (ready, unacked, consumers, queues) = totals(vhosts);
+    let (connections, channels) = connection_totals(api, vhosts);
+    let exchanges = vhosts.iter().map(|broker| broker.exchanges().len()).sum::<usize>();
     let mut value = json!({
         "management_version": RABBITMQ_VERSION,
         "rates_mode": "basic",
@@ -103,22 +133,33 @@ fn overview(api: &Api, vhosts: &[Arc<Broker>]) -> Value {
         "enable_queue_totals": false,
         "statistics_db_event_queue": 0,
         "queue_totals": {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
-        "object_totals": {"queues": queues, "exchanges": vhosts.iter().map(|broker| broker.exchanges().len()).sum::<usize>(), "consumers": consumers},
+        "object_totals": {"connections": connections, "channels": channels, "queues": queues,
+                          "exchanges": exchanges, "consumers": consumers},
+        "churn_rates": with_node_details(api, &api.node.churn().totals()),
         "listeners": listeners(api),
-        "contexts": [{"node": api.node_info.name, "description": "RabbitMQ Management", "path": "/",
-                      "ip": api.node_info.http.ip().to_string(), "port": api.node_info.http.port().to_string()}],
-        "exchange_types": exchange_types,
+        "contexts": [with_node(context(api), &api.node_info.name)],
+        "exchange_types": exchange_types(),
     });
     api.add_node_stats(&mut value);
     value
 }
 
+/// `object` with `node` added.
+fn with_node(mut object: Value, node: &str) -> Value {
+    if let Some(map) = object.as_object_mut() {
+        map.insert("node".to_owned(), json!(node));
+    }
+    object
+}
+
 /// The current resource alarm: (memory, disc).
-fn alarm_flags(api: &Api) -> (bool, bool) {
+pub(super) fn alarm_flags(api: &Api) -> (bool, bool) {
     let alarm = *api.node.alarm().borrow();
     (alarm.is_some_and(|r| r.contains("memory")), alarm.is_some_and(|r| r.contains("disk")))
 }
 
+/// The node. `mem_used` is the resident set (`mem_calculation_strategy: rss`); the
+/// gauges and churn counts carry `_details` rates once the sampler records them.
 fn node(api: &Api) -> Value {
     let (mem_alarm, disk_free_alarm) = alarm_flags(api);
     let processors = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -132,68 +173,33 @@ fn node(api: &Api) -> Value {
         "run_queue": runtime.global_queue_depth(),
         "processors": processors,
         "os_pid": std::process::id().to_string(),
-        "fd_used": super::super::system::open_descriptors(),
-        "fd_total": super::super::system::descriptor_limit(),
-        "sockets_used": 0,
-        "proc_used": runtime.num_alive_tasks(),
+        "fd_total": system::descriptor_limit(),
         "proc_total": crate::limits::HTTP_REPORTED_PROCESS_LIMIT,
-        "mem_used": super::super::system::resident_bytes(),
         "mem_limit": api.node_info.memory_limit_bytes,
         "mem_alarm": mem_alarm,
+        "mem_calculation_strategy": "rss",
         "disk_free_limit": api.node_info.disk_free_limit_bytes,
         "disk_free_alarm": disk_free_alarm,
         "rates_mode": "none",
         "enabled_plugins": ["rabbitmq_management"],
         "partitions": [],
-        "applications": [],
-        "contexts": [],
-        "exchange_types": [],
+        "cluster_links": [],
+        "applications": [{"name": "warren", "description": env!("CARGO_PKG_DESCRIPTION"),
+                          "version": env!("CARGO_PKG_VERSION")}],
+        "contexts": [context(api)],
+        "exchange_types": exchange_types(),
         "auth_mechanisms": [{"name": "PLAIN", "description": "SASL PLAIN authentication mechanism", "enabled": true}],
+        // The binary traces to standard error and to no file.
+        "log_files": ["<stderr>"],
     });
-    if let (Some(dir), Some(object)) = (&api.node_info.data_dir, value.as_object_mut()) {
-        if let Some(free) = super::super::system::free_disc_bytes(dir) {
-            object.insert("disk_free".into(), json!(free));
+    if let Some(object) = value.as_object_mut() {
+        object.extend(with_node_details(api, &system::node_gauges(&api.node)));
+        object.extend(with_node_details(api, &api.node.churn().totals()));
+        if let Some(dir) = api.node.data_dir() {
+            object.insert("db_dir".to_owned(), json!(dir.display().to_string()));
         }
     }
     value
-}
-
-fn alarms(api: &Api) -> Response {
-    match alarm_flags(api) {
-        (false, false) => health_ok(json!({})),
-        (memory, _) => {
-            let resource = if memory { "memory" } else { "disk" };
-            health_failed(
-                "resource alarm(s) in effect",
-                json!({"alarms": [{"node": api.node_info.name, "resource": resource}]}),
-            )
-        }
-    }
-}
-
-fn port_listener(api: &Api, port: &str) -> Result<Response, ApiError> {
-    let port: u16 = port.parse().map_err(|_| ApiError::BadRequest(format!("invalid port {port}")))?;
-    let ports = [api.node_info.amqp.port(), api.node_info.http.port()];
-    Ok(if ports.contains(&port) {
-        health_ok(json!({"port": port}))
-    } else {
-        health_failed("No active listener", json!({"missing": port, "ports": ports}))
-    })
-}
-
-fn protocol_listener(protocols: &str) -> Response {
-    let served = ["amqp", "http"];
-    let normalise = |p: &str| match p {
-        "amqp091" | "amqp0.9.1" | "amqp0-9-1" => "amqp".to_string(),
-        other => other.to_string(),
-    };
-    let missing: Vec<String> =
-        protocols.split(',').map(normalise).filter(|p| !served.contains(&p.as_str())).collect();
-    if missing.is_empty() {
-        health_ok(json!({"protocols": protocols.split(',').collect::<Vec<_>>()}))
-    } else {
-        health_failed("No active listener", json!({"missing": missing, "protocols": served}))
-    }
 }
 
 /// Declares `aliveness-test`, publishes a message to it through the default exchange and
@@ -236,7 +242,7 @@ async fn aliveness(api: &Api, vhost: &InVhost) -> Result<Response, ApiError> {
     let got = queue.handle.get(channel, true).await.map_err(|_| ApiError::NotFound)?;
     queue.handle.channel_closed(channel).await;
     Ok(match got {
-        Some(_) => health_ok(json!({})),
-        None => health_failed("aliveness-test queue returned no message", json!({})),
+        Some(_) => health::ok(json!({})),
+        None => health::failed("aliveness-test queue returned no message", json!({})),
     })
 }
