@@ -242,6 +242,7 @@ impl ConnectionDriver {
             Ok(0) => return Turn::Stop(Ok(())),
             Ok(read) => {
                 self.deadlines.read_at(Instant::now());
+                self.connection.begin_batch();
                 self.busy = read >= BUSY_READ_BYTES_MIN;
                 if let Some(info) = self.connection.info() {
                     info.recv_oct.fetch_add(read as u64, Ordering::Relaxed);
@@ -318,6 +319,7 @@ impl ConnectionDriver {
     /// up to [`WRITE_BATCH_BYTES`] of output, before writing. Deliveries whose consumer is
     /// gone are requeued before any more input is read, so ahead of later commands.
     async fn on_events(&mut self, first: ConsumerEvent) -> Turn {
+        self.connection.begin_batch();
         let mut undelivered = self.connection.consumer_event(first);
         for _ in 1..EVENTS_PER_TURN_MAX {
             if self.connection.out.len() >= WRITE_BATCH_BYTES {
