@@ -17,8 +17,8 @@ use crate::harness::lapin_client::{consume, get, int, publish, publish_confirmat
 
 type Api = Client<String, String, String>;
 
-/// Connection keys Warren does not measure: the bytes waiting in the socket's send queue.
-const CONNECTION_OMITTED: &[&str] = &["send_pend"];
+/// Connection keys Warren does not measure: none.
+const CONNECTION_OMITTED: &[&str] = &[];
 
 /// Channel keys of RabbitMQ machinery Warren does not have: commands waiting for quorum
 /// queues' Raft logs.
@@ -444,4 +444,57 @@ fn rates_follow_the_traffic() {
     let rate = |key: &str| connections[0][key]["rate"].as_f64().unwrap_or_default();
     assert!(rate("recv_oct_details") > 0.0 && rate("send_oct_details") > 0.0, "{connections}");
     drop(connection);
+}
+
+/// A consumer that stops reading its socket leaves the node's write to it unfinished: the
+/// bytes the socket has not accepted show as `send_pend`, and go back to 0 once it reads.
+#[test]
+fn a_client_that_does_not_read_has_bytes_pending() {
+    use crate::harness::lapin_client::raw::RawConnection;
+    use crate::harness::lapin_client::Server;
+
+    /// More than loopback's socket buffers hold at both ends.
+    const MESSAGES: usize = 96;
+    const BODY_BYTES: usize = 256 * 1024;
+    let server = Server::warren(Broker::start(&["--storage", "memory"]));
+    let addr = server.warren.as_ref().expect("warren").addr("http").to_owned();
+    let rt = runtime();
+    let mut raw = rt.block_on(async {
+        let (connection, channel) = server.open().await;
+        within("declare", channel.queue_declare("pq", QueueDeclareOptions::default(), FieldTable::default()))
+            .await
+            .expect("declare");
+        let body = vec![b'x'; BODY_BYTES];
+        for _ in 0..MESSAGES {
+            publish(&channel, "", "pq", &body).await;
+        }
+        within("close", connection.close(200, "bye")).await.expect("close");
+        let mut raw = RawConnection::open(&server).await;
+        // basic.consume of "pq", with no_ack: reserved short, queue, empty tag, bits, no
+        // arguments.
+        let mut args = vec![0, 0, 2];
+        args.extend_from_slice(b"pq");
+        args.push(0);
+        args.push(0b0010);
+        args.extend_from_slice(&0u32.to_be_bytes());
+        raw.send(1, 60, 20, &args).await;
+        raw
+    });
+    let pending = |list: &Value| {
+        let each = list.as_array().into_iter().flatten().map(|c| c["send_pend"].as_u64());
+        each.collect::<Option<Vec<u64>>>().and_then(|all| all.into_iter().max())
+    };
+    let stuck = until(&addr, "/api/connections", |list| pending(list).is_some_and(|n| n > 0));
+    assert!(pending(&stuck).is_some_and(|n| n <= (MESSAGES * BODY_BYTES) as u64), "{stuck}");
+    rt.block_on(async {
+        let mut delivered = 0;
+        while delivered < MESSAGES {
+            let frame = raw.read_frame().await;
+            if frame.kind == 1 && frame.method() == (60, 60) {
+                delivered += 1;
+            }
+        }
+    });
+    until(&addr, "/api/connections", |list| pending(list) == Some(0));
+    drop(raw);
 }

@@ -242,6 +242,9 @@ pub struct ConnectionInfo {
     pub recv_cnt: AtomicU64,
     /// Writes to the socket.
     pub send_cnt: AtomicU64,
+    /// Bytes of the write under way that the socket has not accepted yet (RabbitMQ's
+    /// `send_pend`): above 0 only while a client reads slower than the node sends.
+    pub send_pend: AtomicU64,
     /// Blocked by a resource alarm (it published while one is raised).
     pub blocked: AtomicBool,
     /// Its vhost's totals, which its channels' and its own counts join when they close.
@@ -261,6 +264,7 @@ impl ConnectionInfo {
             send_oct: AtomicU64::new(0),
             recv_cnt: AtomicU64::new(0),
             send_cnt: AtomicU64::new(0),
+            send_pend: AtomicU64::new(0),
             blocked: AtomicBool::new(false),
             channels: Mutex::new(BTreeMap::new()),
             close: watch::channel(None).0,

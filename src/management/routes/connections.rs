@@ -169,6 +169,7 @@ fn connection_json(api: &Api, connection: &ConnectionInfo) -> Value {
         "channels": connection.channel_count(),
         "recv_cnt": connection.recv_cnt.load(Ordering::Relaxed),
         "send_cnt": connection.send_cnt.load(Ordering::Relaxed),
+        "send_pend": connection.send_pend.load(Ordering::Relaxed),
         // The user who opened it, as RabbitMQ reports its connections.
         "user_who_performed_action": facts.user,
     });
