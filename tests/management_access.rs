@@ -16,12 +16,9 @@ use serde_json::json;
 use crate::harness::broker::Broker;
 use crate::harness::golden::assert_golden_keys;
 use crate::harness::http::{guest, request};
-use crate::harness::lapin_client::{connect_url, declare, expect_error, try_connect, within};
+use crate::harness::lapin_client::{connect_url, declare, expect_error, get, publish, try_connect, within};
 
 type Api = Client<String, String, String>;
-
-/// The rates of a vhost's message counts, which Warren does not measure.
-const RATES: &[&str] = &["messages_details", "messages_ready_details", "messages_unacknowledged_details"];
 
 fn client_as(broker: &Broker, user: &str, password: &str) -> Api {
     ClientBuilder::new()
@@ -397,11 +394,20 @@ fn replies_have_rabbitmqs_keys() {
     assert_golden_keys("policies.json", &get("/api/policies"), &[], &[]);
     assert_golden_keys("policies.vhost.json", &get("/api/policies/v1"), &[], &[]);
     assert_golden_keys("policies.vhost.name.json", &get("/api/policies/v1/pol-limits"), &[], &[]);
-    // Warren measures no rates, no per-vhost message statistics and no per-vhost byte counts.
-    let rates =
-        [RATES, &["message_stats", "recv_oct", "send_oct", "recv_oct_details", "send_oct_details"]].concat();
-    assert_golden_keys("vhosts.vhost.json", &get("/api/vhosts/v1"), RATES, &[]);
-    assert_golden_keys("vhosts.json", &get("/api/vhosts"), &rates, &[]);
+    // v1 has had no traffic: no message statistics, no byte counts, as in RabbitMQ.
+    assert_golden_keys("vhosts.vhost.json", &get("/api/vhosts/v1"), &[], &[]);
+    // `/` has: the list shows both kinds.
+    let rt = runtime();
+    rt.block_on(async {
+        let connection = connect_url(&amqp_url(&broker, "guest", "guest", "%2F")).await;
+        let channel = within("channel", connection.create_channel()).await.expect("channel");
+        publish(&channel, "", "nowhere", b"x").await;
+        within("close", connection.close(200, "bye")).await.expect("close");
+    });
+    let listed = until(&addr, "/api/vhosts", |list| {
+        list.as_array().is_some_and(|l| l.iter().any(|v| v["message_stats"]["publish"] == 1))
+    });
+    assert_golden_keys("vhosts.json", &listed, &[], &[]);
     let without = get("/api/users/without-permissions");
     assert!(without.as_array().is_some_and(|users| users.iter().any(|u| u["name"] == "nopass")), "{without}");
 }
@@ -478,4 +484,97 @@ fn deleting_a_user_closes_their_connections() {
         assert_eq!(errors.next().await, "320 CONNECTION_FORCED - user 'gone' is deleted");
     });
     drop(connection);
+}
+
+/// Polls `GET path` as guest until `wanted` holds, for up to `seconds`.
+fn until_within(
+    addr: &str,
+    path: &str,
+    seconds: u64,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let reply = guest(addr, "GET", path, "").json();
+        if wanted(&reply) {
+            return reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path} never showed what was wanted: {reply}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Polls `GET path` as guest until `wanted` holds (statistics follow the traffic).
+fn until(addr: &str, path: &str, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    until_within(addr, path, 10, wanted)
+}
+
+/// A vhost's message statistics and byte counts are its channels' and connections', closed
+/// ones included; its message counts come with rates; traffic across two samples of the
+/// statistics gives rates above zero.
+#[test]
+fn a_vhost_counts_its_traffic() {
+    let broker = Broker::start(&["--storage", "memory"]);
+    let addr = broker.addr("http").to_owned();
+    assert_eq!(guest(&addr, "PUT", "/api/vhosts/busy", "{}").status, 201);
+    let all = r#"{"configure":".*","write":".*","read":".*"}"#;
+    assert_eq!(guest(&addr, "PUT", "/api/permissions/busy/guest", all).status, 201);
+    let quiet = guest(&addr, "GET", "/api/vhosts/busy", "").json();
+    assert!(quiet.get("message_stats").is_none() && quiet.get("recv_oct").is_none(), "{quiet}");
+    assert_eq!((&quiet["messages"], quiet["messages_details"]["rate"].is_number()), (&json!(0), true));
+
+    let rt = runtime();
+    let url = amqp_url(&broker, "guest", "guest", "busy");
+    rt.block_on(async {
+        let connection = connect_url(&url).await;
+        let channel = within("channel", connection.create_channel()).await.expect("channel");
+        declare(&channel, "bq", Default::default()).await;
+        for body in [b"1", b"2", b"3"] {
+            publish(&channel, "", "bq", body).await;
+        }
+        publish(&channel, "", "nowhere", b"dropped").await;
+        let got = get(&channel, "bq", false).await.expect("a message");
+        within("ack", got.ack(Default::default())).await.expect("ack");
+        declare(&channel, "bq-empty", Default::default()).await;
+        assert!(get(&channel, "bq-empty", true).await.is_none());
+        within("close", connection.close(200, "bye")).await.expect("close");
+    });
+    let busy =
+        until(&addr, "/api/vhosts/busy", |v| v["message_stats"]["ack"] == 1 && v.get("recv_oct").is_some());
+    let stats = &busy["message_stats"];
+    let counted = |names: &[&str]| names.iter().map(|n| stats[*n].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        counted(&["publish", "drop_unroutable", "get", "get_empty", "deliver_get", "ack", "deliver"]),
+        [json!(4), json!(1), json!(1), json!(1), json!(1), json!(1), json!(0)],
+        "{stats}"
+    );
+    assert!(stats["publish_details"]["rate"].is_number());
+    assert_eq!((&busy["messages"], &busy["messages_ready"]), (&json!(2), &json!(2)));
+    let bytes = |key: &str| busy[key].as_u64().unwrap_or_default();
+    assert!(bytes("recv_oct") > 0 && bytes("send_oct") > 0 && busy["recv_oct_details"]["rate"].is_number());
+
+    // Steady traffic: rates above zero once two samples (at most 10 s apart) have seen it.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let publisher = rt.spawn(async move {
+        let connection = connect_url(&url).await;
+        let channel = within("channel", connection.create_channel()).await.expect("channel");
+        tokio::pin!(stopped);
+        loop {
+            publish(&channel, "", "bq", b"tick").await;
+            tokio::select! {
+                _ = &mut stopped => break,
+                () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+        }
+        connection
+    });
+    let rated = until_within(&addr, "/api/vhosts/busy", 12, |v| {
+        let rate = |key: &str| v.pointer(key).and_then(serde_json::Value::as_f64).unwrap_or_default();
+        rate("/message_stats/publish_details/rate") > 0.0
+            && rate("/recv_oct_details/rate") > 0.0
+            && rate("/messages_details/rate") > 0.0
+    });
+    let _ = stop.send(());
+    drop(rt.block_on(publisher).expect("publisher"));
+    assert!(rated["message_stats"]["publish"].as_u64().is_some_and(|n| n > 4));
 }

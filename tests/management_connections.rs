@@ -4,7 +4,7 @@
 //! follow the traffic, a management user sees only their own connections, and the replies
 //! have RabbitMQ 3.10.8's keys.
 
-use lapin::options::{BasicQosOptions, QueueDeclareOptions};
+use lapin::options::{BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use rabbitmq_http_client::blocking_api::{Client, ClientBuilder};
@@ -13,18 +13,16 @@ use serde_json::{json, Value};
 use crate::harness::broker::Broker;
 use crate::harness::golden::assert_golden_keys;
 use crate::harness::http::{guest, request};
-use crate::harness::lapin_client::{consume, int, publish, table, within, Errors};
+use crate::harness::lapin_client::{consume, get, int, publish, publish_confirmation, table, within, Errors};
 
 type Api = Client<String, String, String>;
 
-/// Connection keys Warren does not measure: rates, the send queue, and who opened it
-/// (RabbitMQ's event metadata).
-const CONNECTION_OMITTED: &[&str] =
-    &["recv_oct_details", "send_oct_details", "send_pend", "user_who_performed_action"];
+/// Connection keys Warren does not measure: none.
+const CONNECTION_OMITTED: &[&str] = &[];
 
-/// Channel keys Warren does not measure: idle time, Raft commands, per-queue and
-/// per-exchange statistics, and who opened it.
-const CHANNEL_OMITTED: &[&str] = &["idle_since", "pending_raft_commands", "user_who_performed_action"];
+/// Channel keys of RabbitMQ machinery Warren does not have: commands waiting for quorum
+/// queues' Raft logs.
+const CHANNEL_OMITTED: &[&str] = &["pending_raft_commands"];
 
 fn client(broker: &Broker) -> Api {
     ClientBuilder::new()
@@ -253,8 +251,11 @@ fn replies_have_rabbitmqs_keys() {
         CONNECTION_OMITTED,
         &[],
     );
+    // Both channels have counted something, and are idle (RabbitMQ's were, when captured).
     let channels = until(&addr, "/api/channels", |list| {
-        list.as_array().is_some_and(|l| l.iter().all(|c| c.get("message_stats").is_some()))
+        list.as_array().is_some_and(|l| {
+            l.iter().all(|c| c.get("message_stats").is_some() && c.get("idle_since").is_some())
+        })
     });
     assert_golden_keys("channels.json", &channels, CHANNEL_OMITTED, &[]);
     assert_golden_keys(
@@ -271,8 +272,7 @@ fn replies_have_rabbitmqs_keys() {
     );
     let channel = channels[0]["name"].as_str().expect("name").replace(' ', "%20").replace('>', "%3E");
     let one = guest(&addr, "GET", &format!("/api/channels/{channel}"), "").json();
-    let omitted = [CHANNEL_OMITTED, &["deliveries", "publishes"]].concat();
-    assert_golden_keys("channels.name.json", &one, &omitted, &[]);
+    assert_golden_keys("channels.name.json", &one, CHANNEL_OMITTED, &[]);
     let consumers = guest(&addr, "GET", "/api/consumers", "").json();
     assert_golden_keys("consumers.json", &consumers, &[], &["consumer_timeout"]);
     assert_golden_keys(
@@ -312,4 +312,189 @@ fn a_transaction_shows_what_it_holds() {
     rt.block_on(async { within("tx.commit", channel.tx_commit()).await.expect("tx.commit") });
     until(&addr, "/api/channels", |list| list[0]["messages_uncommitted"] == 0);
     drop((channel, connection));
+}
+
+/// Polls `GET path` as guest until `wanted` holds, for up to `seconds`.
+fn until_within(addr: &str, path: &str, seconds: u64, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let reply = guest(addr, "GET", path, "").json();
+        if wanted(&reply) {
+            return reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path} never showed what was wanted: {reply}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `GET /api/channels/{name}` and `/api/connections/{name}` paths of a listed name.
+fn path_of(kind: &str, name: &Value) -> String {
+    let name = name.as_str().expect("a name").replace(' ', "%20").replace('>', "%3E");
+    format!("/api/{kind}/{name}")
+}
+
+/// Empty gets and unroutable publishes are counted (dropped or returned), each object
+/// names the user who opened it, a channel shows `idle_since` only after a second without
+/// work, and a single channel's per-queue and per-exchange lists are empty, as in
+/// RabbitMQ's `basic` rates mode.
+#[test]
+fn empty_gets_unroutable_publishes_and_idleness_are_shown() {
+    let broker = Broker::start(&["--storage", "memory"]);
+    let addr = broker.addr("http").to_owned();
+    let rt = runtime();
+    let (kept, worked_at) = rt.block_on(async {
+        let connection = connect_named(&broker, "guest", "guest", "counts").await;
+        let channel = within("channel", connection.create_channel()).await.expect("channel");
+        within("declare", channel.queue_declare("eq", QueueDeclareOptions::default(), FieldTable::default()))
+            .await
+            .expect("declare");
+        assert!(get(&channel, "eq", false).await.is_none() && get(&channel, "eq", true).await.is_none());
+        publish(&channel, "", "nowhere", b"dropped").await;
+        let mandatory = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+        publish_confirmation(&channel, "", "nowhere", mandatory, b"returned", Default::default()).await;
+        // A round trip after the publishes: they have been handled.
+        assert!(get(&channel, "eq", true).await.is_none());
+        ((connection, channel), std::time::Instant::now())
+    });
+    let channels = until(&addr, "/api/channels", |list| list[0]["message_stats"]["get_empty"] == 3);
+    let channel = &channels[0];
+    let stats = &channel["message_stats"];
+    let counted = |names: &[&str]| names.iter().map(|n| stats[*n].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        counted(&["publish", "drop_unroutable", "return_unroutable", "confirm"]),
+        [json!(2), json!(1), json!(1), json!(0)],
+        "{stats}"
+    );
+    assert_eq!(
+        counted(&["get", "get_no_ack", "deliver_get", "ack"]),
+        [json!(0), json!(0), json!(0), json!(0)]
+    );
+    assert!(
+        stats["get_empty_details"]["rate"].is_number()
+            && stats["drop_unroutable_details"]["rate"].is_number()
+    );
+    assert_eq!(channel["user_who_performed_action"], "guest");
+    let connection =
+        guest(&addr, "GET", &path_of("connections", &channel["connection_details"]["name"]), "").json();
+    assert_eq!(connection["user_who_performed_action"], "guest");
+    assert!(
+        connection["recv_oct_details"]["rate"].is_number()
+            && connection["send_oct_details"]["rate"].is_number()
+    );
+
+    let one = guest(&addr, "GET", &path_of("channels", &channel["name"]), "").json();
+    assert_eq!((&one["deliveries"], &one["publishes"]), (&json!([]), &json!([])));
+    if worked_at.elapsed() < std::time::Duration::from_millis(900) {
+        assert!(one.get("idle_since").is_none(), "a channel that just worked is not idle: {one}");
+    }
+    let idle = until(&addr, &path_of("channels", &channel["name"]), |c| c.get("idle_since").is_some());
+    let since = idle["idle_since"].as_str().expect("a time");
+    // `YYYY-MM-DD H:MM:SS`, as RabbitMQ writes times.
+    let (date, time) = since.split_once(' ').expect("date and time");
+    let date: Vec<u32> = date.split('-').map(|p| p.parse().expect("a number")).collect();
+    let time: Vec<u32> = time.split(':').map(|p| p.parse().expect("a number")).collect();
+    assert!(date.len() == 3 && date[0] >= 2024 && time.len() == 3 && time[0] < 24, "{since}");
+    drop(kept);
+}
+
+/// Traffic across two samples of the statistics gives a connection's byte rates and a
+/// channel's message rates.
+#[test]
+fn rates_follow_the_traffic() {
+    let broker = Broker::start(&["--storage", "memory"]);
+    let addr = broker.addr("http").to_owned();
+    let rt = runtime();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let publisher = rt.spawn({
+        let url = format!("amqp://guest:guest@{}/%2F", broker.addr("amqp"));
+        async move {
+            let connection = within("connect", Connection::connect(&url, ConnectionProperties::default()))
+                .await
+                .expect("connect");
+            let channel = within("channel", connection.create_channel()).await.expect("channel");
+            within(
+                "declare",
+                channel.queue_declare("rq", QueueDeclareOptions::default(), FieldTable::default()),
+            )
+            .await
+            .expect("declare");
+            // Confirms make the broker send as well as receive.
+            within("confirm.select", channel.confirm_select(Default::default()))
+                .await
+                .expect("confirm.select");
+            tokio::pin!(stopped);
+            loop {
+                publish(&channel, "", "rq", b"tick").await;
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                }
+            }
+            connection
+        }
+    });
+    // Two samples are at most two sample intervals (5 s each) apart.
+    let channels = until_within(&addr, "/api/channels", 12, |list| {
+        list[0]["message_stats"]["publish_details"]["rate"].as_f64().is_some_and(|r| r > 0.0)
+    });
+    let connections = guest(&addr, "GET", "/api/connections", "").json();
+    let _ = stop.send(());
+    let connection = rt.block_on(publisher).expect("publisher");
+    assert!(channels[0]["message_stats"]["publish"].as_u64().is_some_and(|n| n > 0));
+    let rate = |key: &str| connections[0][key]["rate"].as_f64().unwrap_or_default();
+    assert!(rate("recv_oct_details") > 0.0 && rate("send_oct_details") > 0.0, "{connections}");
+    drop(connection);
+}
+
+/// A consumer that stops reading its socket leaves the node's write to it unfinished: the
+/// bytes the socket has not accepted show as `send_pend`, and go back to 0 once it reads.
+#[test]
+fn a_client_that_does_not_read_has_bytes_pending() {
+    use crate::harness::lapin_client::raw::RawConnection;
+    use crate::harness::lapin_client::Server;
+
+    /// More than loopback's socket buffers hold at both ends.
+    const MESSAGES: usize = 96;
+    const BODY_BYTES: usize = 256 * 1024;
+    let server = Server::warren(Broker::start(&["--storage", "memory"]));
+    let addr = server.warren.as_ref().expect("warren").addr("http").to_owned();
+    let rt = runtime();
+    let mut raw = rt.block_on(async {
+        let (connection, channel) = server.open().await;
+        within("declare", channel.queue_declare("pq", QueueDeclareOptions::default(), FieldTable::default()))
+            .await
+            .expect("declare");
+        let body = vec![b'x'; BODY_BYTES];
+        for _ in 0..MESSAGES {
+            publish(&channel, "", "pq", &body).await;
+        }
+        within("close", connection.close(200, "bye")).await.expect("close");
+        let mut raw = RawConnection::open(&server).await;
+        // basic.consume of "pq", with no_ack: reserved short, queue, empty tag, bits, no
+        // arguments.
+        let mut args = vec![0, 0, 2];
+        args.extend_from_slice(b"pq");
+        args.push(0);
+        args.push(0b0010);
+        args.extend_from_slice(&0u32.to_be_bytes());
+        raw.send(1, 60, 20, &args).await;
+        raw
+    });
+    let pending = |list: &Value| {
+        let each = list.as_array().into_iter().flatten().map(|c| c["send_pend"].as_u64());
+        each.collect::<Option<Vec<u64>>>().and_then(|all| all.into_iter().max())
+    };
+    let stuck = until(&addr, "/api/connections", |list| pending(list).is_some_and(|n| n > 0));
+    assert!(pending(&stuck).is_some_and(|n| n <= (MESSAGES * BODY_BYTES) as u64), "{stuck}");
+    rt.block_on(async {
+        let mut delivered = 0;
+        while delivered < MESSAGES {
+            let frame = raw.read_frame().await;
+            if frame.kind == 1 && frame.method() == (60, 60) {
+                delivered += 1;
+            }
+        }
+    });
+    until(&addr, "/api/connections", |list| pending(list) == Some(0));
+    drop(raw);
 }

@@ -130,6 +130,9 @@ pub struct Connection {
     pub pending: PendingPublishes,
     /// Publishes routed, not yet appended.
     pub(super) staged: Staged,
+    /// When the batch being handled (a read, or a batch of deliveries) began, in
+    /// milliseconds since the epoch: the time channels record as their last work.
+    pub(super) batch_at_ms: i64,
 }
 
 /// Queues a `connection.close` in `out` and enters [`Phase::Closing`].
@@ -215,6 +218,7 @@ impl Connection {
             events,
             pending: FuturesUnordered::new(),
             staged: Staged::default(),
+            batch_at_ms: 0,
         };
         let start = ConnectionStart {
             version_major: 0,
@@ -252,6 +256,12 @@ impl Connection {
             heartbeat_s: self.heartbeat_s,
             connected_at_ms: crate::log::now_ms(),
         }
+    }
+
+    /// A batch of input or deliveries begins: the channels it touches record its time as
+    /// their last work. One clock read per batch, none per frame.
+    pub fn begin_batch(&mut self) {
+        self.batch_at_ms = crate::log::now_ms();
     }
 
     /// The connection's record in the node, once open.

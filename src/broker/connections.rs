@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -34,12 +34,16 @@ pub struct MessageCounters {
     pub get: AtomicU64,
     /// `basic.get` answered with a message, with `no_ack`.
     pub get_no_ack: AtomicU64,
+    /// `basic.get` answered `get-empty`.
+    pub get_empty: AtomicU64,
     /// Deliveries and gets that were redeliveries.
     pub redeliver: AtomicU64,
     /// Messages acknowledged by the client.
     pub ack: AtomicU64,
     /// Mandatory publishes returned unroutable.
     pub return_unroutable: AtomicU64,
+    /// Publishes that reached no queue and were not mandatory, so were dropped.
+    pub drop_unroutable: AtomicU64,
 }
 
 impl MessageCounters {
@@ -52,7 +56,7 @@ impl MessageCounters {
     }
 
     /// The counters as `(name, total)`, with RabbitMQ's `message_stats` names.
-    pub fn totals(&self) -> [(&'static str, u64); 9] {
+    pub fn totals(&self) -> [(&'static str, u64); 11] {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         [
             ("publish", get(&self.publish)),
@@ -61,9 +65,11 @@ impl MessageCounters {
             ("deliver_no_ack", get(&self.deliver_no_ack)),
             ("get", get(&self.get)),
             ("get_no_ack", get(&self.get_no_ack)),
+            ("get_empty", get(&self.get_empty)),
             ("redeliver", get(&self.redeliver)),
             ("ack", get(&self.ack)),
             ("return_unroutable", get(&self.return_unroutable)),
+            ("drop_unroutable", get(&self.drop_unroutable)),
         ]
     }
 
@@ -76,9 +82,11 @@ impl MessageCounters {
             (&self.deliver_no_ack, &other.deliver_no_ack),
             (&self.get, &other.get),
             (&self.get_no_ack, &other.get_no_ack),
+            (&self.get_empty, &other.get_empty),
             (&self.redeliver, &other.redeliver),
             (&self.ack, &other.ack),
             (&self.return_unroutable, &other.return_unroutable),
+            (&self.drop_unroutable, &other.drop_unroutable),
         ];
         for (total, part) in pairs {
             total.fetch_add(part.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -138,6 +146,10 @@ pub struct ChannelInfo {
     pub acks_uncommitted: AtomicU64,
     /// Message counters.
     pub messages: MessageCounters,
+    /// When it last had work (a frame from the client or a delivery), in milliseconds
+    /// since the epoch; its connection stores it at most once per read or delivery batch
+    /// (see [`ChannelInfo::mark_active`]).
+    pub active_at_ms: AtomicI64,
     /// Its consumers, by tag.
     pub consumers: Mutex<BTreeMap<Bytes, ConsumerInfo>>,
     /// Where its counts go when it closes: its vhost's totals.
@@ -167,8 +179,20 @@ impl ChannelInfo {
             messages_uncommitted: AtomicU64::new(0),
             acks_uncommitted: AtomicU64::new(0),
             messages: MessageCounters::default(),
+            active_at_ms: AtomicI64::new(crate::log::now_ms()),
             consumers: Mutex::new(BTreeMap::new()),
             retired,
+        }
+    }
+
+    /// Records work at `at_ms`, the time of the batch being handled (read once per batch
+    /// by the connection, not per frame). Only the channel's own connection writes it, and
+    /// it stores only when the batch's time differs from the last one stored, so frames of
+    /// one batch cost a relaxed load each.
+    #[inline]
+    pub fn mark_active(&self, at_ms: i64) {
+        if self.active_at_ms.load(Ordering::Relaxed) != at_ms {
+            self.active_at_ms.store(at_ms, Ordering::Relaxed);
         }
     }
 
@@ -218,6 +242,9 @@ pub struct ConnectionInfo {
     pub recv_cnt: AtomicU64,
     /// Writes to the socket.
     pub send_cnt: AtomicU64,
+    /// Bytes of the write under way that the socket has not accepted yet (RabbitMQ's
+    /// `send_pend`): above 0 only while a client reads slower than the node sends.
+    pub send_pend: AtomicU64,
     /// Blocked by a resource alarm (it published while one is raised).
     pub blocked: AtomicBool,
     /// Its vhost's totals, which its channels' and its own counts join when they close.
@@ -237,6 +264,7 @@ impl ConnectionInfo {
             send_oct: AtomicU64::new(0),
             recv_cnt: AtomicU64::new(0),
             send_cnt: AtomicU64::new(0),
+            send_pend: AtomicU64::new(0),
             blocked: AtomicBool::new(false),
             channels: Mutex::new(BTreeMap::new()),
             close: watch::channel(None).0,

@@ -19,7 +19,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use super::amqp_socket::{read_protocol_header, write_chunks};
+use super::amqp_socket::{read_protocol_header, write_chunks, write_chunks_tracked};
 use crate::amqp::connection::{Connection, Next, Phase, PublishDone};
 use crate::amqp::deadlines::{Action, CloseReason, Deadlines};
 use crate::amqp::reply::{self, ProtocolError, Reply};
@@ -220,7 +220,8 @@ impl ConnectionDriver {
             info.send_oct.fetch_add(bytes as u64, Ordering::Relaxed);
             info.send_cnt.fetch_add(1, Ordering::Relaxed);
         }
-        write_chunks(&mut self.writer, chunks).await?;
+        let pending = self.connection.info().map(|info| &info.send_pend);
+        write_chunks_tracked(&mut self.writer, chunks, pending).await?;
         if self.connection.out.capacity() < OUTPUT_CAPACITY_BYTES_MIN {
             self.connection.out.reserve(OUTPUT_RESERVE_BYTES);
         }
@@ -242,6 +243,7 @@ impl ConnectionDriver {
             Ok(0) => return Turn::Stop(Ok(())),
             Ok(read) => {
                 self.deadlines.read_at(Instant::now());
+                self.connection.begin_batch();
                 self.busy = read >= BUSY_READ_BYTES_MIN;
                 if let Some(info) = self.connection.info() {
                     info.recv_oct.fetch_add(read as u64, Ordering::Relaxed);
@@ -318,6 +320,7 @@ impl ConnectionDriver {
     /// up to [`WRITE_BATCH_BYTES`] of output, before writing. Deliveries whose consumer is
     /// gone are requeued before any more input is read, so ahead of later commands.
     async fn on_events(&mut self, first: ConsumerEvent) -> Turn {
+        self.connection.begin_batch();
         let mut undelivered = self.connection.consumer_event(first);
         for _ in 1..EVENTS_PER_TURN_MAX {
             if self.connection.out.len() >= WRITE_BATCH_BYTES {

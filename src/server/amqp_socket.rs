@@ -3,6 +3,7 @@
 //! queued output with vectored writes.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -43,7 +44,24 @@ pub(super) async fn read_protocol_header(stream: &mut TcpStream, buf: &mut Bytes
 
 /// Writes `chunks` in order with vectored writes of at most [`IOVECS_MAX`] buffers,
 /// resuming after partial writes.
-pub(super) async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> io::Result<()> {
+pub(super) async fn write_chunks(writer: &mut OwnedWriteHalf, chunks: Vec<Bytes>) -> io::Result<()> {
+    write_chunks_tracked(writer, chunks, None).await
+}
+
+/// [`write_chunks`], keeping in `pending` the bytes the socket has not yet accepted (one
+/// relaxed store per write call; 0 once everything is written).
+pub(super) async fn write_chunks_tracked(
+    writer: &mut OwnedWriteHalf,
+    mut chunks: Vec<Bytes>,
+    pending: Option<&AtomicU64>,
+) -> io::Result<()> {
+    let mut remaining: usize = chunks.iter().map(Bytes::len).sum();
+    let track = |remaining: usize| {
+        if let Some(pending) = pending {
+            pending.store(remaining as u64, Ordering::Relaxed);
+        }
+    };
+    track(remaining);
     let mut first = 0;
     while first < chunks.len() {
         let slices: Vec<io::IoSlice<'_>> =
@@ -52,6 +70,8 @@ pub(super) async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<By
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
+        remaining = remaining.saturating_sub(written);
+        track(remaining);
         while written > 0 {
             let length = chunks[first].len();
             if written >= length {
@@ -63,5 +83,6 @@ pub(super) async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<By
             }
         }
     }
+    debug_assert_eq!(remaining, 0, "every byte is written");
     Ok(())
 }

@@ -60,6 +60,7 @@ impl Connection {
         else {
             return false;
         };
+        channel.stats.mark_active(self.batch_at_ms);
         let mut out = Output { bytes: &mut self.out, chunks: &mut self.out_chunks };
         channel.deliver(&mut out, delivery, self.frame_max)
     }
@@ -138,6 +139,7 @@ impl Channel {
         let delivery =
             queue.handle.get(self.id, no_ack).await.map_err(|e| queue_error(&e, cx.broker.vhost()))?;
         let Some(delivery) = delivery else {
+            MessageCounters::add(&self.stats.messages.get_empty, 1);
             cx.out.method(number, &BasicGetEmpty::default().into());
             return Ok(());
         };

@@ -187,6 +187,7 @@ impl Connection {
     pub(super) fn split(&mut self, number: u16) -> Option<(&mut Channel, Context<'_>)> {
         self.refresh_access();
         let channel = self.channels.get_mut(&number)?;
+        channel.stats.mark_active(self.batch_at_ms);
         let cx = Context {
             connection: self.id,
             broker: self.broker.as_ref()?,

@@ -220,6 +220,8 @@ impl Channel {
                     routing_key: method.routing_key.clone(),
                 };
                 cx.out.content(self.number(), &returned.into(), &header, &body, cx.frame_max);
+            } else {
+                crate::broker::connections::MessageCounters::add(&self.stats.messages.drop_unroutable, 1);
             }
             if let Some(seq) = confirm_seq {
                 // Nothing to wait for, but the ack must not overtake earlier publishes'.

@@ -23,6 +23,7 @@ use crate::broker::access::{AccessError, AccessState, HashingAlgorithm, Password
 use crate::broker::node::NodeError;
 use crate::management::auth::{self, Access};
 use crate::management::http::{Request, Response};
+use crate::management::stats::{self, Totals};
 use crate::management::{Api, ApiError, Principal};
 
 /// RabbitMQ's reason when a user may not reach a vhost's objects.
@@ -305,7 +306,9 @@ async fn vhosts(
     }
 }
 
-/// A vhost, with the message counts Warren keeps (read from its queues' atomics).
+/// A vhost, with its queues' message counts, and, once it has had traffic, its channels'
+/// message statistics and its connections' byte counts (those of closed ones included),
+/// each with its rate (`stats::vhost_totals`).
 fn vhost_json(api: &Api, vhost: &Vhost) -> Value {
     let mut value = json!({
         "name": vhost.name,
@@ -316,15 +319,20 @@ fn vhost_json(api: &Api, vhost: &Vhost) -> Value {
         "tracing": vhost.tracing,
         "cluster_state": {api.node_info.name.clone(): "running"},
     });
-    if let (Some(broker), Some(object)) = (api.node.vhost(&vhost.name), value.as_object_mut()) {
-        let (mut ready, mut unacked) = (0u64, 0u64);
-        for queue in broker.queues() {
-            ready += queue.handle.ready_count();
-            unacked += queue.handle.stats().unacked.load(std::sync::atomic::Ordering::Acquire);
+    if let (Some(_), Some(object)) = (api.node.vhost(&vhost.name), value.as_object_mut()) {
+        let key = stats::vhost_key(&vhost.name);
+        let (messages, counts) = stats::vhost_totals(&api.node, &vhost.name);
+        // As in RabbitMQ, message statistics appear once a channel of the vhost has
+        // counted something, byte counts once a connection has opened in it.
+        if messages.iter().any(|&(_, n)| n > 0) {
+            object.insert("message_stats".into(), Value::Object(api.rates.with_details(&key, &messages)));
         }
-        object.insert("messages".into(), json!(ready + unacked));
-        object.insert("messages_ready".into(), json!(ready));
-        object.insert("messages_unacknowledged".into(), json!(unacked));
+        let (bytes, queued): (Totals, Totals) =
+            counts.into_iter().partition(|(name, _)| matches!(*name, "recv_oct" | "send_oct"));
+        object.extend(api.rates.with_details(&key, &queued));
+        if bytes.iter().any(|&(_, n)| n > 0) {
+            object.extend(api.rates.with_details(&key, &bytes));
+        }
     }
     value
 }

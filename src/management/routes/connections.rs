@@ -1,8 +1,8 @@
 //! Open connections, their channels and consumers, as RabbitMQ 3.10.8's management API
 //! shows them, read from the node's registry of connections (`broker::connections`).
-//! Every figure is one the AMQP gateway really keeps; what Warren does not measure
-//! (rates, Erlang process figures, per-queue and per-exchange channel statistics, the
-//! send queue, idle times) is left out rather than invented.
+//! Every figure is one the AMQP gateway really keeps, and rates are the management
+//! sampler's (`stats`); what Warren does not measure (Erlang process figures, per-queue
+//! and per-exchange channel statistics, Raft commands) is left out rather than invented.
 //!
 //! Who sees what follows `rabbit_mgmt_util:is_authorized_user/3`: monitoring users and
 //! administrators see every connection and channel, other management users their own;
@@ -16,10 +16,11 @@ use serde_json::{json, Map, Value};
 
 use super::access::{require_visible_vhost, sees_vhost, NOT_AUTHORISED_OBJECT};
 use super::{list, one};
-use crate::broker::connections::{ChannelInfo, ConnectionInfo, ConsumerInfo, MessageCounters};
+use crate::broker::connections::{ChannelInfo, ConnectionInfo, ConsumerInfo};
 use crate::management::auth::{self, Access};
 use crate::management::http::{Request, Response};
 use crate::management::json::table_json;
+use crate::management::stats::{self, Totals};
 use crate::management::{Api, ApiError, Principal};
 
 /// The reason a connection closed through the API gets when the request gives none
@@ -29,6 +30,20 @@ const DEFAULT_CLOSE_REASON: &str = "Closed via management plugin";
 /// What `consumer_timeout` reports: Warren enforces no delivery acknowledgement timeout,
 /// and RabbitMQ's clients (`rabbitmq_http_client`) need the field; 0 says "none".
 const CONSUMER_TIMEOUT_NONE_MS: u64 = 0;
+
+/// How long a channel goes without work before it shows `idle_since`: RabbitMQ's channel
+/// process hibernates, and reports itself idle, after at least this long without a
+/// message (`HIBERNATE_AFTER_MIN`, 1 s).
+const CHANNEL_IDLE_AFTER_MS: i64 = 1_000;
+
+/// A channel's `message_stats` names of its delivery group, shown together once any of
+/// them has counted (RabbitMQ's per-channel queue statistics).
+const DELIVERY_GROUP: &[&str] =
+    &["deliver", "deliver_no_ack", "get", "get_no_ack", "deliver_get", "get_empty", "redeliver", "ack"];
+
+/// A channel's `message_stats` names of its publish group, shown together once any of
+/// them has counted (RabbitMQ's per-channel exchange statistics).
+const PUBLISH_GROUP: &[&str] = &["publish", "confirm", "return_unroutable", "drop_unroutable"];
 
 /// Routes the connection, channel and consumer paths; `None` when `parts` is not one of
 /// them.
@@ -152,13 +167,16 @@ fn connection_json(api: &Api, connection: &ConnectionInfo) -> Value {
         "timeout": facts.heartbeat_s,
         "connected_at": facts.connected_at_ms,
         "channels": connection.channel_count(),
-        "recv_oct": connection.recv_oct.load(Ordering::Relaxed),
         "recv_cnt": connection.recv_cnt.load(Ordering::Relaxed),
-        "send_oct": connection.send_oct.load(Ordering::Relaxed),
         "send_cnt": connection.send_cnt.load(Ordering::Relaxed),
+        "send_pend": connection.send_pend.load(Ordering::Relaxed),
+        // The user who opened it, as RabbitMQ reports its connections.
+        "user_who_performed_action": facts.user,
     });
     let given_name = client_properties.get("connection_name").filter(|n| n.is_string()).cloned();
     if let Some(object) = value.as_object_mut() {
+        let bytes = stats::connection_totals(connection);
+        object.extend(api.rates.with_details(&stats::connection_key(connection), &bytes));
         object.insert("client_properties".into(), client_properties);
         if let Some(given_name) = given_name {
             object.insert("user_provided_name".into(), given_name);
@@ -196,43 +214,59 @@ fn channel_json(api: &Api, connection: &ConnectionInfo, channel: &ChannelInfo) -
         "messages_unconfirmed": channel.unconfirmed.load(Ordering::Relaxed),
         "messages_uncommitted": channel.messages_uncommitted.load(Ordering::Relaxed),
         "acks_uncommitted": channel.acks_uncommitted.load(Ordering::Relaxed),
+        // The user who opened it, as RabbitMQ reports its channels.
+        "user_who_performed_action": facts.user,
     });
-    let stats = message_stats(&channel.messages);
-    if let (Some(object), false) = (value.as_object_mut(), stats.is_empty()) {
-        object.insert("message_stats".into(), Value::Object(stats));
+    let Some(object) = value.as_object_mut() else { return value };
+    let key = stats::channel_key(connection, channel);
+    let message_stats = message_stats(api, &key, &stats::channel_message_totals(channel));
+    if !message_stats.is_empty() {
+        object.insert("message_stats".into(), Value::Object(message_stats));
+    }
+    let active_at_ms = channel.active_at_ms.load(Ordering::Relaxed);
+    if crate::log::now_ms().saturating_sub(active_at_ms) >= CHANNEL_IDLE_AFTER_MS {
+        object.insert("idle_since".into(), json!(rabbitmq_time(active_at_ms)));
     }
     value
 }
 
-/// A channel's message counters in RabbitMQ's groups: the delivery group
-/// (`deliver`, `get`, `ack`…) once anything was delivered, got or acked, the publish group
-/// (`publish`, `confirm`, `return_unroutable`) once anything was published. Warren does
-/// not count empty gets nor dropped unroutable messages, so those keys are absent.
-fn message_stats(counters: &MessageCounters) -> Map<String, Value> {
-    let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-    let mut stats = Map::new();
-    let (deliver, deliver_no_ack) = (read(&counters.deliver), read(&counters.deliver_no_ack));
-    let (get, get_no_ack) = (read(&counters.get), read(&counters.get_no_ack));
-    let delivery = [
-        ("deliver", deliver),
-        ("deliver_no_ack", deliver_no_ack),
-        ("get", get),
-        ("get_no_ack", get_no_ack),
-        ("deliver_get", deliver + deliver_no_ack + get + get_no_ack),
-        ("redeliver", read(&counters.redeliver)),
-        ("ack", read(&counters.ack)),
-    ];
-    let publish = [
-        ("publish", read(&counters.publish)),
-        ("confirm", read(&counters.confirm)),
-        ("return_unroutable", read(&counters.return_unroutable)),
-    ];
-    for group in [&delivery[..], &publish[..]] {
-        if group.iter().any(|(_, n)| *n > 0) {
-            stats.extend(group.iter().map(|(key, n)| ((*key).to_owned(), json!(n))));
+/// A time in milliseconds since the epoch as RabbitMQ's management API writes it
+/// (`rabbit_mgmt_format:now_to_str/1`): UTC, `YYYY-MM-DD H:MM:SS`, the hour unpadded.
+fn rabbitmq_time(ms: i64) -> String {
+    let seconds = ms.div_euclid(1000);
+    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_date(days);
+    let (hour, minute, second) = (of_day / 3600, of_day % 3600 / 60, of_day % 60);
+    format!("{year}-{month:02}-{day:02} {hour}:{minute:02}:{second:02}")
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01, counted in 400-year eras of
+/// 146,097 days whose years start on 1 March (so the leap day ends a year).
+fn civil_date(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468; // days from 0000-03-01 to 1970-01-01
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A channel's message counters in RabbitMQ's groups, each with its rate: the delivery
+/// group once anything was delivered, got (or asked for from an empty queue) or acked,
+/// the publish group once anything was published.
+fn message_stats(api: &Api, key: &str, totals: &Totals) -> Map<String, Value> {
+    let mut shown = Totals::new();
+    for group in [DELIVERY_GROUP, PUBLISH_GROUP] {
+        let counts: Totals = totals.iter().filter(|(name, _)| group.contains(name)).copied().collect();
+        if counts.iter().any(|&(_, n)| n > 0) {
+            shown.extend(counts);
         }
     }
-    stats
+    api.rates.with_details(key, &shown)
 }
 
 /// `GET /api/channels/{name}`: the channel with its consumers.
@@ -258,6 +292,10 @@ fn show_channel(
         .collect();
     if let Some(object) = value.as_object_mut() {
         object.insert("consumer_details".into(), Value::Array(consumers));
+        // Per-queue and per-exchange statistics of a channel are RabbitMQ's `detailed`
+        // rates mode; in `basic`, as Warren's, these lists are empty.
+        object.insert("deliveries".into(), json!([]));
+        object.insert("publishes".into(), json!([]));
     }
     Ok(one(request, &value))
 }
@@ -314,4 +352,18 @@ fn consumer_json(
         "activity_status": "up",
         "consumer_timeout": CONSUMER_TIMEOUT_NONE_MS,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rabbitmq_time;
+
+    #[test]
+    fn times_are_written_as_rabbitmq_writes_them() {
+        assert_eq!(rabbitmq_time(0), "1970-01-01 0:00:00");
+        assert_eq!(rabbitmq_time(951_782_400_000), "2000-02-29 0:00:00");
+        assert_eq!(rabbitmq_time(1_665_000_000_000), "2022-10-05 20:00:00");
+        assert_eq!(rabbitmq_time(1_733_650_000_123), "2024-12-08 9:26:40");
+        assert_eq!(rabbitmq_time(4_107_542_399_000), "2100-02-28 23:59:59");
+    }
 }
