@@ -3,7 +3,8 @@
 //! pika and raw HTTP) runs unchanged against Warren: it creates the same vhosts, users,
 //! permissions, limits, policies, queues, exchanges, bindings and traffic through the API and
 //! AMQP, and writes Warren's answers in the same form. They are compared with the files in
-//! `tests/golden/rabbitmq-3.10.8/`.
+//! `tests/golden/rabbitmq-3.10.8/`: every endpoint's keys and status, the error cases'
+//! status and body, and the AMQP reply code and text of each row of the access table.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -186,6 +187,19 @@ fn every_endpoint_has_rabbitmqs_keys_statuses_and_error_bodies() {
                     got[field], expected[field]
                 ));
             }
+        }
+    }
+    // Every row of the access table, with pika: the reply code and text of each refusal
+    // (and that allowed operations are allowed) for a user with partial permissions.
+    let theirs = read_json(&golden_dir().join("amqp-access.json"));
+    let ours = read_json(&golden_out.join("amqp-access.json"));
+    for (case, expected) in theirs.as_object().expect("cases") {
+        let got = &ours[case];
+        if got["code"] != expected["code"] || got["text"] != expected["text"] {
+            problems.push(format!(
+                "AMQP access case {case}: {} {} where RabbitMQ has {} {}",
+                got["code"], got["text"], expected["code"], expected["text"]
+            ));
         }
     }
     assert!(

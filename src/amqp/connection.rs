@@ -470,6 +470,19 @@ impl Connection {
     pub(super) fn unopened_channel_frame(&mut self, channel: u16, frame: Frame) -> Next {
         match frame {
             Frame::Method { method: Method::ChannelOpen(_), .. } => {
+                // The user's channel limit counts their channels on every connection.
+                self.refresh_access();
+                if self.access.user(&self.user).and_then(|user| user.limits.channels_max()).is_some() {
+                    let open = self.node.channels_of(&self.user);
+                    if let Err(refused) = self.access.check_new_channel(&self.user, open) {
+                        let method = Method::ChannelOpen(Default::default());
+                        return self.close_with(
+                            &Reply::from(&refused),
+                            method.class_id(),
+                            method.method_id(),
+                        );
+                    }
+                }
                 let channel_id = (self.id << 16) | u64::from(channel);
                 let stats = self.info().map_or_else(Default::default, |info| info.open_channel(channel));
                 self.channels.insert(channel, Channel::new(channel_id, stats));

@@ -288,6 +288,12 @@ impl Node {
         Arc::clone(counts.retired.entry(vhost.to_owned()).or_default())
     }
 
+    /// Channels `user` has open, over all their connections.
+    pub fn channels_of(&self, user: &str) -> u64 {
+        let connections = self.connections();
+        connections.iter().filter(|c| c.facts.user == user).map(|c| c.channel_count() as u64).sum()
+    }
+
     /// Open connections to `vhost`.
     pub fn connections_to(&self, vhost: &str) -> u64 {
         let counts = self.connections.lock().unwrap_or_else(PoisonError::into_inner);
