@@ -259,9 +259,11 @@ impl Connection {
     }
 
     /// A batch of input or deliveries begins: the channels it touches record its time as
-    /// their last work. One clock read per batch, none per frame.
+    /// their last work, and the frames it holds are checked against the access model as it
+    /// is now. One clock read and one atomic load per batch, none per frame.
     pub fn begin_batch(&mut self) {
         self.batch_at_ms = crate::log::now_ms();
+        self.refresh_access();
     }
 
     /// The connection's record in the node, once open.

@@ -185,7 +185,6 @@ impl Connection {
     /// The open channel `number` and, beside it, the rest of the connection its handlers
     /// work with. The one lookup of the channel table a frame costs.
     pub(super) fn split(&mut self, number: u16) -> Option<(&mut Channel, Context<'_>)> {
-        self.refresh_access();
         let channel = self.channels.get_mut(&number)?;
         channel.stats.mark_active(self.batch_at_ms);
         let cx = Context {
