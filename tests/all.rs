@@ -71,6 +71,10 @@ mod management_definitions;
 /// Every management endpoint's keys, status codes and error bodies against RabbitMQ 3.10.8's
 /// goldens, by running the tool that captured them against Warren.
 mod management_goldens;
+/// The management API's queues and exchanges with lapin traffic: exchanges' publishes in
+/// and out, a queue's consumers, sizes, memory figures, consumer capacity, idle time and
+/// head timestamp, a stream's members and readers; rabbitmq_http_client parses them.
+mod management_objects;
 /// The management API across vhosts: names kept apart, lists per vhost, 404 for a missing
 /// vhost, and what a non-administrator sees and may do.
 mod management_vhosts;
