@@ -134,17 +134,17 @@ pub fn queue_json(queue: &QueueEntry, vhost: &str, node: &str) -> Value {
 /// A classic queue's consumer capacity, idle time, head timestamp and sizes, as RabbitMQ's
 /// classic queues report them.
 ///
-/// Sizes are of message bodies, as RabbitMQ counts them: the queue counts each ready
-/// message's body as it reads it from its log, and, a step of at most a MiB a second, the
-/// appends to a backlog it holds (a queue with `x-max-length-bytes` counts its whole
-/// backlog at once), and each unacknowledged one's. Messages appended but not counted yet
-/// (a backlog growing faster than that, or from before a restart) count at their size in
-/// the log, properties and framing included. On disc, the
-/// messages read ahead of delivery are the ones in memory (`*_ram`) and the rest are on
-/// disc (`*_paged_out`); with memory storage every message is in memory. Persistent
-/// counts are 0 in a non-durable queue or with memory storage (nothing there survives a
-/// restart); for a durable queue on disc they would need every message's header, backlog
-/// included, so they are left out.
+/// Sizes are of message bodies, as RabbitMQ counts them. The queue counts each
+/// unacknowledged message's body, each ready one's as it reads it from its log, and the
+/// appends to a backlog it holds in steps of at most a MiB a second (a queue with
+/// `x-max-length-bytes` counts its whole backlog at once). Messages appended but not
+/// counted yet (a backlog growing faster than that, or left from before a restart) count
+/// at their size in the log, properties and framing included. On disc, the messages read
+/// ahead of delivery are the ones in memory (`*_ram`) and the rest are on disc
+/// (`*_paged_out`); with memory storage every message is in memory. Persistent counts are
+/// 0 in a non-durable queue or with memory storage (nothing there survives a restart); for
+/// a durable queue on disc they would need every message's header, backlog included, so
+/// they are left out.
 fn add_classic_queue_figures(queue: &QueueEntry, ready: u64, unacked: u64, object: &mut Map<String, Value>) {
     let stats = queue.handle.stats();
     let contents = &stats.contents;
