@@ -74,6 +74,10 @@ mod management_goldens;
 /// The management API's node-level answers: churn counts after known lapin traffic, object
 /// totals, listeners, the node's figures, health checks, absent features, no credentials.
 mod management_node;
+/// The management API's queues and exchanges with lapin traffic: exchanges' publishes in
+/// and out, a queue's consumers, sizes, memory figures, consumer capacity, idle time and
+/// head timestamp, a stream's members and readers; rabbitmq_http_client parses them.
+mod management_objects;
 /// The management API across vhosts: names kept apart, lists per vhost, 404 for a missing
 /// vhost, and what a non-administrator sees and may do.
 mod management_vhosts;

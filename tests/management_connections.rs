@@ -389,11 +389,12 @@ fn empty_gets_unroutable_publishes_and_idleness_are_shown() {
     }
     let idle = until(&addr, &path_of("channels", &channel["name"]), |c| c.get("idle_since").is_some());
     let since = idle["idle_since"].as_str().expect("a time");
-    // `YYYY-MM-DD H:MM:SS`, as RabbitMQ writes times.
-    let (date, time) = since.split_once(' ').expect("date and time");
+    // RFC 3339 in UTC with milliseconds, as RabbitMQ 3.10.8 writes times.
+    let (date, time) = since.split_once('T').expect("date and time");
     let date: Vec<u32> = date.split('-').map(|p| p.parse().expect("a number")).collect();
-    let time: Vec<u32> = time.split(':').map(|p| p.parse().expect("a number")).collect();
-    assert!(date.len() == 3 && date[0] >= 2024 && time.len() == 3 && time[0] < 24, "{since}");
+    let time = time.strip_suffix("+00:00").expect("UTC");
+    let hms: Vec<f64> = time.split(':').map(|p| p.parse().expect("a number")).collect();
+    assert!(date.len() == 3 && date[0] >= 2024 && hms.len() == 3 && hms[0] < 24.0, "{since}");
     drop(kept);
 }
 

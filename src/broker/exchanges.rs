@@ -3,6 +3,7 @@
 //! `routing`, the binding tables in `exchange`. No frames, no I/O beyond saving durable
 //! definitions.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -34,6 +35,36 @@ pub struct ExchangeEntry {
     pub(super) applied: RwLock<AppliedExchangePolicy>,
     /// Its bindings, as source.
     pub bindings: RwLock<Bindings>,
+    /// Its message counts since it was declared.
+    pub counters: ExchangeCounters,
+}
+
+/// An exchange's message counts, as RabbitMQ's `message_stats` of an exchange count them:
+/// publishes into it, and messages it routed to queues (one per queue reached, through
+/// exchange-to-exchange bindings and alternate exchanges too). Publishers add what they
+/// counted over a batch of publishes at once (see `amqp::routes`), not one atomic add per
+/// message; readers see the totals of the batches added so far.
+#[derive(Debug, Default)]
+pub struct ExchangeCounters {
+    /// Messages published into the exchange (routed or not).
+    pub publish_in: AtomicU64,
+    /// Messages routed from it to queues, one per queue.
+    pub publish_out: AtomicU64,
+}
+
+impl ExchangeCounters {
+    /// Adds `publish_in` publishes that reached `publish_out` queues in all.
+    pub fn add(&self, publish_in: u64, publish_out: u64) {
+        self.publish_in.fetch_add(publish_in, Ordering::Relaxed);
+        if publish_out > 0 {
+            self.publish_out.fetch_add(publish_out, Ordering::Relaxed);
+        }
+    }
+
+    /// The totals as `(publish_in, publish_out)`.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.publish_in.load(Ordering::Relaxed), self.publish_out.load(Ordering::Relaxed))
+    }
 }
 
 /// An `exchange.declare`.
@@ -111,6 +142,7 @@ impl Broker {
             arguments,
             applied,
             bindings: RwLock::new(BindingTable::new(kind)),
+            counters: ExchangeCounters::default(),
         });
         let mut model = self.model.write().expect("model lock poisoned");
         model.exchange_names.insert(entry.id, name.clone());

@@ -43,7 +43,7 @@ use bytes::Bytes;
 pub use arguments::{Overflow, QueueArgs};
 pub use bindings::{Bindings, Destination};
 pub use error::{Error, Name};
-pub use exchanges::{ExchangeDeclare, ExchangeEntry};
+pub use exchanges::{ExchangeCounters, ExchangeDeclare, ExchangeEntry};
 pub use naming::{generated_name, hex};
 pub use node::{Churn, ConnectionSlot, Node, NodeError, NodeOptions};
 pub use policies::{AppliedExchangePolicy, AppliedQueuePolicy};

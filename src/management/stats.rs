@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde_json::{json, Map, Value};
 
 use crate::broker::connections::{ChannelInfo, ConnectionInfo};
-use crate::broker::{Node, QueueEntry};
+use crate::broker::{ExchangeEntry, Node, QueueEntry};
 use crate::limits::RATE_SAMPLE_INTERVAL;
 
 /// Named totals of one object.
@@ -256,6 +256,9 @@ pub fn sample(node: &Node, rates: &Rates, at: Instant) {
             totals.extend(queue_message_counts(&queue));
             record(queue_key(vhost, &queue.name_str()), totals);
         }
+        for exchange in broker.exchanges() {
+            record(exchange_key(vhost, &exchange.name), exchange_totals(&exchange));
+        }
         let (mut totals, counts) = vhost_totals(node, vhost);
         totals.extend(counts);
         record(vhost_key(vhost), totals);
@@ -272,6 +275,28 @@ pub fn sample(node: &Node, rates: &Rates, at: Instant) {
     totals.extend(super::system::node_gauges(node));
     record(NODE_KEY.to_owned(), totals);
     rates.retain(&live);
+}
+
+/// The key of an exchange.
+pub fn exchange_key(vhost: &str, name: &[u8]) -> String {
+    format!("exchange\0{vhost}\0{}", String::from_utf8_lossy(name))
+}
+
+/// An exchange's `message_stats` totals.
+pub fn exchange_totals(exchange: &ExchangeEntry) -> Totals {
+    let (publish_in, publish_out) = exchange.counters.totals();
+    vec![("publish_in", publish_in), ("publish_out", publish_out)]
+}
+
+/// Adds an exchange's `message_stats` (publishes in and out, with rates) to its JSON
+/// object once it has had traffic, as RabbitMQ shows them.
+pub fn add_exchange_stats(rates: &Rates, vhost: &str, exchange: &ExchangeEntry, object: &mut Value) {
+    let totals = exchange_totals(exchange);
+    let Some(object) = object.as_object_mut().filter(|_| totals.iter().any(|&(_, n)| n > 0)) else {
+        return;
+    };
+    let message_stats = rates.with_details(&exchange_key(vhost, &exchange.name), &totals);
+    object.insert("message_stats".to_owned(), Value::Object(message_stats));
 }
 
 #[cfg(test)]

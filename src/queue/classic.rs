@@ -17,7 +17,8 @@
 //! in `classic/rotation.rs`, expiry at the head in `classic/expiry.rs`, TTL and length limits
 //! in `classic/limits.rs`, the persisted floor and delivered marks in `classic/floor.rs`, the
 //! persisted acks above the floor in `classic/acked.rs`, new settings taken while running
-//! (a policy changed) in `classic/settings.rs`.
+//! (a policy changed) in `classic/settings.rs`, when the task waits at its log's tail and
+//! how it notes appends it is not woken for in `classic/watch.rs`.
 //! Like the whole queue layer it knows no frames, sockets or exchanges.
 
 mod acked;
@@ -28,6 +29,7 @@ mod priority;
 mod ready;
 mod rotation;
 mod settings;
+mod watch;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -41,18 +43,20 @@ pub use self::floor::{DELIVERED_KEY, FLOOR_KEY};
 use self::limits::ReadyBytes;
 use self::priority::Prioritized;
 use self::rotation::Rotation;
+use self::watch::AppendWatch;
 use super::api::{ChannelId, ConsumerEvent, ConsumerSpec, DeathReason, Delivery, QueueError};
 use super::credit::{wait_for_room, Consumer};
-use super::handle::{Command, QueueCounters, QueueOptions, QueueStats};
+use super::handle::{Command, QueueContents, QueueCounters, QueueOptions, QueueStats};
 use super::message::MessageView;
 use super::read_ahead::ReadAhead;
 use crate::limits::QUEUE_TICK_MS;
-use crate::log::Record;
+use crate::log::{now_ms, Record};
 use crate::seq_map::SeqMap;
+use crate::wire::amqp::ContentHeader;
 
 /// Starts a classic queue's task on the current runtime.
 pub(super) fn spawn(options: QueueOptions, stats: Arc<QueueStats>, commands: mpsc::Receiver<Command>) {
-    let actor = Actor::new(options, stats);
+    let mut actor = Actor::new(options, stats);
     actor.publish_stats();
     tokio::spawn(actor.run(commands));
 }
@@ -90,10 +94,16 @@ struct Actor {
     read_ahead: ReadAhead,
     /// Priority queues: the ready messages read so far, as offsets by priority.
     prioritized: Option<Prioritized>,
-    /// Queues with `x-max-length-bytes`: the body bytes of the ready messages.
-    ready_bytes: Option<ReadyBytes>,
+    /// The body bytes of the ready messages counted so far: those read (and, with
+    /// `x-max-length-bytes`, the whole backlog).
+    ready_bytes: ReadyBytes,
     requeued: BTreeSet<u64>,
     unacked: SeqMap<Unacked>,
+    /// The body bytes of `unacked`.
+    unacked_bytes: u64,
+    /// The offset of the read-ahead record whose `timestamp` property was last published
+    /// as the head's (`u64::MAX`: none yet).
+    head_timestamp_of: u64,
     consumers: Rotation,
     persisted_floor: u64,
     /// Everything below this offset was delivered before (kept across restarts).
@@ -120,7 +130,7 @@ impl Actor {
         let acked = floor::recover_acked(&options, cursor);
         let transient_pending = floor::count_skipped(&options.log, cursor, options.restart_offset, &acked);
         let prioritized = options.max_priority.map(Prioritized::new);
-        let ready_bytes = options.max_length_bytes.map(|_| ReadyBytes::new(cursor));
+        let ready_bytes = ReadyBytes::new(cursor);
         Actor {
             options,
             stats,
@@ -129,6 +139,8 @@ impl Actor {
             ready_bytes,
             requeued: BTreeSet::new(),
             unacked: SeqMap::new(),
+            unacked_bytes: 0,
+            head_timestamp_of: u64::MAX,
             consumers: Rotation::default(),
             persisted_floor: cursor,
             delivered_below,
@@ -151,29 +163,21 @@ impl Actor {
         // something may be left to persist, so an idle queue is never woken (100,000 idle
         // queues cost no CPU).
         let mut tick_needed = true;
+        // Whether the turn had work besides the tick (for `active_at_ms`).
+        let mut worked = true;
+        // Notes the appends the task is not woken for (`watch.rs`).
+        let mut appends = AppendWatch::new();
         loop {
             self.enforce_limits();
-            self.dispatch();
+            worked |= self.dispatch() > 0;
+            if std::mem::take(&mut worked) {
+                self.stats.active_at_ms.store(now_ms(), Ordering::Relaxed);
+            }
             self.publish_stats();
             self.flush_dead_letters().await;
             let log = self.options.log.clone();
-            // Wait at the log's tail only when nothing read is left to hand out; otherwise
-            // dispatch has already done all it can and a command or the tick comes next.
-            let cursor = self.read_ahead.cursor();
             let blocked_sink = self.blocked_sink();
-            // Queues with length limits also wake on every append, to drop the head at once.
-            let limited = self.options.max_length.is_some() || self.options.max_length_bytes.is_some();
-            // An empty queue wakes on its next append even with no consumer ready: the new
-            // head is read and its expiry armed (no tick comes to look).
-            let wait_at = if self.read_failed {
-                None
-            } else if self.held() == 0 {
-                Some(cursor)
-            } else if limited {
-                Some(log.next_offset())
-            } else {
-                None
-            };
+            let (wait_at, watch) = self.wait_at(&appends);
             tokio::select! {
                 command = commands.recv() => match command {
                     None => return,
@@ -192,15 +196,22 @@ impl Actor {
                     Some(command) => {
                         self.handle(command);
                         tick_needed = true;
+                        worked = true;
                     }
                 },
                 outcome = log.wait_for(wait_at.unwrap_or(u64::MAX)), if wait_at.is_some() => {
                     if outcome.is_err() {
                         return;
                     }
-                    head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
-                    tick_needed = true;
+                    worked = true;
+                    if watch {
+                        appends.noted(self.note_appends());
+                    } else {
+                        head_expiry_set = self.arm_head_expiry(head_expiry.as_mut());
+                        tick_needed = true;
+                    }
                 }
+                () = appends.cooled(), if appends.cooling() => worked |= appends.look_again(&mut self),
                 // A consumer whose sink was full is served again as soon as its connection
                 // has drained some deliveries, not at the next tick.
                 _ = wait_for_room(blocked_sink.as_ref()), if blocked_sink.is_some() => tick_needed = true,
@@ -257,9 +268,7 @@ impl Actor {
                     prioritized.index.clear();
                     prioritized.window.clear();
                 }
-                if let Some(bytes) = &mut self.ready_bytes {
-                    *bytes = ReadyBytes::new(self.read_ahead.cursor());
-                }
+                self.ready_bytes = ReadyBytes::new(self.read_ahead.cursor());
                 self.requeued.clear();
                 self.forget_restart_skips();
                 // Counts are current before the answer (a declare that follows sees them).
@@ -314,10 +323,9 @@ impl Actor {
         };
         self.stats.messages.handed_out(true, !no_ack, redelivered);
         if !no_ack {
-            self.unacked.insert(
-                record.offset,
-                Unacked { channel, tag: None, place: Place::of(&record, self.prioritized.is_some()) },
-            );
+            let place = Place::of(&record, self.prioritized.is_some());
+            self.unacked_bytes += place.body_bytes;
+            self.unacked.insert(record.offset, Unacked { channel, tag: None, place });
         }
         let message_count = self.ready_count().min(u64::from(u32::MAX)) as u32;
         self.delivery(channel, record, redelivered, None, !no_ack, message_count)
@@ -330,6 +338,7 @@ impl Actor {
             _ => return None,
         }
         let entry = self.unacked.remove(offset)?;
+        self.unacked_bytes -= entry.place.body_bytes;
         if let Some(tag) = &entry.tag {
             if let Some(consumer) =
                 self.consumers.iter_mut().find(|c| c.spec.channel == channel && c.spec.tag == tag)
@@ -348,9 +357,7 @@ impl Actor {
                 self.requeued.insert(offset);
             }
         }
-        if let Some(bytes) = &mut self.ready_bytes {
-            bytes.total += place.body_bytes;
-        }
+        self.ready_bytes.total += place.body_bytes;
     }
 
     fn requeue_channel(&mut self, channel: ChannelId) {
@@ -363,12 +370,37 @@ impl Actor {
         }
     }
 
-    fn publish_stats(&self) {
+    fn publish_stats(&mut self) {
         self.stats.cursor.store(self.read_ahead.cursor(), Ordering::Release);
         self.stats.held.store(self.held(), Ordering::Release);
         self.stats.lost.store(self.transient_pending, Ordering::Release);
         self.stats.unacked.store(self.unacked.len() as u64, Ordering::Release);
         self.stats.consumers.store(self.consumers.len() as u32, Ordering::Release);
+        self.publish_contents();
+    }
+
+    /// The sizes of what the queue holds, and its head's timestamp (see [`QueueContents`]).
+    fn publish_contents(&mut self) {
+        if self.held() == 0 && self.ready_bytes.counted_to <= self.read_ahead.cursor() {
+            // Nothing counted is left: a count that drifted (a requeued or indexed record
+            // that could not be read back) starts again from 0.
+            self.ready_bytes.total = 0;
+        }
+        let contents = &self.stats.contents;
+        contents.ready_bytes.store(self.ready_bytes.total, Ordering::Relaxed);
+        contents.counted_to.store(self.ready_bytes.counted_to, Ordering::Relaxed);
+        contents.unacked_bytes.store(self.unacked_bytes, Ordering::Relaxed);
+        contents.read_ahead.store(self.read_ahead.len() as u64, Ordering::Relaxed);
+        contents.read_ahead_bytes.store(self.read_ahead.bytes(), Ordering::Relaxed);
+        // The next message out is the first requeued one, or the highest priority: in
+        // memory only when it is the read-ahead's first.
+        let head = self.read_ahead.front().filter(|_| self.requeued.is_empty() && self.prioritized.is_none());
+        let head_offset = head.map_or(u64::MAX, |record| record.offset);
+        if head_offset != self.head_timestamp_of {
+            self.head_timestamp_of = head_offset;
+            let timestamp = head.and_then(head_timestamp).unwrap_or(QueueContents::NO_TIMESTAMP);
+            contents.head_timestamp.store(timestamp, Ordering::Relaxed);
+        }
     }
 
     /// The sink of a consumer that could take a message but for its full sink, when there
@@ -380,22 +412,34 @@ impl Actor {
         self.consumers.iter().find_map(Consumer::blocked_sink)
     }
 
-    fn dispatch(&mut self) {
+    /// Hands ready messages to the consumers that can take them; returns how many. Records
+    /// in [`QueueStats::consumer_use`] whether the consumers could take what there was: the
+    /// queue is inactive while it has messages and every consumer is held back.
+    fn dispatch(&mut self) -> u64 {
+        let mut handed_out = 0;
         while !self.consumers.is_empty() {
             // The turn moves only once a message is handed over: a pass that finds nothing
             // to deliver must not skip anyone.
-            let Some(index) = self.consumers.pick() else { return };
-            let Some((record, redelivered)) = self.next_ready() else { return };
+            let Some(index) = self.consumers.pick() else {
+                if self.held() > 0 || self.read_ahead.cursor() < self.options.log.next_offset() {
+                    self.stats.consumer_use.set_active(false);
+                }
+                return handed_out;
+            };
+            self.stats.consumer_use.set_active(true);
+            let Some((record, redelivered)) = self.next_ready() else { return handed_out };
             let consumer = &mut self.consumers[index];
             let place = Place::of(&record, self.prioritized.is_some());
             if !consumer.take() {
                 self.requeue(record.offset, place);
-                return;
+                self.stats.consumer_use.set_active(false);
+                return handed_out;
             }
             let needs_ack = !consumer.spec.no_ack;
             let tag = consumer.spec.tag.clone();
             let channel = consumer.spec.channel;
             if needs_ack {
+                self.unacked_bytes += place.body_bytes;
                 self.unacked.insert(record.offset, Unacked { channel, tag: Some(tag.clone()), place });
             }
             let offset = record.offset;
@@ -407,13 +451,17 @@ impl Actor {
                 if needs_ack {
                     self.consumers[index].refused();
                     self.unacked.remove(offset);
+                    self.unacked_bytes -= place.body_bytes;
                 }
                 self.requeue(offset, place);
-                return;
+                self.stats.consumer_use.set_active(false);
+                return handed_out;
             }
             self.stats.messages.handed_out(false, needs_ack, redelivered);
             self.consumers.served(index);
+            handed_out += 1;
         }
+        handed_out
     }
 
     fn delivery(
@@ -448,4 +496,10 @@ impl Actor {
         }
         self.persist_before_stop();
     }
+}
+
+/// The `timestamp` property of a stored message, read from its content header alone.
+fn head_timestamp(record: &Record) -> Option<u64> {
+    let view = MessageView::parse(&record.header)?;
+    ContentHeader::trusted(record.header.slice_ref(view.content_header)).ok()?.timestamp()
 }

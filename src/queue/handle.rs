@@ -5,7 +5,7 @@
 //! ([`super::classic`]) or the stream task ([`super::stream`]) and every call becomes a
 //! `Command`. No frames, sockets or exchanges.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +13,11 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{ChannelId, ConsumerSpec, Delivery, QueueError};
+use super::consumer_use::ConsumerUse;
 use super::dead_letters::DeadLetters;
 use super::stream::ConsumerLag;
 use crate::limits::QUEUE_COMMANDS_MAX;
-use crate::log::Log;
+use crate::log::{now_ms, Log};
 
 /// Counters a queue keeps up to date for others to read.
 #[derive(Debug, Default)]
@@ -42,6 +43,55 @@ pub struct QueueStats {
     /// The log's next offset when the queue started: what was appended since is what was
     /// published to it ([`QueueHandle::published`]).
     pub appended_from: AtomicU64,
+    /// Sizes of what a classic queue holds, and its head's timestamp.
+    pub contents: QueueContents,
+    /// When the queue last had work, in milliseconds since the epoch: a command, a
+    /// delivery, an append (one it was not woken for is noted within a second; see
+    /// `classic/watch.rs`), not its own timers.
+    pub active_at_ms: AtomicI64,
+    /// How much of the time its consumers could take its messages (classic queues).
+    pub consumer_use: ConsumerUse,
+}
+
+/// What a classic queue holds, in bytes and in memory, as its task last published it (once
+/// per turn, with plain stores). Sizes are of message bodies, as RabbitMQ's
+/// `message_bytes*` count them.
+#[derive(Debug)]
+pub struct QueueContents {
+    /// Body bytes of the ready messages below [`QueueContents::counted_to`]: those read
+    /// ahead, requeued or indexed by priority (and, in a queue with `x-max-length-bytes`,
+    /// the backlog it counted for the limit).
+    pub ready_bytes: AtomicU64,
+    /// Every ready message below this offset is counted in `ready_bytes`; the log's records
+    /// from here to its end are not counted yet.
+    pub counted_to: AtomicU64,
+    /// Body bytes of the delivered, unacknowledged messages.
+    pub unacked_bytes: AtomicU64,
+    /// Messages read ahead of delivery, held in memory.
+    pub read_ahead: AtomicU64,
+    /// Body bytes of the `read_ahead` messages.
+    pub read_ahead_bytes: AtomicU64,
+    /// The `timestamp` property of the next message to deliver, when that message is read
+    /// ahead and has one; [`QueueContents::NO_TIMESTAMP`] otherwise.
+    pub head_timestamp: AtomicU64,
+}
+
+impl QueueContents {
+    /// `head_timestamp` when there is none to show.
+    pub const NO_TIMESTAMP: u64 = u64::MAX;
+}
+
+impl Default for QueueContents {
+    fn default() -> QueueContents {
+        QueueContents {
+            ready_bytes: AtomicU64::new(0),
+            counted_to: AtomicU64::new(0),
+            unacked_bytes: AtomicU64::new(0),
+            read_ahead: AtomicU64::new(0),
+            read_ahead_bytes: AtomicU64::new(0),
+            head_timestamp: AtomicU64::new(QueueContents::NO_TIMESTAMP),
+        }
+    }
 }
 
 /// Message totals of one queue since it started, as RabbitMQ's `message_stats` count them.
@@ -166,6 +216,7 @@ impl QueueHandle {
         let (commands, receiver) = mpsc::channel(QUEUE_COMMANDS_MAX);
         let stats = Arc::new(QueueStats::default());
         stats.appended_from.store(options.log.next_offset(), Ordering::Relaxed);
+        stats.active_at_ms.store(now_ms(), Ordering::Relaxed);
         let handle = Arc::new(QueueHandle {
             name: Arc::clone(&options.name),
             log: options.log.clone(),

@@ -6,6 +6,7 @@
 //! - [`dead_letters`]: a queue's bounded, ordered channel for its dead messages.
 //! - [`handle`]: [`QueueHandle`], [`QueueOptions`], [`QueueStats`]: starting a queue's task
 //!   and talking to it; re-exported here.
+//! - [`consumer_use`]: how much of the time a queue's consumers could take its messages.
 //! - `credit` and `read_ahead`: the consumer credit (prefetch) and log read-ahead both kinds
 //!   share.
 //! - [`classic`]: the classic queue's task (ack tracker, requeue, TTL and length limits).
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod classic;
+pub mod consumer_use;
 mod credit;
 pub mod dead_letters;
 pub mod death;
@@ -28,5 +30,5 @@ pub use api::{
     ChannelCredit, ChannelId, ConsumerEvent, ConsumerSpec, DeadMessage, DeathReason, Delivery, QueueError,
 };
 pub use dead_letters::DeadLetters;
-pub use handle::{QueueHandle, QueueOptions, QueueSettings, QueueStats};
+pub use handle::{QueueContents, QueueHandle, QueueOptions, QueueSettings, QueueStats};
 pub use stream::{ConsumerLag, StreamAttach, StreamOffset};

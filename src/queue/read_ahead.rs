@@ -16,13 +16,15 @@ use crate::log::{Error, Log, Record};
 /// A cursor into a log and the records read ahead of the reader.
 ///
 /// Invariant: every buffered record's offset is below `cursor`, and they are in offset
-/// order.
+/// order; `buffered_bytes` is the sum of their body lengths.
 #[derive(Debug)]
 pub(super) struct ReadAhead {
     /// Offset of the next record to read from the log (past `buffered`).
     cursor: u64,
     /// Read, not handed out yet.
     buffered: VecDeque<Record>,
+    /// The body bytes of `buffered`.
+    buffered_bytes: u64,
 }
 
 /// What one [`ReadAhead::refill`] did.
@@ -65,7 +67,7 @@ pub(super) enum Read {
 impl ReadAhead {
     /// Nothing read yet; reading starts at `cursor`.
     pub(super) fn new(cursor: u64) -> ReadAhead {
-        ReadAhead { cursor, buffered: VecDeque::new() }
+        ReadAhead { cursor, buffered: VecDeque::new(), buffered_bytes: 0 }
     }
 
     /// Offset of the next record to read from the log.
@@ -86,6 +88,12 @@ impl ReadAhead {
         self.buffered.len()
     }
 
+    /// The body bytes of the records read and not handed out.
+    #[inline]
+    pub(super) fn bytes(&self) -> u64 {
+        self.buffered_bytes
+    }
+
     /// Whether nothing read is left to hand out.
     #[inline]
     pub(super) fn is_empty(&self) -> bool {
@@ -101,7 +109,9 @@ impl ReadAhead {
     /// Takes the first buffered record (never reads the log).
     #[inline]
     pub(super) fn pop_front(&mut self) -> Option<Record> {
-        self.buffered.pop_front()
+        let record = self.buffered.pop_front()?;
+        self.buffered_bytes -= record.body.len() as u64;
+        Some(record)
     }
 
     /// Puts back a record just taken with [`ReadAhead::pop_front`] (it could not be handed
@@ -109,12 +119,21 @@ impl ReadAhead {
     #[inline]
     pub(super) fn push_front(&mut self, record: Record) {
         debug_assert!(self.buffered.front().is_none_or(|next| record.offset < next.offset));
+        self.buffered_bytes += record.body.len() as u64;
         self.buffered.push_front(record);
     }
 
     /// Drops the buffered records for which `keep` is false.
-    pub(super) fn retain(&mut self, keep: impl FnMut(&Record) -> bool) {
-        self.buffered.retain(keep);
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&Record) -> bool) {
+        let mut dropped = 0;
+        self.buffered.retain(|record| {
+            let kept = keep(record);
+            if !kept {
+                dropped += record.body.len() as u64;
+            }
+            kept
+        });
+        self.buffered_bytes -= dropped;
     }
 
     /// Buffered records, in offset order.
@@ -125,6 +144,7 @@ impl ReadAhead {
     /// Drops everything buffered and moves the cursor to `offset` (a purge).
     pub(super) fn skip_to(&mut self, offset: u64) {
         self.buffered.clear();
+        self.buffered_bytes = 0;
         self.cursor = offset;
     }
 
@@ -146,7 +166,7 @@ impl ReadAhead {
                     assert!(last.offset >= self.cursor, "the log reads forward from the cursor");
                     self.cursor = last.offset + 1;
                 }
-                self.buffered.extend(records);
+                self.extend(records);
                 Read::Records
             }
             // Only damage is stepped over; a failure of the system is not the data's fault.
@@ -154,6 +174,13 @@ impl ReadAhead {
             Err(error) => self.salvage(log, error),
         };
         Refill { removed, read }
+    }
+
+    fn extend(&mut self, records: impl IntoIterator<Item = Record>) {
+        for record in records {
+            self.buffered_bytes += record.body.len() as u64;
+            self.buffered.push_back(record);
+        }
     }
 
     /// After a read failed somewhere in its window: reads again one batch at a time from
@@ -178,7 +205,7 @@ impl ReadAhead {
                 Ok(records) => {
                     bytes_read += batch.as_bytes().len();
                     let cursor = self.cursor;
-                    self.buffered.extend(records.into_iter().filter(|r| r.offset >= cursor));
+                    self.extend(records.into_iter().filter(|r| r.offset >= cursor));
                     self.cursor = batch.header().next_offset().max(cursor + 1);
                 }
                 Err(source) => {
@@ -221,9 +248,13 @@ mod tests {
         assert_eq!(read_ahead.position(), 2);
         let offsets: Vec<u64> = read_ahead.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, [2, 3, 4]);
+        assert_eq!(read_ahead.bytes(), 6, "the bodies m2, m3, m4");
         assert_eq!(read_ahead.pop_front().map(|r| r.offset), Some(2));
         assert_eq!(read_ahead.position(), 3);
         assert_eq!(read_ahead.len(), 2);
+        assert_eq!(read_ahead.bytes(), 4);
+        read_ahead.retain(|r| r.offset != 3);
+        assert_eq!(read_ahead.bytes(), 2);
     }
 
     #[tokio::test]
@@ -253,6 +284,7 @@ mod tests {
         let _ = read_ahead.refill(&log);
         read_ahead.skip_to(log.next_offset());
         assert!(read_ahead.is_empty());
+        assert_eq!(read_ahead.bytes(), 0);
         assert_eq!(read_ahead.position(), 4);
         assert!(matches!(read_ahead.refill(&log).read, Read::AtEnd));
     }

@@ -95,8 +95,10 @@ impl Connection {
     }
 
     /// Hands the staged publishes to their queues' logs: one append per queue for all the
-    /// publishes of one read. Their confirms follow the appends' commits.
+    /// publishes of one read. Their confirms follow the appends' commits. The read's
+    /// publishes are added to their exchanges' counters.
     pub async fn flush_publishes(&mut self) {
+        self.routes.flush_counts();
         flush(&mut self.staged, &mut self.pending).await;
     }
 
@@ -312,7 +314,8 @@ fn undecodable(error: DecodeError) -> Reply {
     ProtocolError::UndecodableHeader(error).into()
 }
 
-/// The queues a publish reaches: from the route cache, unless its headers must be seen.
+/// The queues a publish reaches: from the route cache, unless its headers must be seen;
+/// counted against its exchange either way.
 fn route(
     cx: &mut Context<'_>,
     method: &BasicPublish,
@@ -331,6 +334,7 @@ fn route(
             cx.broker
                 .route(exchange, routing_key, Some(headers), &mut queues)
                 .map_err(|error| Reply::from(&error))?;
+            cx.routes.count_uncached(cx.broker, exchange, queues.len());
             Ok(queues.into())
         }
     }

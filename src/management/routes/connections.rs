@@ -19,7 +19,7 @@ use super::{list, one};
 use crate::broker::connections::{ChannelInfo, ConnectionInfo, ConsumerInfo};
 use crate::management::auth::{self, Access};
 use crate::management::http::{Request, Response};
-use crate::management::json::table_json;
+use crate::management::json::{self, table_json};
 use crate::management::stats::{self, Totals};
 use crate::management::{Api, ApiError, Principal};
 
@@ -225,34 +225,9 @@ fn channel_json(api: &Api, connection: &ConnectionInfo, channel: &ChannelInfo) -
     }
     let active_at_ms = channel.active_at_ms.load(Ordering::Relaxed);
     if crate::log::now_ms().saturating_sub(active_at_ms) >= CHANNEL_IDLE_AFTER_MS {
-        object.insert("idle_since".into(), json!(rabbitmq_time(active_at_ms)));
+        object.insert("idle_since".into(), json!(json::rabbitmq_time(active_at_ms)));
     }
     value
-}
-
-/// A time in milliseconds since the epoch as RabbitMQ's management API writes it
-/// (`rabbit_mgmt_format:now_to_str/1`): UTC, `YYYY-MM-DD H:MM:SS`, the hour unpadded.
-fn rabbitmq_time(ms: i64) -> String {
-    let seconds = ms.div_euclid(1000);
-    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (year, month, day) = civil_date(days);
-    let (hour, minute, second) = (of_day / 3600, of_day % 3600 / 60, of_day % 60);
-    format!("{year}-{month:02}-{day:02} {hour}:{minute:02}:{second:02}")
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01, counted in 400-year eras of
-/// 146,097 days whose years start on 1 March (so the leap day ends a year).
-fn civil_date(days: i64) -> (i64, i64, i64) {
-    let shifted = days + 719_468; // days from 0000-03-01 to 1970-01-01
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// A channel's message counters in RabbitMQ's groups, each with its rate: the delivery
@@ -323,47 +298,17 @@ fn consumers_of(
     list(request, items)
 }
 
-/// A consumer as `GET /api/consumers` lists it. Warren has no single active consumer,
-/// so every consumer is active.
+/// A consumer as `GET /api/consumers` lists it, with the `consumer_timeout` that
+/// `rabbitmq_http_client` requires.
 fn consumer_json(
     api: &Api,
     connection: &ConnectionInfo,
     channel: &ChannelInfo,
     consumer: &ConsumerInfo,
 ) -> Value {
-    let facts = &connection.facts;
-    json!({
-        "consumer_tag": String::from_utf8_lossy(&consumer.tag),
-        "queue": {"name": String::from_utf8_lossy(&consumer.queue), "vhost": facts.vhost},
-        "channel_details": {
-            "name": channel_name(connection, channel),
-            "number": channel.number,
-            "connection_name": connection.name(),
-            "node": api.node_info.name,
-            "peer_host": facts.peer.ip().to_string(),
-            "peer_port": facts.peer.port(),
-            "user": facts.user,
-        },
-        "ack_required": consumer.ack_required,
-        "prefetch_count": consumer.prefetch_count,
-        "exclusive": consumer.exclusive,
-        "arguments": table_json(&consumer.arguments),
-        "active": true,
-        "activity_status": "up",
-        "consumer_timeout": CONSUMER_TIMEOUT_NONE_MS,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rabbitmq_time;
-
-    #[test]
-    fn times_are_written_as_rabbitmq_writes_them() {
-        assert_eq!(rabbitmq_time(0), "1970-01-01 0:00:00");
-        assert_eq!(rabbitmq_time(951_782_400_000), "2000-02-29 0:00:00");
-        assert_eq!(rabbitmq_time(1_665_000_000_000), "2022-10-05 20:00:00");
-        assert_eq!(rabbitmq_time(1_733_650_000_123), "2024-12-08 9:26:40");
-        assert_eq!(rabbitmq_time(4_107_542_399_000), "2100-02-28 23:59:59");
+    let mut value = json::consumer_json(&api.node_info.name, connection, channel, consumer);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("consumer_timeout".into(), json!(CONSUMER_TIMEOUT_NONE_MS));
     }
+    value
 }

@@ -5,15 +5,15 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{body_bool, body_json, list, one, query_flag};
 use crate::broker::access::{Permission, Resource};
-use crate::broker::{Broker, ExchangeDeclare};
+use crate::broker::{Broker, ExchangeDeclare, ExchangeEntry};
 use crate::management::http::{Request, Response};
 use crate::management::json::{exchange_json, json_table};
 use crate::management::scope::{InVhost, Refusal};
-use crate::management::{Api, ApiError, Principal};
+use crate::management::{stats, Api, ApiError, Principal};
 
 /// The default exchange's name in paths.
 const DEFAULT_EXCHANGE_PATH_NAME: &str = "amq.default";
@@ -36,13 +36,13 @@ pub async fn route(
     rest: &[&str],
 ) -> Result<Response, ApiError> {
     match (method, rest) {
-        ("GET", []) => list_exchanges(request, &api.listed_vhosts(principal, None)?),
-        ("GET", [vhost]) => list_exchanges(request, &api.listed_vhosts(principal, Some(vhost))?),
+        ("GET", []) => list_exchanges(api, request, &api.listed_vhosts(principal, None)?),
+        ("GET", [vhost]) => list_exchanges(api, request, &api.listed_vhosts(principal, Some(vhost))?),
         (_, [vhost, name, tail @ ..]) => {
             let vhost = api.in_vhost(principal, vhost)?;
             let name = exchange_name(name);
             match (method, tail) {
-                ("GET", []) => show(&vhost, request, name),
+                ("GET", []) => show(api, &vhost, request, name),
                 ("PUT", []) => declare(&vhost, request, name).await,
                 ("DELETE", []) => delete(&vhost, request, name).await,
                 ("POST", ["publish"]) => super::messages::publish(&vhost, request, name).await,
@@ -63,19 +63,33 @@ pub async fn route(
 }
 
 /// The exchanges of `vhosts`.
-fn list_exchanges(request: &Request, vhosts: &[Arc<Broker>]) -> Result<Response, ApiError> {
+fn list_exchanges(api: &Api, request: &Request, vhosts: &[Arc<Broker>]) -> Result<Response, ApiError> {
     let items = vhosts
         .iter()
         .flat_map(|broker| {
-            broker.exchanges().into_iter().map(move |exchange| exchange_json(&exchange, broker.vhost()))
+            broker.exchanges().into_iter().map(move |exchange| with_stats(api, &exchange, broker.vhost()))
         })
         .collect();
     list(request, items)
 }
 
-fn show(vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
+/// An exchange's JSON with its message statistics.
+fn with_stats(api: &Api, exchange: &ExchangeEntry, vhost: &str) -> Value {
+    let mut value = exchange_json(exchange, vhost);
+    stats::add_exchange_stats(&api.rates, vhost, exchange, &mut value);
+    value
+}
+
+/// One exchange. Its `incoming` (per channel) and `outgoing` (per queue) statistics are
+/// RabbitMQ's `detailed` rates mode; in `basic`, as Warren's, these lists are empty.
+fn show(api: &Api, vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
     let exchange = vhost.broker.exchange(name.as_bytes()).ok_or(ApiError::NotFound)?;
-    Ok(one(request, &exchange_json(&exchange, vhost.name())))
+    let mut value = with_stats(api, &exchange, vhost.name());
+    if let Some(object) = value.as_object_mut() {
+        object.insert("incoming".into(), json!([]));
+        object.insert("outgoing".into(), json!([]));
+    }
+    Ok(one(request, &value))
 }
 
 /// PUT: 201 when created, 204 when an equivalent exchange exists, 400 otherwise. Needs

@@ -72,6 +72,9 @@ pub async fn publish(vhost: &InVhost, request: &Request, exchange: &str) -> Resu
         content_header: ContentHeader::new(BASIC_CLASS_ID, payload.len() as u64, &properties).raw().clone(),
         body: payload,
     };
+    if let Some(entry) = vhost.broker.exchange(exchange.as_bytes()) {
+        entry.counters.add(1, queues.len() as u64);
+    }
     let mut routed = false;
     for queue in queues.iter().filter(|q| !QueueEntry::rejects_publish(q)) {
         queue

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use serde_json::{json, Value};
 
 use super::{body_bool, body_json, list, one, query_flag, MANAGEMENT_CONNECTION};
 use crate::broker::access::{Permission, Resource};
 use crate::broker::{Broker, QueueDeclare};
 use crate::management::http::{Request, Response};
-use crate::management::json::json_table;
+use crate::management::json::{consumer_json, json_table};
 use crate::management::scope::{InVhost, Refusal};
 use crate::management::{Api, ApiError, Principal};
 
@@ -53,9 +54,31 @@ fn list_queues(api: &Api, request: &Request, vhosts: &[Arc<Broker>]) -> Result<R
     list(request, items)
 }
 
+/// One queue, with its consumers as the node's connections list them. Its per-channel
+/// `deliveries` and `incoming` statistics are RabbitMQ's `detailed` rates mode; in
+/// `basic`, as Warren's, these lists are empty.
 fn show(api: &Api, vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
     let queue = vhost.broker.queue(name.as_bytes()).ok_or(ApiError::NotFound)?;
-    Ok(one(request, &api.queue_json(&queue, vhost.name())))
+    let mut value = api.queue_json(&queue, vhost.name());
+    if let Some(object) = value.as_object_mut() {
+        object.insert("consumer_details".into(), Value::Array(consumer_details(api, vhost.name(), name)));
+        object.insert("deliveries".into(), json!([]));
+        object.insert("incoming".into(), json!([]));
+    }
+    Ok(one(request, &value))
+}
+
+/// The consumers of queue `name` in `vhost`, from every open connection's channels.
+fn consumer_details(api: &Api, vhost: &str, name: &str) -> Vec<Value> {
+    let mut consumers = Vec::new();
+    for connection in api.node.connections().iter().filter(|c| c.facts.vhost == vhost) {
+        for channel in connection.channels() {
+            for consumer in channel.consumers().iter().filter(|c| c.queue == name.as_bytes()) {
+                consumers.push(consumer_json(&api.node_info.name, connection, &channel, consumer));
+            }
+        }
+    }
+    consumers
 }
 
 /// PUT: 201 when created, 204 when an equivalent queue exists, 400 when inequivalent.

@@ -83,18 +83,18 @@ impl Actor {
         if self.prioritized.is_some() {
             self.fill_prioritized();
         } else {
-            self.count_unread();
+            self.count_unread(usize::MAX);
         }
-        while self.ready_bytes.as_ref().is_some_and(|bytes| bytes.total > max) {
+        while self.ready_bytes.total > max {
             let Some(record) = self.pop_buffered() else { break };
             self.kill_record(&record, DeathReason::MaxLength);
         }
     }
 
-    /// Counts the records just read ahead that were not counted yet (a queue with a byte
-    /// limit). Records lost in the restart are not ready; acked ones were dropped already.
+    /// Counts the records just read ahead that were not counted yet. Records lost in the
+    /// restart are not ready; acked ones were dropped already.
     pub(super) fn count_read(&mut self) {
-        let Some(counted_to) = self.ready_bytes.as_ref().map(|bytes| bytes.counted_to) else { return };
+        let counted_to = self.ready_bytes.counted_to;
         let added: u64 = self
             .read_ahead
             .iter()
@@ -102,26 +102,24 @@ impl Actor {
             .map(|record| record.body.len() as u64)
             .sum();
         let cursor = self.read_ahead.cursor();
-        if let Some(bytes) = &mut self.ready_bytes {
-            bytes.total += added;
-            bytes.counted_to = bytes.counted_to.max(cursor);
-        }
+        self.ready_bytes.total += added;
+        self.ready_bytes.counted_to = self.ready_bytes.counted_to.max(cursor);
     }
 
-    /// Counts the body bytes of everything appended past what was counted, up to the log's
-    /// end, in steps of [`READY_BYTES_SCAN_BYTES`] whose records are dropped at once: after
-    /// a restart this is the whole backlog, read once. Skips what will not be delivered
-    /// (transient and acked records from before the restart, damaged batches).
-    fn count_unread(&mut self) {
-        let Some(mut next) = self.ready_bytes.as_ref().map(|b| b.counted_to.max(self.read_ahead.cursor()))
-        else {
-            return;
-        };
+    /// Counts the body bytes of what was appended past what was counted, towards the log's
+    /// end, in at most `steps_max` steps of [`READY_BYTES_SCAN_BYTES`] whose records are
+    /// dropped at once: with no bound, after a restart, this is the whole backlog, read
+    /// once. Skips what will not be delivered (transient and acked records from before the
+    /// restart, damaged batches).
+    pub(super) fn count_unread(&mut self, steps_max: usize) {
+        let mut next = self.ready_bytes.counted_to.max(self.read_ahead.cursor());
         let log = self.options.log.clone();
         let end = log.next_offset();
         next = next.max(log.first_offset());
         let mut added = 0u64;
-        while next < end {
+        let mut steps = 0;
+        while next < end && steps < steps_max {
+            steps += 1;
             // A step that meets damage is read again one batch at a time, so the intact
             // batches before it are counted; the damaged one is not (the read-ahead skips
             // and reports it when it gets there).
@@ -144,25 +142,24 @@ impl Actor {
                 .sum::<u64>();
             next = last + 1;
         }
-        if let Some(bytes) = &mut self.ready_bytes {
-            bytes.total += added;
-            bytes.counted_to = bytes.counted_to.max(next);
-        }
+        self.ready_bytes.total += added;
+        self.ready_bytes.counted_to = self.ready_bytes.counted_to.max(next);
     }
 
     /// `record` left the ready messages (handed out, expired or dropped).
     #[inline]
     pub(super) fn left_ready(&mut self, record: &Record) {
-        if let Some(bytes) = &mut self.ready_bytes {
-            debug_assert!(record.offset < bytes.counted_to, "only counted records are handed out");
-            bytes.total = bytes.total.saturating_sub(record.body.len() as u64);
-        }
+        let bytes = &mut self.ready_bytes;
+        debug_assert!(record.offset < bytes.counted_to, "only counted records are handed out");
+        bytes.total = bytes.total.saturating_sub(record.body.len() as u64);
     }
 }
 
 /// The body bytes of a queue's ready messages (those waiting to be delivered, requeued ones
-/// included: not the unacked ones), kept for `x-max-length-bytes` so that enforcing it
-/// never needs the backlog in memory.
+/// included: not the unacked ones), counted as the queue reads them and, in steps of
+/// [`READY_BYTES_SCAN_BYTES`] once a second at most, as appends come that it was not woken
+/// for; a queue with `x-max-length-bytes` counts the whole backlog it has not read yet, so
+/// that enforcing the limit never needs the backlog in memory.
 ///
 /// Invariant: every ready message below `counted_to` is counted in `total`, none at or
 /// above it is, and every message handed out lies below it.

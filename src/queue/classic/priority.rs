@@ -142,13 +142,6 @@ impl PriorityIndex {
             .min()
     }
 
-    /// Every offset held, in no particular order.
-    pub(super) fn offsets(&self) -> impl Iterator<Item = u64> + '_ {
-        self.levels
-            .iter()
-            .flat_map(|level| level.runs.iter().flat_map(Clone::clone).chain(level.requeued.iter().copied()))
-    }
-
     /// Forgets every offset (a purge).
     pub(super) fn clear(&mut self) {
         for level in &mut self.levels {

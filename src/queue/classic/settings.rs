@@ -13,7 +13,6 @@
 
 use std::time::Duration;
 
-use super::limits::ReadyBytes;
 use super::Actor;
 use crate::limits::QUEUE_EARLIER_TTLS_MAX;
 use crate::queue::handle::QueueSettings;
@@ -32,11 +31,8 @@ impl Actor {
             self.forget_earlier_ttls();
         }
         self.options.max_length = settings.max_length;
-        match (settings.max_length_bytes, self.ready_bytes.is_some()) {
-            (Some(_), false) => self.ready_bytes = Some(self.count_held_bytes()),
-            (None, true) => self.ready_bytes = None,
-            _ => {}
-        }
+        // The ready messages read so far are counted whatever the limits: a byte limit set
+        // now counts the rest of the backlog on the next turn (`limits.rs`).
         self.options.max_length_bytes = settings.max_length_bytes;
         if let Some(dead_letter) = settings.dead_letter {
             debug_assert!(self.options.dead_letter.as_ref().is_none_or(|out| !out.has_staged()));
@@ -68,32 +64,5 @@ impl Actor {
         while self.earlier_ttls.front().is_some_and(|(below, _)| *below <= floor) {
             self.earlier_ttls.pop_front();
         }
-    }
-
-    /// The body bytes of the ready messages held now, for a byte limit set on a running
-    /// queue: the read-ahead and requeued ones (or, in a priority queue, everything
-    /// indexed), counted up to the read cursor. What lies past it is counted as it is read.
-    fn count_held_bytes(&mut self) -> ReadyBytes {
-        let mut total = 0u64;
-        if self.prioritized.is_some() {
-            self.fill_prioritized();
-            let offsets: Vec<u64> =
-                self.prioritized.as_ref().map(|p| p.index.offsets().collect()).unwrap_or_default();
-            for offset in offsets {
-                total += self.read_one(offset).map_or(0, |record| record.body.len() as u64);
-            }
-        } else {
-            total += self
-                .read_ahead
-                .iter()
-                .filter(|record| !self.lost_in_restart(record))
-                .map(|record| record.body.len() as u64)
-                .sum::<u64>();
-            let requeued: Vec<u64> = self.requeued.iter().copied().collect();
-            for offset in requeued {
-                total += self.read_one(offset).map_or(0, |record| record.body.len() as u64);
-            }
-        }
-        ReadyBytes { total, counted_to: self.read_ahead.cursor() }
     }
 }

@@ -508,6 +508,15 @@ impl ContentHeader {
         self.seek(flag::EXPIRATION)?.shortstr().ok()
     }
 
+    /// The `timestamp` property (seconds since the epoch) without parsing the others.
+    pub fn timestamp(&self) -> Option<u64> {
+        // Most messages have none: the flag says so without walking the properties.
+        if self.flags & flag::TIMESTAMP == 0 {
+            return None;
+        }
+        self.seek(flag::TIMESTAMP)?.u64().ok()
+    }
+
     /// Encoded payload size.
     pub fn encoded_len(&self) -> usize {
         self.raw.len()

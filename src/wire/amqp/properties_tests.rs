@@ -18,6 +18,7 @@ proptest! {
         prop_assert_eq!(d.delivery_mode(), props.delivery_mode);
         prop_assert_eq!(d.priority(), props.priority);
         prop_assert_eq!(d.expiration(), props.expiration.clone());
+        prop_assert_eq!(d.timestamp(), props.timestamp);
         let publish = d.publish_properties().unwrap();
         prop_assert_eq!(publish, PublishProperties {
             headers: props.headers.clone(),
@@ -34,7 +35,7 @@ proptest! {
     fn arbitrary_header_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..120)) {
         if let Ok(h) = ContentHeader::decode(Bytes::from(data)) {
             prop_assert!(h.properties().is_ok());
-            let _ = (h.delivery_mode(), h.priority(), h.expiration());
+            let _ = (h.delivery_mode(), h.priority(), h.expiration(), h.timestamp());
         }
     }
 }
