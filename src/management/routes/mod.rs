@@ -68,6 +68,19 @@ fn list(request: &Request, items: Vec<Value>) -> Result<Response, ApiError> {
     Ok(Response::json(200, &value))
 }
 
+/// A list of objects named `(vhost, name)`, whose JSON `build` makes only for the
+/// objects the answer holds when the request allows ([`ListQuery::apply_named`]).
+fn list_named<T>(
+    request: &Request,
+    entries: Vec<(String, String, T)>,
+    build: impl Fn(&T) -> Value,
+) -> Result<Response, ApiError> {
+    let query = ListQuery::parse(|key| request.param(key).map(str::to_string))
+        .map_err(|e| ApiError::BadRequest(e.0))?;
+    let value = query.apply_named(entries, build).map_err(|e| ApiError::BadRequest(e.0))?;
+    Ok(Response::json(200, &value))
+}
+
 /// One object, with `columns` applied when asked.
 fn one(request: &Request, item: &Value) -> Response {
     match request.param("columns").filter(|c| !c.is_empty()) {

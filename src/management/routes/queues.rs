@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{body_bool, body_json, list, one, query_flag, MANAGEMENT_CONNECTION};
+use super::{body_bool, body_json, list_named, one, query_flag, MANAGEMENT_CONNECTION};
 use crate::broker::access::{Permission, Resource};
 use crate::broker::{Broker, QueueDeclare};
 use crate::management::http::{Request, Response};
@@ -45,13 +45,16 @@ pub async fn route(
 /// The queues of `vhosts`, built in one pass over the model's entries: counts come from
 /// atomics.
 fn list_queues(api: &Api, request: &Request, vhosts: &[Arc<Broker>]) -> Result<Response, ApiError> {
-    let items = vhosts
+    let entries = vhosts
         .iter()
         .flat_map(|broker| {
-            broker.queues().into_iter().map(move |queue| api.queue_json(&queue, broker.vhost()))
+            broker
+                .queues()
+                .into_iter()
+                .map(move |queue| (broker.vhost().to_string(), queue.name_str(), (Arc::clone(broker), queue)))
         })
         .collect();
-    list(request, items)
+    list_named(request, entries, |(broker, queue)| api.queue_json(queue, broker.vhost()))
 }
 
 /// One queue, with its consumers as the node's connections list them. Its per-channel
