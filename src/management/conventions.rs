@@ -74,6 +74,9 @@ pub fn sort_items(items: &mut [Value], sort: Option<&str>, reverse: bool) {
     }
 }
 
+/// Whether a name passes the `name` filter.
+type NameMatcher = Box<dyn Fn(&str) -> bool>;
+
 /// The query parameters of a list, parsed.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -190,7 +193,7 @@ impl ListQuery {
     }
 
     /// The `name` filter: a case-insensitive substring, or a regular expression.
-    fn name_matcher(&self, name: &str) -> Result<Box<dyn Fn(&str) -> bool>, BadQuery> {
+    fn name_matcher(&self, name: &str) -> Result<NameMatcher, BadQuery> {
         if self.use_regex {
             let regex = regex::Regex::new(name).map_err(|e| BadQuery(format!("invalid regex: {e}")))?;
             Ok(Box::new(move |text| regex.is_match(text)))
