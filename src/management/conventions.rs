@@ -342,8 +342,8 @@ mod tests {
                 .into_iter()
                 .map(|item| {
                     (
-                        item["vhost"].as_str().unwrap().to_owned(),
-                        item["name"].as_str().unwrap().to_owned(),
+                        item["vhost"].as_str().expect("a vhost").to_owned(),
+                        item["name"].as_str().expect("a name").to_owned(),
                         item,
                     )
                 })
@@ -359,15 +359,15 @@ mod tests {
             vec![("sort", "messages")],
             vec![],
         ] {
-            let q = query(&pairs).unwrap();
+            let q = query(&pairs).expect("a query");
             let built = std::cell::Cell::new(0);
             let named = q
                 .apply_named(entries(), |item| {
                     built.set(built.get() + 1);
                     item.clone()
                 })
-                .unwrap();
-            assert_eq!(named, q.apply(items()).unwrap(), "{pairs:?}");
+                .expect("a list");
+            assert_eq!(named, q.apply(items()).expect("a list"), "{pairs:?}");
             if pairs.contains(&("page_size", "2")) {
                 assert!(built.get() <= 2, "{pairs:?}: built {}", built.get());
             }
