@@ -169,16 +169,16 @@ fn lists_take_pagination_columns_and_sort() {
     assert_eq!(json_of(&body), json!({"rabbitmq_version": "3.10.8", "object_totals": {"queues": 3}}));
 }
 
-#[test]
-fn rabbitmqadmin_v1_lists_declares_publishes_gets_deletes_and_exports() {
+/// Debian's rabbitmqadmin v1 against `broker` (None when it is not installed): runs it with
+/// `args`, asserts success and answers its output.
+fn rabbitmqadmin(broker: &Broker) -> Option<impl Fn(&[&str]) -> String> {
     let admin = "/usr/bin/rabbitmqadmin";
     if !std::path::Path::new(admin).exists() {
         eprintln!("skipped: {admin} is not installed (tools/clients/install.sh installs it)");
-        return;
+        return None;
     }
-    let broker = Broker::start(&[]);
     let port = broker.addr("http").rsplit(':').next().expect("a port").to_string();
-    let run = |args: &[&str]| -> String {
+    Some(move |args: &[&str]| -> String {
         let output = Command::new(admin)
             .args(["-H", "127.0.0.1", "-P", &port, "-u", "guest", "-p", "guest"])
             .args(args)
@@ -191,7 +191,13 @@ fn rabbitmqadmin_v1_lists_declares_publishes_gets_deletes_and_exports() {
             String::from_utf8_lossy(&output.stderr)
         );
         stdout
-    };
+    })
+}
+
+#[test]
+fn rabbitmqadmin_v1_lists_declares_publishes_gets_deletes_and_exports() {
+    let broker = Broker::start(&[]);
+    let Some(run) = rabbitmqadmin(&broker) else { return };
     run(&["declare", "queue", "name=adminq", "durable=true"]);
     assert!(run(&["list", "queues"]).contains("adminq"));
     run(&["publish", "routing_key=adminq", "payload=from-admin"]);
@@ -203,6 +209,71 @@ fn rabbitmqadmin_v1_lists_declares_publishes_gets_deletes_and_exports() {
     assert!(exported["queues"].as_array().expect("queues").iter().any(|q| q["name"] == "adminq"));
     run(&["delete", "queue", "name=adminq"]);
     assert!(!run(&["list", "queues"]).contains("adminq"));
+}
+
+/// rabbitmqadmin v1 declares, lists and deletes exchanges and bindings, purges, lists a pika
+/// consumer's connection, channel and consumer, and closes its connection.
+#[test]
+fn rabbitmqadmin_v1_manages_exchanges_bindings_and_connections() {
+    let broker = Broker::start(&[]);
+    let Some(run) = rabbitmqadmin(&broker) else { return };
+    // Exchanges and bindings, declared, listed and deleted.
+    run(&["declare", "exchange", "name=adminx", "type=topic"]);
+    run(&["declare", "queue", "name=adminq2"]);
+    run(&["declare", "binding", "source=adminx", "destination=adminq2", "routing_key=a.#"]);
+    assert!(run(&["list", "exchanges"]).contains("adminx"));
+    assert!(run(&["list", "bindings"]).contains("a.#"));
+    run(&["publish", "exchange=adminx", "routing_key=a.b", "payload=routed"]);
+    run(&["purge", "queue", "name=adminq2"]);
+    assert!(run(&["get", "queue=adminq2"]).contains("No items"));
+    run(&[
+        "delete",
+        "binding",
+        "source=adminx",
+        "destination=adminq2",
+        "destination_type=queue",
+        "properties_key=a.%23",
+    ]);
+    assert!(!run(&["list", "bindings"]).contains("a.#"));
+    run(&["delete", "exchange", "name=adminx"]);
+    assert!(!run(&["list", "exchanges"]).contains("adminx"));
+
+    // Connections, channels and consumers of a pika consumer, listed; its connection closed.
+    let python = crate::harness::clients::root().join(".venv").join("bin").join("python");
+    let amqp_port = broker.addr("amqp").rsplit(':').next().expect("a port").to_string();
+    let script = format!(
+        r#"
+import pika
+params = pika.ConnectionParameters("127.0.0.1", {amqp_port}, client_properties={{"connection_name": "admin-test"}})
+connection = pika.BlockingConnection(params)
+connection.channel().basic_consume("adminq2", lambda *a: None)
+print("ready", flush=True)
+try:
+    while True:
+        connection.process_data_events(time_limit=0.2)
+except pika.exceptions.ConnectionClosedByBroker as closed:
+    print("closed", closed.reply_code, closed.reply_text, flush=True)
+"#
+    );
+    let mut consumer = Command::new(&python)
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run a pika consumer");
+    let mut out = std::io::BufReader::new(consumer.stdout.take().expect("its output"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("ready");
+    assert_eq!(line.trim(), "ready");
+    let connections = run(&["-f", "tsv", "-q", "list", "connections", "name"]);
+    let name = connections.lines().next().expect("one connection").trim().to_string();
+    assert!(run(&["list", "channels"]).contains(&name));
+    assert!(run(&["-f", "raw_json", "list", "consumers"]).contains("\"adminq2\""));
+    run(&["close", "connection", &format!("name={name}")]);
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("closed");
+    assert_eq!(line.trim(), "closed 320 CONNECTION_FORCED - Closed via management plugin");
+    assert!(consumer.wait().expect("exit").success());
+    run(&["delete", "queue", "name=adminq2"]);
 }
 
 /// Message statistics after known traffic over AMQP: the queue's, the channel's closed into
