@@ -164,22 +164,27 @@ impl ListQuery {
         if self.sort_reverse {
             entries.reverse();
         }
-        let filtered_count = entries.len();
+        self.page_of(entries, total_count, |(_, _, entry)| build(&entry))
+    }
+
+    /// The page object of `items`, already filtered and ordered (`total_count` before the
+    /// filter), building and picking the columns of only the items on the page.
+    fn page_of<T>(
+        &self,
+        items: Vec<T>,
+        total_count: usize,
+        build: impl Fn(T) -> Value,
+    ) -> Result<Value, BadQuery> {
+        let filtered_count = items.len();
         let page_count = filtered_count.div_ceil(self.page_size).max(1);
         if self.page > page_count {
             return Err(BadQuery("Page out of range".to_string()));
         }
-        let page: Vec<Value> = entries
-            .iter()
+        let page: Vec<Value> = items
+            .into_iter()
             .skip((self.page - 1) * self.page_size)
             .take(self.page_size)
-            .map(|(_, _, entry)| {
-                let item = build(entry);
-                match &self.columns {
-                    Some(columns) => pick_columns(&item, columns),
-                    None => item,
-                }
-            })
+            .map(|item| self.pick(build(item)))
             .collect();
         Ok(serde_json::json!({
             "filtered_count": filtered_count,
@@ -190,6 +195,14 @@ impl ListQuery {
             "total_count": total_count,
             "items": page,
         }))
+    }
+
+    /// `item` with only the asked `columns`.
+    fn pick(&self, item: Value) -> Value {
+        match &self.columns {
+            Some(columns) => pick_columns(&item, columns),
+            None => item,
+        }
     }
 
     /// The `name` filter: a case-insensitive substring, or a regular expression.
@@ -217,29 +230,10 @@ impl ListQuery {
             }
         }
         sort_items(&mut items, self.sort.as_deref(), self.sort_reverse);
-        let pick = |item: Value| match &self.columns {
-            Some(columns) => pick_columns(&item, columns),
-            None => item,
-        };
         if !self.paginate {
-            return Ok(Value::Array(items.into_iter().map(pick).collect()));
+            return Ok(Value::Array(items.into_iter().map(|item| self.pick(item)).collect()));
         }
-        let filtered_count = items.len();
-        let page_count = filtered_count.div_ceil(self.page_size).max(1);
-        if self.page > page_count {
-            return Err(BadQuery("Page out of range".to_string()));
-        }
-        let page: Vec<Value> =
-            items.into_iter().skip((self.page - 1) * self.page_size).take(self.page_size).map(pick).collect();
-        Ok(serde_json::json!({
-            "filtered_count": filtered_count,
-            "item_count": page.len(),
-            "page": self.page,
-            "page_count": page_count,
-            "page_size": self.page_size,
-            "total_count": total_count,
-            "items": page,
-        }))
+        self.page_of(items, total_count, |item| item)
     }
 }
 
