@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::harness::broker::Broker;
 use crate::harness::http::guest;
 use crate::harness::lapin_client::{
-    consume, declare, declare_with, next, publish, publish_props, s, table, within, Server,
+    consume, consume_with, declare, declare_with, next, publish, publish_props, s, table, within, Server,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -383,4 +383,44 @@ fn a_stream_shows_its_members_and_readers() {
     assert_eq!((&stream["members"], &stream["online"]), (&json!([node]), &json!([node])));
     assert_eq!(stream["readers"], json!({ node.as_str().expect("node"): 1 }));
     assert_eq!(stream["consumer_details"].as_array().map(Vec::len), Some(1));
+    // Warren's own key: each stream consumer's committed offset and lag.
+    let consumers = stream["stream_consumers"].as_array().expect("stream_consumers");
+    assert_eq!(consumers.len(), 1);
+    assert_eq!(consumers[0]["committed_offset"], 0);
+    assert_eq!(consumers[0]["lag_messages"], 0);
+}
+
+/// A named stream consumer that read three of five messages and acked two shows its
+/// committed offset and a lag of three messages.
+#[test]
+fn a_stream_consumer_shows_its_offset_and_lag() {
+    let rt = runtime();
+    let (server, _connection, channel) = rt.block_on(open(Broker::start(&["--storage", "memory"])));
+    let addr = server.warren.as_ref().expect("warren").addr("http").to_owned();
+    let _consumer = rt.block_on(async {
+        let durable = lapin::options::QueueDeclareOptions { durable: true, ..Default::default() };
+        declare_with(&channel, "lagged", durable, table(vec![("x-queue-type", s("stream"))])).await;
+        for i in 0..5u8 {
+            publish(&channel, "", "lagged", &[i]).await;
+        }
+        within("qos", channel.basic_qos(3, BasicQosOptions::default())).await.expect("qos");
+        let from_first = table(vec![("x-stream-offset", s("first"))]);
+        let mut consumer =
+            consume_with(&channel, "lagged", lapin::options::BasicConsumeOptions::default(), from_first)
+                .await;
+        let mut deliveries = Vec::new();
+        for _ in 0..3 {
+            deliveries.push(next(&mut consumer).await);
+        }
+        for delivery in deliveries.iter().take(2) {
+            delivery.ack(BasicAckOptions::default()).await.expect("ack");
+        }
+        consumer
+    });
+    let stream = until(&addr, "/api/queues/%2F/lagged", |q| {
+        q["stream_consumers"].get(0).is_some_and(|c| c["committed_offset"] == 2)
+    });
+    let consumer = &stream["stream_consumers"][0];
+    assert_eq!((&consumer["committed_offset"], &consumer["lag_messages"]), (&json!(2), &json!(3)));
+    assert!(consumer["lag_bytes"].as_u64().is_some_and(|b| b > 0));
 }

@@ -28,7 +28,7 @@ pub async fn route(
         (_, [vhost, name, tail @ ..]) => {
             let vhost = api.in_vhost(principal, vhost)?;
             match (method, tail) {
-                ("GET", []) => show(api, &vhost, request, name),
+                ("GET", []) => show(api, &vhost, request, name).await,
                 ("PUT", []) => declare(&vhost, request, name).await,
                 ("DELETE", []) => delete(&vhost, request, name).await,
                 ("DELETE", ["contents"]) => purge(&vhost, name).await,
@@ -59,14 +59,31 @@ fn list_queues(api: &Api, request: &Request, vhosts: &[Arc<Broker>]) -> Result<R
 
 /// One queue, with its consumers as the node's connections list them. Its per-channel
 /// `deliveries` and `incoming` statistics are RabbitMQ's `detailed` rates mode; in
-/// `basic`, as Warren's, these lists are empty.
-fn show(api: &Api, vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
+/// `basic`, as Warren's, these lists are empty. A stream also shows each consumer's
+/// committed offset and lag (`stream_consumers`, Warren's own key), asked of its task.
+async fn show(api: &Api, vhost: &InVhost, request: &Request, name: &str) -> Result<Response, ApiError> {
     let queue = vhost.broker.queue(name.as_bytes()).ok_or(ApiError::NotFound)?;
     let mut value = api.queue_json(&queue, vhost.name());
+    let lags = if queue.is_stream() { queue.handle.lag().await.ok() } else { None };
     if let Some(object) = value.as_object_mut() {
         object.insert("consumer_details".into(), Value::Array(consumer_details(api, vhost.name(), name)));
         object.insert("deliveries".into(), json!([]));
         object.insert("incoming".into(), json!([]));
+        if let Some(lags) = lags {
+            let consumers = lags
+                .iter()
+                .map(|lag| {
+                    json!({
+                        "consumer": lag.consumer,
+                        "committed_offset": lag.committed_offset,
+                        "lag_messages": lag.lag_messages,
+                        "lag_bytes": lag.lag_bytes,
+                        "oldest_unconsumed_age_ms": lag.oldest_unconsumed_age_ms,
+                    })
+                })
+                .collect();
+            object.insert("stream_consumers".into(), Value::Array(consumers));
+        }
     }
     Ok(one(request, &value))
 }
