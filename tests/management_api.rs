@@ -2,8 +2,6 @@
 //! Rust client rabbitmqadmin v2 uses), raw HTTP for status codes, error bodies and list
 //! conventions, and Debian's rabbitmqadmin v1.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 
 use rabbitmq_http_client::blocking_api::{Client, ClientBuilder};
@@ -24,25 +22,8 @@ fn http(
     body: &str,
     auth: Option<&str>,
 ) -> (u16, Vec<(String, String)>, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the management listener");
-    let auth = auth.map(|a| format!("authorization: {a}\r\n")).unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).expect("write head");
-    stream.write_all(body.as_bytes()).expect("write body");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
-    let mut lines = head.lines();
-    let status =
-        lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, body.to_string())
+    let reply = crate::harness::http::send(addr, method, path, body, auth, &[]);
+    (reply.status, reply.headers, reply.body)
 }
 
 fn json_of(body: &str) -> Value {

@@ -20,6 +20,11 @@ impl Reply {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
+
+    /// The header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// One request as `user:password` over a fresh connection, with `extra` headers.
@@ -31,15 +36,44 @@ pub fn request(
     user: (&str, &str),
     extra: &[(&str, &str)],
 ) -> Reply {
+    let credentials = format!("Basic {}", STANDARD.encode(format!("{}:{}", user.0, user.1)));
+    send(addr, method, path, body, Some(&credentials), extra)
+}
+
+/// One JSON request over a fresh connection with `authorization` as given (none: no
+/// header), and `extra` headers.
+pub fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    authorization: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Reply {
+    let mut headers = vec![("content-type", "application/json")];
+    headers.extend_from_slice(extra);
+    send_bytes(addr, method, path, body.as_bytes(), authorization, &headers)
+}
+
+/// One request over a fresh connection: any body, `authorization` as given (none: no
+/// header), and `headers` (the content type among them).
+pub fn send_bytes(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    authorization: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect to the management listener");
-    let credentials = STANDARD.encode(format!("{}:{}", user.0, user.1));
-    let extra: String = extra.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    let authorization = authorization.map(|a| format!("authorization: {a}\r\n")).unwrap_or_default();
+    let headers: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Basic {credentials}\r\n{extra}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{authorization}{headers}content-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).expect("write head");
-    stream.write_all(body.as_bytes()).expect("write body");
+    stream.write_all(body).expect("write body");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("read answer");
     let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");

@@ -1,30 +1,9 @@
 //! Raw HTTP/1.1 against the management listener: one request per connection, any method,
 //! content type and body, with Basic credentials; the answer as status, lower-cased
-//! headers and JSON.
-
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
-use serde_json::Value;
+//! headers and JSON (through [`super::http`]).
 
 /// One answer: status, lower-cased headers, body.
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Answer {
-    /// The body as JSON (panics with the body when it is not).
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    /// The header `name` (lower case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
+pub type Answer = super::http::Reply;
 
 /// `Basic user:password`.
 pub fn basic(user: &str, password: &str) -> String {
@@ -41,25 +20,8 @@ pub fn send(
     body: &[u8],
     credentials: (&str, &str),
 ) -> Answer {
-    let mut stream = TcpStream::connect(addr).expect("connect to the management listener");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        basic(credentials.0, credentials.1),
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).expect("write head");
-    stream.write_all(body).expect("write body");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("read answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
-    let mut lines = head.lines();
-    let status =
-        lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("a status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Answer { status, headers, body: body.to_string() }
+    let authorization = basic(credentials.0, credentials.1);
+    super::http::send_bytes(addr, method, path, body, Some(&authorization), &[("content-type", content_type)])
 }
 
 /// A JSON request (`""` body for none).
