@@ -178,6 +178,8 @@ impl Broker {
             max_length: if drop_head { args.max_length } else { None },
             max_length_bytes: if drop_head { args.max_length_bytes } else { None },
             dead_letter,
+            // Set when the settings are sent (`QueueHandle::update`).
+            from_offset: 0,
         }
     }
 }

@@ -165,6 +165,10 @@ pub struct QueueSettings {
     /// `Some` to replace the dead-letter channel (`Some(None)`: no dead-lettering);
     /// `None` keeps the one the queue has.
     pub dead_letter: Option<Option<DeadLetters>>,
+    /// The log's next offset when the settings were given ([`QueueHandle::update`] sets
+    /// it): a new `message_ttl` applies from this offset on, so a message published after
+    /// the change was answered takes it, whenever the queue's task gets to the settings.
+    pub from_offset: u64,
 }
 
 /// How a queue behaves.
@@ -338,7 +342,8 @@ impl QueueHandle {
 
     /// Gives the queue new settings (its policy changed). Waits as [`Self::ack`] does; a
     /// deleted queue ignores them.
-    pub async fn update(&self, settings: QueueSettings) {
+    pub async fn update(&self, mut settings: QueueSettings) {
+        settings.from_offset = self.log.next_offset();
         let _ = self.commands.send(Command::Settings(settings)).await;
     }
 

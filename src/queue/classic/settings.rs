@@ -22,8 +22,7 @@ impl Actor {
     /// staged so far.
     pub(super) fn apply_settings(&mut self, settings: QueueSettings) {
         if settings.message_ttl != self.options.message_ttl {
-            let below = self.options.log.next_offset();
-            self.earlier_ttls.push_back((below, self.options.message_ttl));
+            self.earlier_ttls.push_back((settings.from_offset, self.options.message_ttl));
             if self.earlier_ttls.len() > QUEUE_EARLIER_TTLS_MAX {
                 self.earlier_ttls.pop_front();
             }
