@@ -51,6 +51,17 @@ pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4 * 1024;
 /// which is how backpressure reaches producers.
 pub const LOG_APPEND_QUEUE_MAX: usize = 4096;
 
+/// Bytes of appends a log writer may have queued and not yet written (the records'
+/// encoded size). Appenders wait beyond it, so a publisher can run at most this far ahead of
+/// each queue it publishes to; a few milliseconds of the writer's work at disc or memory
+/// speed, enough for group commit to gather whole batches.
+pub const LOG_APPEND_QUEUE_BYTES_MAX: u32 = 8 * 1024 * 1024;
+
+/// A segment map's pages behind its readers are handed back to the system in steps of this
+/// many bytes (a multiple of any page size): what a reader keeps resident of a segment is at
+/// most one step behind it, plus what it reads ahead.
+pub const MAP_RESIDENT_STEP_BYTES: u64 = 2 * 1024 * 1024;
+
 /// Bound of the io_uring thread's request queue: writers wait when it is full.
 pub const URING_QUEUE_MAX: usize = 1024;
 
@@ -496,6 +507,7 @@ pub const HTTP_REPORTED_PROCESS_LIMIT: u64 = 1_048_576;
 // Relations between the limits above, checked at compile time.
 // ---------------------------------------------------------------------------------------------
 
+const _: () = assert!(LOG_APPEND_QUEUE_BYTES_MAX as usize >= BATCH_BYTES_TARGET);
 const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 // A segment can be one whole batch longer than its limit; positions must still fit in u32.

@@ -96,3 +96,6 @@ mod serve;
 mod streams;
 /// Stream queues through lapin.
 mod streams_lapin;
+/// Non-durable and exclusive queues' backlogs in their logs' files in disc storage, out of
+/// the broker's memory; their files removed with the queue and at the next start.
+mod transient_backlogs;

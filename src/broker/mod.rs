@@ -51,6 +51,10 @@ pub use queues::{QueueDeclare, QueueEntry};
 
 use crate::log::Storage;
 
+/// The folder of a vhost's data directory holding the logs of queues that do not outlive
+/// the broker (non-durable or exclusive): emptied whenever the vhost opens.
+pub(crate) const TRANSIENT_DIR: &str = "transient";
+
 /// Identifies a client connection.
 pub type ConnectionId = u64;
 
@@ -124,6 +128,7 @@ impl Broker {
             definitions_journal: definitions_journal::Journal::default(),
         });
         broker.insert_builtin_exchanges();
+        broker.remove_transient_logs().await;
         definitions::restore(&broker).await?;
         queue_deletion::spawn_expiry_sweeper(&broker);
         Ok(broker)
@@ -174,6 +179,26 @@ impl Broker {
     /// Records a change of exchanges, queues or bindings; called after the change.
     pub(crate) fn topology_changed(&self) {
         self.topology.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Removes what the logs of queues that did not outlive the last run left behind.
+    async fn remove_transient_logs(&self) {
+        let Some(dir) = self.options.storage.dir().map(|dir| dir.join(TRANSIENT_DIR)) else { return };
+        let shown = dir.display().to_string();
+        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        })
+        .await;
+        match removed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(dir = %shown, %error, "could not remove the logs of transient queues")
+            }
+            Err(error) => {
+                tracing::warn!(dir = %shown, %error, "could not remove the logs of transient queues")
+            }
+        }
     }
 
     /// Stops every queue (their logs sync and close with them).

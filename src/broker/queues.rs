@@ -12,8 +12,8 @@ use bytes::Bytes;
 use super::arguments::{self, Overflow, QueueArgs};
 use super::naming::{generated_name, hex, text};
 use super::policies::{stream_retention, AppliedQueuePolicy};
-use super::{dead_letter, definitions, Broker, Churn, ConnectionId, Error, Name};
-use crate::log::{Log, LogOptions, Storage};
+use super::{dead_letter, definitions, Broker, Churn, ConnectionId, Error, Name, TRANSIENT_DIR};
+use crate::log::{FsyncPolicy, Log, LogOptions, Storage};
 use crate::queue::classic::FLOOR_KEY;
 use crate::queue::{DeadLetters, QueueHandle, QueueOptions};
 use crate::wire::amqp::FieldTable;
@@ -191,8 +191,9 @@ impl Broker {
     ) -> Result<Arc<QueueEntry>, Error> {
         let applied = self.resolve_queue_policy(&request.name, &request.arguments, &args);
         let effective = &applied.args;
-        let log_options = self.queue_log_options(request, effective);
-        let on_disk = matches!(log_options.storage, Storage::Disk { .. });
+        let id = self.id();
+        let log_options = self.queue_log_options(request, effective, id);
+        let persisted = outlives_broker(request) && log_options.storage.dir().is_some();
         let log = Log::open(log_options).await.map_err(|e| Error::Internal(e.to_string()))?;
         let restart_offset = log.next_offset();
         let start_offset = log.offsets().get(FLOOR_KEY).unwrap_or(0);
@@ -202,7 +203,7 @@ impl Broker {
             log,
             restart_offset,
             start_offset,
-            persist_floor: on_disk,
+            persist_floor: persisted,
             message_ttl: settings.message_ttl,
             max_length: settings.max_length,
             max_length_bytes: settings.max_length_bytes,
@@ -211,7 +212,7 @@ impl Broker {
             stream: effective.queue_type == arguments::QueueType::Stream,
         });
         let entry = Arc::new(QueueEntry {
-            id: self.id(),
+            id,
             name: request.name.clone(),
             durable: request.durable,
             exclusive_owner: request.exclusive.then_some(request.connection),
@@ -232,16 +233,25 @@ impl Broker {
         Ok(entry)
     }
 
-    /// How the queue's log is opened: on disc for a durable queue when the broker stores on
-    /// disc, else in memory; a stream's own segment size, retention and compression.
-    fn queue_log_options(&self, request: &QueueDeclare, args: &QueueArgs) -> LogOptions {
-        let storage = match (&self.options.storage, request.durable) {
-            (Storage::Disk { dir, fsync, io }, true) => Storage::Disk {
+    /// How the queue's log is opened; a stream's own segment size, retention and compression.
+    /// When the broker stores on disc every queue's log is on disc, so that backlogs live in
+    /// files (the page cache), not in the broker's memory: a durable queue's under
+    /// `queues/<hex of name>` with the broker's fsync policy; any other queue's (non-durable
+    /// or exclusive, which do not outlive the broker) under `transient/<queue id>`, never
+    /// synced, and removed when the queue is deleted or the vhost opens again.
+    fn queue_log_options(&self, request: &QueueDeclare, args: &QueueArgs, id: u64) -> LogOptions {
+        let storage = match &self.options.storage {
+            Storage::Disk { dir, fsync, io } if outlives_broker(request) => Storage::Disk {
                 dir: dir.join("queues").join(hex(&request.name)),
                 fsync: *fsync,
                 io: Arc::clone(io),
             },
-            _ => Storage::Memory,
+            Storage::Disk { dir, io, .. } => Storage::Disk {
+                dir: dir.join(TRANSIENT_DIR).join(id.to_string()),
+                fsync: FsyncPolicy::Never,
+                io: Arc::clone(io),
+            },
+            Storage::Memory => Storage::Memory,
         };
         let on_disk = matches!(storage, Storage::Disk { .. });
         let mut log_options = LogOptions::new(storage);
@@ -287,6 +297,11 @@ impl Broker {
         let purged = queue.handle.purge().await.map_err(|_| Error::QueueNotFound(self.named(name)))?;
         Ok(purged.min(u64::from(u32::MAX)) as u32)
     }
+}
+
+/// Whether a queue so declared survives a restart: durable and not exclusive.
+fn outlives_broker(request: &QueueDeclare) -> bool {
+    request.durable && !request.exclusive
 }
 
 /// Refuses the properties a stream cannot have, as RabbitMQ does.

@@ -34,7 +34,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 pub use batch::{Batch, BatchError, Compression, Record};
 pub use offsets::OffsetStore;
@@ -43,8 +43,8 @@ use storage::FileIo;
 pub use writer::Retention;
 
 use crate::limits::{
-    BATCH_BYTES_MAX, INDEX_INTERVAL_BYTES_DEFAULT, LOG_APPEND_QUEUE_MAX, RETENTION_CHECK_INTERVAL_MS_DEFAULT,
-    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    BATCH_BYTES_MAX, INDEX_INTERVAL_BYTES_DEFAULT, LOG_APPEND_QUEUE_BYTES_MAX, LOG_APPEND_QUEUE_MAX,
+    RETENTION_CHECK_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 
 /// Everything that can go wrong in the log.
@@ -301,6 +301,9 @@ pub struct Shared {
     offsets: OffsetStore,
     fsync: Option<FsyncPolicy>,
     disk_headroom: Option<Arc<headroom::DiskHeadroom>>,
+    /// Bytes of appends the writer may have queued and not yet written
+    /// ([`LOG_APPEND_QUEUE_BYTES_MAX`]): appenders wait for it.
+    append_credit: Arc<Semaphore>,
 }
 
 /// A handle on one log. Cloning it is cheap; the writer stops when the log is closed or the
@@ -343,6 +346,7 @@ impl Log {
             offsets,
             fsync: options.fsync(),
             disk_headroom: options.disk_headroom.clone(),
+            append_credit: Arc::new(Semaphore::new(LOG_APPEND_QUEUE_BYTES_MAX as usize)),
         });
         let (commands, receiver) = mpsc::channel(LOG_APPEND_QUEUE_MAX);
         let writer =
@@ -374,8 +378,11 @@ impl Log {
     }
 
     /// Queues `records` for appending, in the order of calls, and returns the receipt that
-    /// resolves once they are committed. Waits only while the writer's queue is full, which
-    /// is how a busy log slows its producers down.
+    /// resolves once they are committed. Waits only while the writer is behind: while the
+    /// appends queued and not yet written hold [`LOG_APPEND_QUEUE_BYTES_MAX`] bytes (an
+    /// append larger than that waits for the queue to empty), or [`LOG_APPEND_QUEUE_MAX`]
+    /// appends. This is how a busy log slows its producers down: a connection waiting here
+    /// reads nothing more from its socket.
     ///
     /// # Errors
     /// [`Error::RecordTooLarge`] or [`Error::Closed`].
@@ -384,8 +391,14 @@ impl Log {
         if let Some(big) = records.iter().find(|r| r.encoded_bytes() as u64 > max) {
             return Err(Error::RecordTooLarge { bytes: big.encoded_bytes() as u64, max });
         }
+        let bytes = records.iter().map(RecordInput::encoded_bytes).sum::<usize>();
+        let share = u32::try_from(bytes).unwrap_or(u32::MAX).min(LOG_APPEND_QUEUE_BYTES_MAX);
+        let credit = Arc::clone(&self.shared.append_credit)
+            .acquire_many_owned(share)
+            .await
+            .map_err(|_| Error::Closed)?;
         let (done, answer) = oneshot::channel();
-        let request = writer::AppendRequest { records, done };
+        let request = writer::AppendRequest { records, done, _credit: credit };
         self.commands.send(writer::Command::Append(request)).await.map_err(|_| Error::Closed)?;
         Ok(AppendReceipt { answer })
     }

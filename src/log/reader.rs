@@ -1,6 +1,7 @@
 //! Reads: batches handed out as `Bytes` that borrow the segment's memory map or in-memory
 //! chunk, never past a segment's committed end. This file holds the log's only `unsafe`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -9,6 +10,7 @@ use super::batch::{Batch, Record};
 use super::maps::MapLease;
 use super::segment::{DiskData, Segment};
 use super::Error;
+use crate::limits::MAP_RESIDENT_STEP_BYTES;
 
 /// One memory map of a segment file, counted in the broker's [`MapBudget`] while it lives.
 ///
@@ -17,6 +19,32 @@ use super::Error;
 pub struct SegmentMap {
     map: memmap2::Mmap,
     lease: MapLease,
+    /// The map's pages below this position have been handed back ([`SegmentMap::forget_below`]).
+    forgotten: AtomicU64,
+}
+
+impl SegmentMap {
+    /// Hands back this process's pages of the map below `position`, rounded down to a
+    /// multiple of [`MAP_RESIDENT_STEP_BYTES`] (so at most one system call per step a
+    /// reader advances). A reader past them no longer needs them resident: a segment read
+    /// from start to end would otherwise keep every page it touched in the broker's
+    /// resident memory for as long as the map lives. The file's pages stay in the page
+    /// cache, and bytes still held from there read back the same from it.
+    pub fn forget_below(&self, position: u64) {
+        let end = (position.min(self.map.len() as u64) / MAP_RESIDENT_STEP_BYTES) * MAP_RESIDENT_STEP_BYTES;
+        let from = self.forgotten.fetch_max(end, Ordering::AcqRel);
+        if end <= from {
+            return;
+        }
+        let (offset, len) = (from as usize, (end - from) as usize);
+        // SAFETY: the map is a read-only shared map of a file whose bytes below the
+        // segment's committed end (which the map never passes) are never rewritten or cut
+        // (see `map_of`). MADV_DONTNEED on such a map only drops this process's page-table
+        // entries: a later access, through any `Bytes` still borrowing the range, faults the
+        // same bytes back from the page cache, so no borrowed memory changes. The range lies
+        // inside the map and starts on a multiple of the step, hence on a page boundary.
+        let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) };
+    }
 }
 
 /// Owns one memory map on behalf of the `Bytes` handed out from it.
@@ -69,7 +97,7 @@ pub fn map_of(disk: &DiskData, committed: u64) -> Result<Mapped, Error> {
     let map = unsafe { memmap2::MmapOptions::new().len(length).map(&file) }
         .map_err(|source| Error::io("mapping segment", &disk.path, source))?;
     let _ = map.advise(memmap2::Advice::Sequential);
-    let map = Arc::new(SegmentMap { map, lease });
+    let map = Arc::new(SegmentMap { map, lease, forgotten: AtomicU64::new(0) });
     if !map.lease.shared {
         return Ok(Mapped { bytes: Bytes::from_owner(MapOwner(map)), shared: false });
     }
@@ -104,6 +132,8 @@ pub fn read_batches(segments: &[Arc<Segment>], offset: u64, max_bytes: usize) ->
         let mut position = segment
             .with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)))
             .unwrap_or(0);
+        // What lies before this read is behind this reader.
+        segment.forget_pages_below(position);
         while position < committed {
             let Some(batch) = segment.batch_at(position)? else { break };
             let header = *batch.header();

@@ -157,6 +157,17 @@ impl Segment {
         }))
     }
 
+    /// Hands back the pages of the segment's current map below `position`
+    /// ([`reader::SegmentMap::forget_below`]); nothing for memory segments.
+    pub fn forget_pages_below(&self, position: u64) {
+        if let SegmentData::Disk(disk) = &self.data {
+            let map = disk.map.read().expect("map lock poisoned").upgrade();
+            if let Some(map) = map {
+                map.forget_below(position);
+            }
+        }
+    }
+
     /// An error naming this segment and a position in it.
     pub fn corrupt(&self, position: u64, source: BatchError) -> Error {
         Error::Corrupt { segment_base_offset: self.base_offset, position, source }

@@ -58,6 +58,9 @@ pub struct AppendRequest {
     pub records: Vec<RecordInput>,
     /// Answered with the offsets of the first and last record.
     pub done: oneshot::Sender<Result<AppendAck, Error>>,
+    /// The records' share of the log's append credit, given back when the request has
+    /// been written (or refused).
+    pub _credit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The active segment as the writer sees it.

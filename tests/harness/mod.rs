@@ -10,6 +10,7 @@ pub mod http;
 pub mod http_api;
 pub mod lapin_client;
 pub mod raw_client;
+pub mod rss;
 
 use std::future::Future;
 use std::path::Path;
