@@ -195,9 +195,14 @@ pub const PRIORITY_FETCH_BYTES: usize = 64 * 1024;
 /// (1 MiB): only the sizes are kept, each step's records are dropped before the next.
 pub const READY_BYTES_SCAN_BYTES: usize = 1024 * 1024;
 
-/// Size of a fresh buffer into which publishes write their record headers (64 KiB): many
-/// record headers share one allocation. A larger header gets a buffer of its own size.
+/// Largest buffer into which a connection's publishes write their record headers (64 KiB):
+/// many record headers share one allocation. A larger header gets a buffer of its own size.
 pub const MESSAGE_ARENA_BYTES: usize = 64 * 1024;
+/// Smallest such buffer, for a connection that publishes slowly (1 KiB).
+pub const MESSAGE_ARENA_BYTES_MIN: usize = 1024;
+/// A header buffer filled faster than this (ms) is followed by one twice its size, any other
+/// by one half its size.
+pub const MESSAGE_ARENA_FAST_FILL_MS: u64 = 100;
 
 // tokio refuses a zero interval and a zero-capacity channel: a queue could not start.
 const _: () = assert!(QUEUE_TICK_MS > 0);
@@ -309,7 +314,7 @@ pub const CONSUMER_EVENTS_MAX: usize = 4096;
 pub const INLINE_BODY_MAX: usize = 256;
 /// Capacity a connection's output buffer starts with, in bytes: room for a burst of small
 /// frames before the buffer has to grow.
-pub const OUTPUT_BYTES_INITIAL: usize = 16 * 1024;
+pub const OUTPUT_BYTES_INITIAL: usize = 4 * 1024;
 /// (exchange, routing key) routes one connection remembers; past it the cache starts over,
 /// so a publisher cycling through many keys costs memory in bounded steps.
 pub const ROUTES_PER_CONNECTION_MAX: usize = 1024;
@@ -371,7 +376,7 @@ pub const PUBLISHES_IN_FLIGHT_MAX: usize = 8192;
 pub const EVENTS_PER_TURN_MAX: usize = 512;
 /// Read buffer of a quiet connection, in bytes: every connection has one, so it is small
 /// (1,000 connections hold 16 MiB).
-pub const READ_BUFFER_BYTES: usize = 16 * 1024;
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Read buffer of a busy connection (its last read filled at least
 /// [`BUSY_READ_BYTES_MIN`]), in bytes: many frames per read system call.
 pub const BUSY_READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -387,8 +392,11 @@ pub const WRITE_BATCH_BYTES: usize = 256 * 1024;
 /// After a write, a connection's output buffer with less than this many bytes of capacity
 /// left is grown by [`OUTPUT_RESERVE_BYTES`], so that encoding frames seldom reallocates.
 pub const OUTPUT_CAPACITY_BYTES_MIN: usize = 4096;
-/// Bytes reserved in a connection's output buffer when it runs low.
+/// Bytes reserved in a connection's output buffer when it runs low, after a write of at least
+/// a quarter of it.
 pub const OUTPUT_RESERVE_BYTES: usize = 16 * 1024;
+/// Bytes reserved after a smaller write: a quiet connection holds a small buffer.
+pub const OUTPUT_QUIET_RESERVE_BYTES: usize = 4 * 1024;
 /// Buffer for the bytes a client sends after the server's close-ok, which are read and
 /// dropped, in bytes: small, since a well-behaved client sends nothing more.
 pub const DRAIN_BUFFER_BYTES: usize = 512;

@@ -116,7 +116,7 @@ pub struct Connection {
     pub(super) user: String,
     pub(super) channels: HashMap<u16, Channel, foldhash::fast::RandomState>,
     /// Where publishes' record headers are written (see [`crate::queue::message::Message::to_record_in`]).
-    pub(super) record_arena: BytesMut,
+    pub(super) record_arena: crate::queue::message::RecordArena,
     /// Where recent publishes were routed.
     pub(super) routes: super::routes::RouteCache,
     /// Bytes to send, after [`Connection::out_chunks`].
@@ -212,7 +212,7 @@ impl Connection {
             user: String::new(),
             channels: HashMap::default(),
             routes: super::routes::RouteCache::default(),
-            record_arena: BytesMut::new(),
+            record_arena: crate::queue::message::RecordArena::default(),
             out: BytesMut::with_capacity(OUTPUT_BYTES_INITIAL),
             out_chunks: Vec::new(),
             events,

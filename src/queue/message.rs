@@ -10,7 +10,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::limits::MESSAGE_ARENA_BYTES;
+use std::time::{Duration, Instant};
+
+use crate::limits::{MESSAGE_ARENA_BYTES, MESSAGE_ARENA_BYTES_MIN, MESSAGE_ARENA_FAST_FILL_MS};
 use crate::log::{Record, RecordInput};
 
 const FLAG_PERSISTENT: u8 = 1;
@@ -35,20 +37,58 @@ pub struct Message {
     pub body: Bytes,
 }
 
+/// Where a publisher's record headers are written: many headers share one allocation, sized
+/// to the publisher's pace. An arena filled within [`MESSAGE_ARENA_FAST_FILL_MS`] is followed
+/// by one twice its size (up to [`MESSAGE_ARENA_BYTES`]), any other by one half its size
+/// (down to [`MESSAGE_ARENA_BYTES_MIN`]): a fast publisher allocates seldom, and a thousand
+/// slow ones do not each hold a large buffer they fill over minutes.
+#[derive(Debug)]
+pub struct RecordArena {
+    buffer: BytesMut,
+    next_bytes: usize,
+    started: Instant,
+}
+
+impl Default for RecordArena {
+    fn default() -> RecordArena {
+        RecordArena { buffer: BytesMut::new(), next_bytes: MESSAGE_ARENA_BYTES_MIN, started: Instant::now() }
+    }
+}
+
+impl RecordArena {
+    /// The buffer, with room for `size` more bytes.
+    fn room_for(&mut self, size: usize) -> &mut BytesMut {
+        if self.buffer.capacity() - self.buffer.len() < size {
+            let now = Instant::now();
+            let fast = now.duration_since(self.started) < Duration::from_millis(MESSAGE_ARENA_FAST_FILL_MS);
+            self.next_bytes = if fast {
+                (self.next_bytes * 2).min(MESSAGE_ARENA_BYTES)
+            } else {
+                (self.next_bytes / 2).max(MESSAGE_ARENA_BYTES_MIN)
+            };
+            self.started = now;
+            self.buffer = BytesMut::with_capacity(self.next_bytes.max(size));
+        }
+        &mut self.buffer
+    }
+
+    /// The size of the buffer in use, unless one header needed more.
+    pub fn size(&self) -> usize {
+        self.next_bytes
+    }
+}
+
 impl Message {
     /// The log record holding this message.
     pub fn to_record(&self) -> RecordInput {
-        self.to_record_in(&mut BytesMut::new())
+        self.to_record_in(&mut RecordArena::default())
     }
 
     /// As [`Message::to_record`], writing the record's header into `arena` and splitting it
     /// off: many records share one allocation.
-    pub fn to_record_in(&self, arena: &mut BytesMut) -> RecordInput {
+    pub fn to_record_in(&self, arena: &mut RecordArena) -> RecordInput {
         let size = FIXED_BYTES + 2 + self.exchange.len() + self.routing_key.len() + self.content_header.len();
-        if arena.capacity() - arena.len() < size {
-            *arena = BytesMut::with_capacity(MESSAGE_ARENA_BYTES.max(size));
-        }
-        let header = arena;
+        let header = arena.room_for(size);
         header.put_u8(if self.persistent { FLAG_PERSISTENT } else { 0 });
         header.put_u8(self.priority);
         header.put_i64_le(self.expires_at_ms.unwrap_or(0));
@@ -126,6 +166,46 @@ pub fn expires_at_ms(header: &[u8]) -> Option<i64> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn small_message() -> Message {
+        Message {
+            persistent: false,
+            priority: 0,
+            expires_at_ms: None,
+            exchange: Bytes::from_static(b"x"),
+            routing_key: Bytes::from_static(b"k"),
+            content_header: Bytes::from_static(&[0; 40]),
+            body: Bytes::from_static(b"body"),
+        }
+    }
+
+    #[test]
+    fn a_fast_publisher_gets_larger_header_arenas_and_a_slow_one_smaller() {
+        let message = small_message();
+        let mut arena = RecordArena::default();
+        for _ in 0..10_000 {
+            let record = message.to_record_in(&mut arena);
+            assert_eq!(
+                Message::from_record(&Record {
+                    offset: 0,
+                    timestamp_ms: 0,
+                    header: record.header,
+                    body: record.body
+                }),
+                Some(message.clone())
+            );
+        }
+        assert_eq!(arena.size(), MESSAGE_ARENA_BYTES, "filled at once: the largest arena");
+        for _ in 0..8 {
+            // Fill the arena slowly.
+            while arena.buffer.capacity() - arena.buffer.len() >= 60 {
+                message.to_record_in(&mut arena);
+            }
+            std::thread::sleep(Duration::from_millis(MESSAGE_ARENA_FAST_FILL_MS + 5));
+            message.to_record_in(&mut arena);
+        }
+        assert_eq!(arena.size(), MESSAGE_ARENA_BYTES_MIN, "filled slowly: the smallest arena");
+    }
 
     #[test]
     fn round_trip() {

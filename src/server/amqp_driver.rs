@@ -27,8 +27,8 @@ use crate::broker::Node;
 use crate::limits::{
     BUSY_READ_BUFFER_BYTES, BUSY_READ_BYTES_MIN, CLOSE_OK_TIMEOUT_MS, CONNECTION_TICK_INTERVAL_MS,
     DRAIN_BUFFER_BYTES, EVENTS_PER_TURN_MAX, FRAME_MAX_BYTES, OUTPUT_CAPACITY_BYTES_MIN,
-    OUTPUT_RESERVE_BYTES, PUBLISHES_IN_FLIGHT_MAX, READ_BUFFER_BYTES, READ_SPARE_BYTES_MIN,
-    WRITE_BATCH_BYTES,
+    OUTPUT_QUIET_RESERVE_BYTES, OUTPUT_RESERVE_BYTES, PUBLISHES_IN_FLIGHT_MAX, READ_BUFFER_BYTES,
+    READ_SPARE_BYTES_MIN, WRITE_BATCH_BYTES,
 };
 use crate::queue::ConsumerEvent;
 use crate::wire::amqp::{decode_raw_frame, encode_heartbeat_frame, DecodeError, Frame, KNOWN_CLASS_IDS};
@@ -215,15 +215,16 @@ impl ConnectionDriver {
     /// Writes everything queued and keeps room in the output buffer for the next frames.
     async fn write_output(&mut self) -> io::Result<()> {
         let chunks = self.connection.take_output();
+        let bytes: usize = chunks.iter().map(Bytes::len).sum();
         if let Some(info) = self.connection.info() {
-            let bytes: usize = chunks.iter().map(Bytes::len).sum();
             info.send_oct.fetch_add(bytes as u64, Ordering::Relaxed);
             info.send_cnt.fetch_add(1, Ordering::Relaxed);
         }
         let pending = self.connection.info().map(|info| &info.send_pend);
         write_chunks_tracked(&mut self.writer, chunks, pending).await?;
         if self.connection.out.capacity() < OUTPUT_CAPACITY_BYTES_MIN {
-            self.connection.out.reserve(OUTPUT_RESERVE_BYTES);
+            let busy = bytes >= OUTPUT_RESERVE_BYTES / 4;
+            self.connection.out.reserve(if busy { OUTPUT_RESERVE_BYTES } else { OUTPUT_QUIET_RESERVE_BYTES });
         }
         self.deadlines.wrote_at(Instant::now());
         Ok(())

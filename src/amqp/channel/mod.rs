@@ -27,7 +27,6 @@ mod tx;
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use super::connection::{close_connection, Connection, Next, PendingPublishes, Phase, Staged};
@@ -79,7 +78,7 @@ pub(super) struct Context<'a> {
     has_published: &'a mut bool,
     out: Output<'a>,
     routes: &'a mut RouteCache,
-    record_arena: &'a mut BytesMut,
+    record_arena: &'a mut crate::queue::message::RecordArena,
     staged: &'a mut Staged,
     pending: &'a mut PendingPublishes,
     events: &'a mpsc::Sender<ConsumerEvent>,
