@@ -255,6 +255,8 @@ impl Broker {
         };
         let on_disk = matches!(storage, Storage::Disk { .. });
         let mut log_options = LogOptions::new(storage);
+        // A transient queue's files are removed before anything could read them again.
+        log_options.checksums = outlives_broker(request);
         log_options.segment_bytes_max = self.options.segment_bytes;
         log_options.disk_headroom = self.options.disk_headroom.clone().filter(|_| on_disk);
         if args.queue_type == arguments::QueueType::Stream {

@@ -395,6 +395,13 @@ impl BatchBuilder {
     /// For an in-memory log: the batch will never leave this process's memory, so its crc
     /// field is left 0 and no checksum is computed (see [`Batch::in_memory`]).
     pub fn in_memory(self) -> BatchBuilder {
+        self.without_checksum()
+    }
+
+    /// No crc: for a log whose batches are only ever read by this process, from memory or
+    /// from files it wrote itself and removes before it stops or starts again (see
+    /// [`Batch::in_memory`]).
+    pub fn without_checksum(self) -> BatchBuilder {
         BatchBuilder { checksum: false, ..self }
     }
 
@@ -561,15 +568,17 @@ impl BatchBuilder {
         let mut header = self.header(Compression::None, self.records_bytes);
         let mut head = [0u8; BATCH_HEADER_BYTES];
         header.encode(&mut head);
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(head.get(CRC_COVERED_FROM..).unwrap_or_default());
-        for piece in pieces.iter().skip(1) {
-            crc.update(piece);
+        if self.checksum {
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(head.get(CRC_COVERED_FROM..).unwrap_or_default());
+            for piece in pieces.iter().skip(1) {
+                crc.update(piece);
+            }
+            header.crc = crc.finalize();
+            head.get_mut(CRC_POSITION..CRC_COVERED_FROM)
+                .unwrap_or_default()
+                .copy_from_slice(&header.crc.to_le_bytes());
         }
-        header.crc = crc.finalize();
-        head.get_mut(CRC_POSITION..CRC_COVERED_FROM)
-            .unwrap_or_default()
-            .copy_from_slice(&header.crc.to_le_bytes());
         if let Some(first) = pieces.first_mut() {
             *first = Bytes::copy_from_slice(&head);
         }
@@ -672,6 +681,26 @@ mod tests {
         assert!(matches!(batch.records(), Err(BatchError::CrcMismatch { .. })));
         let records = batch.in_memory().records().unwrap();
         assert_eq!((records[0].offset, &records[0].body[..]), (5, &b"body"[..]));
+    }
+
+    #[test]
+    fn vectored_batches_without_checksum_carry_no_crc() {
+        let large = Bytes::from(vec![7u8; SHARED_BODY_MIN_BYTES]);
+        for checked in [true, false] {
+            let mut b = BatchBuilder::vectored(9, 0);
+            if !checked {
+                b = b.without_checksum();
+            }
+            b.push_shared(1, b"h", &large);
+            b.push_shared(2, b"h", &Bytes::from_static(b"small"));
+            let (header, pieces) = b.finish_pieces();
+            assert_eq!(header.crc != 0, checked);
+            let bytes = Bytes::from(pieces.concat());
+            let batch = Batch::split_from(&bytes).unwrap();
+            assert_eq!(batch.clone().records().is_ok(), checked, "a read checks the crc");
+            let records = batch.in_memory().records().unwrap();
+            assert_eq!((records[0].body.len(), &records[1].body[..]), (SHARED_BODY_MIN_BYTES, &b"small"[..]));
+        }
     }
 
     /// Found by `tools/fuzz` (batch_decode): attribute bits above the codec were ignored,

@@ -200,6 +200,11 @@ pub struct LogOptions {
     pub compression: Compression,
     /// The free-disc budget shared by the broker's writers (disc only; `None`: no limit).
     pub disk_headroom: Option<Arc<headroom::DiskHeadroom>>,
+    /// Whether batches on disc carry a crc32 that every read checks. Off only for a log
+    /// whose files are never read after its process stops (a transient queue's, removed
+    /// whenever the broker starts): what it reads back is what it wrote within the same
+    /// run, as with a log in memory, which never has one.
+    pub checksums: bool,
 }
 
 impl LogOptions {
@@ -215,6 +220,7 @@ impl LogOptions {
             index_interval_bytes: INDEX_INTERVAL_BYTES_DEFAULT,
             compression: Compression::None,
             disk_headroom: None,
+            checksums: true,
         }
     }
 

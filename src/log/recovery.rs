@@ -263,7 +263,7 @@ fn open_sealed(
         Storage::Disk { io, .. } => super::storage::maps_of(io),
         Storage::Memory => MapBudget::unbounded(),
     };
-    let data = DiskData::new(path, maps);
+    let data = DiskData::new(path, maps, options.checksums);
     Ok((Segment::new(base, SegmentData::Disk(data), state), scan))
 }
 
@@ -323,7 +323,7 @@ fn open_tail(
     };
     let durable = !matches!(options.fsync(), Some(super::FsyncPolicy::Never));
     let handle = super::storage::lazy_file(io, path.clone(), durable);
-    let data = DiskData::new(path, super::storage::maps_of(io));
+    let data = DiskData::new(path, super::storage::maps_of(io), options.checksums);
     let segment = Arc::new(Segment::new(base, SegmentData::Disk(data), state));
     let active = Active {
         segment,

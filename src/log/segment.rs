@@ -53,12 +53,14 @@ pub struct DiskData {
     pub map: RwLock<std::sync::Weak<reader::SegmentMap>>,
     /// The broker's bound on live maps, which this file's maps count in.
     pub maps: Arc<MapBudget>,
+    /// Whether its batches carry a crc to check ([`super::LogOptions::checksums`]).
+    pub checked: bool,
 }
 
 impl DiskData {
-    /// The file at `path`, mapped under `maps` when read.
-    pub fn new(path: PathBuf, maps: Arc<MapBudget>) -> DiskData {
-        DiskData { path, map: RwLock::default(), maps }
+    /// The file at `path`, mapped under `maps` when read, its batches checked or not.
+    pub fn new(path: PathBuf, maps: Arc<MapBudget>, checked: bool) -> DiskData {
+        DiskData { path, map: RwLock::default(), maps, checked }
     }
 }
 
@@ -151,9 +153,9 @@ impl Segment {
             let copy = Bytes::copy_from_slice(batch.as_bytes());
             batch = Batch::split_from(&copy).map_err(|source| self.corrupt(position, source))?;
         }
-        Ok(Some(match self.data {
-            SegmentData::Memory(_) => batch.in_memory(),
-            SegmentData::Disk(_) => batch,
+        Ok(Some(match &self.data {
+            SegmentData::Disk(disk) if disk.checked => batch,
+            SegmentData::Memory(_) | SegmentData::Disk(_) => batch.in_memory(),
         }))
     }
 

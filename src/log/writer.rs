@@ -271,6 +271,7 @@ impl Writer {
         // from the buffers they arrived in. In memory a batch is one buffer (reads slice it).
         let in_memory = matches!(self.active.segment.data, SegmentData::Memory(_));
         let vectored = !in_memory && self.options.compression == super::batch::Compression::None;
+        let checked = !in_memory && self.options.checksums;
         // Builders are sized for what the group still holds: no regrowth while filling.
         let mut left: usize =
             group.iter().flat_map(|r| r.records.iter()).map(RecordInput::encoded_bytes).sum();
@@ -285,12 +286,15 @@ impl Writer {
                 let next = self.active.next_offset;
                 let batch = builder.get_or_insert_with(|| {
                     let capacity = left.clamp(size, BATCH_BYTES_TARGET.max(size));
-                    if vectored {
+                    let builder = if vectored {
                         BatchBuilder::vectored(next, capacity)
-                    } else if in_memory {
-                        BatchBuilder::new(next, capacity).in_memory()
                     } else {
                         BatchBuilder::new(next, capacity)
+                    };
+                    if checked {
+                        builder
+                    } else {
+                        builder.without_checksum()
                     }
                 });
                 left = left.saturating_sub(size);
@@ -594,7 +598,7 @@ pub fn new_segment(options: &LogOptions, base_offset: u64) -> Result<Active, Err
                 super::sync_dir(dir)?;
             }
             let handle = super::storage::lazy_file(io, path.clone(), durable);
-            let data = DiskData::new(path, super::storage::maps_of(io));
+            let data = DiskData::new(path, super::storage::maps_of(io), options.checksums);
             (SegmentData::Disk(data), Some(handle))
         }
         super::Storage::Memory => (SegmentData::Memory(MemorySegment::default()), None),
