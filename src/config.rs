@@ -59,8 +59,8 @@ pub struct ServeArgs {
     /// Disc I/O backend [default: auto].
     #[arg(long, env = "WARREN_IO_BACKEND", value_enum)]
     pub io_backend: Option<IoBackendChoice>,
-    /// Segment size in bytes [default: 268435456].
-    #[arg(long, env = "WARREN_SEGMENT_BYTES")]
+    /// Segment size in bytes, or with a unit (`64MiB`) [default: 268435456].
+    #[arg(long, env = "WARREN_SEGMENT_BYTES", value_parser = parse_bytes_arg)]
     pub segment_bytes: Option<u64>,
     /// AMQP listener address [default: 127.0.0.1:5672].
     #[arg(long, env = "WARREN_AMQP_LISTEN")]
@@ -74,11 +74,13 @@ pub struct ServeArgs {
     /// Period of the status log line (totals and stream consumer lag) [default: 30s].
     #[arg(long, env = "WARREN_STATUS_INTERVAL")]
     pub status_interval: Option<String>,
-    /// Block publishers above this much broker memory, in bytes [default: 40% of RAM].
-    #[arg(long, env = "WARREN_MEMORY_LIMIT")]
+    /// Block publishers above this much broker memory, in bytes or with a unit (`256MiB`,
+    /// `2GB`) [default: 40% of RAM].
+    #[arg(long, env = "WARREN_MEMORY_LIMIT", value_parser = parse_bytes_arg)]
     pub memory_limit: Option<u64>,
-    /// Block publishers below this much free disc space, in bytes [default: 50000000].
-    #[arg(long, env = "WARREN_DISK_FREE_LIMIT")]
+    /// Block publishers below this much free disc space, in bytes or with a unit (`50MB`)
+    /// [default: 50000000].
+    #[arg(long, env = "WARREN_DISK_FREE_LIMIT", value_parser = parse_bytes_arg)]
     pub disk_free_limit: Option<u64>,
     /// Threads that run connections and queues [default: one per CPU]. One thread has the
     /// lowest latency at low rates and the least throughput.
@@ -106,12 +108,12 @@ pub struct FileConfig {
     fsync: Option<FsyncMode>,
     fsync_interval: Option<String>,
     io_backend: Option<IoBackendChoice>,
-    segment_bytes: Option<u64>,
+    segment_bytes: Option<ByteCount>,
     amqp_listen: Option<SocketAddr>,
     http_listen: Option<SocketAddr>,
     ports_file: Option<PathBuf>,
-    memory_limit: Option<u64>,
-    disk_free_limit: Option<u64>,
+    memory_limit: Option<ByteCount>,
+    disk_free_limit: Option<ByteCount>,
     status_interval: Option<String>,
     worker_threads: Option<usize>,
     open_files_max: Option<usize>,
@@ -208,7 +210,21 @@ impl Config {
                 setting: "status-interval",
                 reason: format!("'{status_text}' is not a period like 30s"),
             })?;
-        let segment_bytes = args.segment_bytes.or(file.segment_bytes).unwrap_or(SEGMENT_BYTES_DEFAULT);
+        let segment_bytes = match (args.segment_bytes, &file.segment_bytes) {
+            (Some(bytes), _) => bytes,
+            (None, Some(count)) => count.bytes("segment-bytes")?,
+            (None, None) => SEGMENT_BYTES_DEFAULT,
+        };
+        let memory_limit_bytes = match (args.memory_limit, &file.memory_limit) {
+            (Some(bytes), _) => Some(bytes),
+            (None, Some(count)) => Some(count.bytes("memory-limit")?),
+            (None, None) => None,
+        };
+        let disk_free_limit_bytes = match (args.disk_free_limit, &file.disk_free_limit) {
+            (Some(bytes), _) => bytes,
+            (None, Some(count)) => count.bytes("disk-free-limit")?,
+            (None, None) => DISK_FREE_LIMIT_BYTES_DEFAULT,
+        };
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&segment_bytes) {
             return Err(ConfigError::Invalid {
                 setting: "segment-bytes",
@@ -242,11 +258,8 @@ impl Config {
             amqp_listen: args.amqp_listen.or(file.amqp_listen).unwrap_or(([127, 0, 0, 1], 5672).into()),
             http_listen: args.http_listen.or(file.http_listen).unwrap_or(([127, 0, 0, 1], 15672).into()),
             ports_file: args.ports_file.clone().or(file.ports_file),
-            memory_limit_bytes: args.memory_limit.or(file.memory_limit),
-            disk_free_limit_bytes: args
-                .disk_free_limit
-                .or(file.disk_free_limit)
-                .unwrap_or(DISK_FREE_LIMIT_BYTES_DEFAULT),
+            memory_limit_bytes,
+            disk_free_limit_bytes,
             status_interval,
             worker_threads,
             open_files_max,
@@ -260,6 +273,53 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+}
+
+/// A size in the TOML file: a number of bytes, or a string with a unit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum ByteCount {
+    Bytes(u64),
+    Text(String),
+}
+
+impl ByteCount {
+    fn bytes(&self, setting: &'static str) -> Result<u64, ConfigError> {
+        match self {
+            ByteCount::Bytes(bytes) => Ok(*bytes),
+            ByteCount::Text(text) => parse_bytes(text).ok_or_else(|| ConfigError::Invalid {
+                setting,
+                reason: format!("'{text}' is not a size like 268435456, 256MiB or 2GB"),
+            }),
+        }
+    }
+}
+
+/// Parses a size as RabbitMQ reads its memory and disc limits: a number of bytes, or a
+/// number with a unit, `kB`, `MB`, `GB`, `TB` for powers of 1000 and `k`/`KiB`, `M`/`MiB`,
+/// `G`/`GiB`, `T`/`TiB` for powers of 1024.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        "k" | "K" | "KiB" | "kiB" | "Ki" => 1 << 10,
+        "M" | "MiB" | "Mi" => 1 << 20,
+        "G" | "GiB" | "Gi" => 1 << 30,
+        "T" | "TiB" | "Ti" => 1 << 40,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
+fn parse_bytes_arg(text: &str) -> Result<u64, String> {
+    parse_bytes(text).ok_or_else(|| format!("'{text}' is not a size like 268435456, 256MiB or 2GB"))
 }
 
 /// Parses `250ms`, `2s`, `5m`, `1h` or `3d`.
@@ -282,6 +342,34 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_take_rabbitmq_units() {
+        assert_eq!(parse_bytes("268435456"), Some(268_435_456));
+        assert_eq!(parse_bytes("256MiB"), Some(256 << 20));
+        assert_eq!(parse_bytes("256M"), Some(256 << 20));
+        assert_eq!(parse_bytes("50MB"), Some(50_000_000));
+        assert_eq!(parse_bytes("2GB"), Some(2_000_000_000));
+        assert_eq!(parse_bytes("1GiB"), Some(1 << 30));
+        assert_eq!(parse_bytes("8 kB"), Some(8_000));
+        assert_eq!(parse_bytes("1.5GB"), None);
+        assert_eq!(parse_bytes("MiB"), None);
+        assert_eq!(parse_bytes("99999999999TB"), None);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("warren.toml");
+        std::fs::write(
+            &path,
+            "memory-limit = \"256MiB\"\ndisk-free-limit = 1000\nsegment-bytes = \"1MiB\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs { config: Some(path.clone()), ..ServeArgs::default() };
+        let config = Config::load(&args).expect("config");
+        assert_eq!(config.memory_limit_bytes, Some(256 << 20));
+        assert_eq!(config.disk_free_limit_bytes, 1000);
+        assert_eq!(config.segment_bytes, 1 << 20);
+        std::fs::write(&path, "memory-limit = \"lots\"\n").expect("write");
+        assert!(Config::load(&args).is_err());
+    }
 
     #[test]
     fn flags_beat_file_beats_defaults() {
