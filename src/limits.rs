@@ -59,8 +59,11 @@ pub const LOG_APPEND_QUEUE_BYTES_MAX: u32 = 8 * 1024 * 1024;
 
 /// A segment map's pages behind its readers are handed back to the system in steps of this
 /// many bytes (a multiple of any page size): what a reader keeps resident of a segment is at
-/// most one step behind it, plus what it reads ahead.
+/// most a few steps behind it ([`MAP_RESIDENT_LAG_STEPS`]), plus what it reads ahead.
 pub const MAP_RESIDENT_STEP_BYTES: u64 = 2 * 1024 * 1024;
+/// A reader hands back pages this many steps behind where it reads, not right up to it:
+/// the records just below are still being delivered and would be faulted back in.
+pub const MAP_RESIDENT_LAG_STEPS: u64 = 4;
 
 /// Bound of the io_uring thread's request queue: writers wait when it is full.
 pub const URING_QUEUE_MAX: usize = 1024;

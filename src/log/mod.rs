@@ -44,7 +44,8 @@ pub use writer::Retention;
 
 use crate::limits::{
     BATCH_BYTES_MAX, INDEX_INTERVAL_BYTES_DEFAULT, LOG_APPEND_QUEUE_BYTES_MAX, LOG_APPEND_QUEUE_MAX,
-    RETENTION_CHECK_INTERVAL_MS_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    MAP_RESIDENT_LAG_STEPS, MAP_RESIDENT_STEP_BYTES, RETENTION_CHECK_INTERVAL_MS_DEFAULT,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 
 /// Everything that can go wrong in the log.
@@ -312,6 +313,13 @@ pub struct Shared {
     append_credit: Arc<Semaphore>,
 }
 
+/// Where a reader got to in handing back pages it passed ([`Log::forget_behind`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForgetMark {
+    segment_base: Option<u64>,
+    position: u64,
+}
+
 /// A handle on one log. Cloning it is cheap; the writer stops when the log is closed or the
 /// last handle is dropped.
 #[derive(Debug, Clone)]
@@ -430,6 +438,34 @@ impl Log {
             }
             other => other,
         })
+    }
+
+    /// For a reader that has read everything below `offset` and reads on in order: hands
+    /// back the pages of the segment map it has passed since its last call, in steps of
+    /// [`MAP_RESIDENT_STEP_BYTES`] (`mark` is where it got to; start with the default). A
+    /// segment read from start to end would otherwise keep every page its readers touched
+    /// in the broker's resident memory for as long as its map lives. Each reader hands back
+    /// only what it passed, so readers at different places in one segment (a stream's
+    /// consumers, a queue's statistics) do not take pages from under each other for good:
+    /// one that touches a page another handed back hands it back again as it passes it.
+    pub fn forget_behind(&self, offset: u64, mark: &mut ForgetMark) {
+        let segments = self.shared.segments.read().expect("segments lock poisoned");
+        let index = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
+        let Some(segment) = segments.get(index) else { return };
+        let relative = u32::try_from(offset.saturating_sub(segment.base_offset)).unwrap_or(u32::MAX);
+        let position = segment
+            .with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)))
+            .unwrap_or(0);
+        // Records read but still on their way to a client (read ahead, queued for a
+        // consumer, in a connection's output) lie just below `position`: what they would
+        // fault back in after being handed back would stay resident.
+        let to = (position / MAP_RESIDENT_STEP_BYTES).saturating_sub(MAP_RESIDENT_LAG_STEPS)
+            * MAP_RESIDENT_STEP_BYTES;
+        let from = if mark.segment_base == Some(segment.base_offset) { mark.position } else { 0 };
+        if to > from {
+            segment.forget_pages(from, to);
+            *mark = ForgetMark { segment_base: Some(segment.base_offset), position: to };
+        }
     }
 
     /// Like [`Log::read`], decoded and verified into records starting exactly at `offset`.

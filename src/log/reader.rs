@@ -1,7 +1,6 @@
 //! Reads: batches handed out as `Bytes` that borrow the segment's memory map or in-memory
 //! chunk, never past a segment's committed end. This file holds the log's only `unsafe`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -19,24 +18,18 @@ use crate::limits::MAP_RESIDENT_STEP_BYTES;
 pub struct SegmentMap {
     map: memmap2::Mmap,
     lease: MapLease,
-    /// The map's pages below this position have been handed back ([`SegmentMap::forget_below`]).
-    forgotten: AtomicU64,
 }
 
 impl SegmentMap {
-    /// Hands back this process's pages of the map below `position`, rounded down to a
-    /// multiple of [`MAP_RESIDENT_STEP_BYTES`] (so at most one system call per step a
-    /// reader advances). A reader past them no longer needs them resident: a segment read
-    /// from start to end would otherwise keep every page it touched in the broker's
-    /// resident memory for as long as the map lives. The file's pages stay in the page
-    /// cache, and bytes still held from there read back the same from it.
-    pub fn forget_below(&self, position: u64) {
-        let end = (position.min(self.map.len() as u64) / MAP_RESIDENT_STEP_BYTES) * MAP_RESIDENT_STEP_BYTES;
-        let from = self.forgotten.fetch_max(end, Ordering::AcqRel);
-        if end <= from {
+    /// Hands back this process's pages of the map from `from` to `to`, both multiples of
+    /// [`MAP_RESIDENT_STEP_BYTES`] (see [`super::Log::forget_behind`]). The file's pages stay
+    /// in the page cache, and bytes still held from there read back the same from it.
+    pub fn forget(&self, from: u64, to: u64) {
+        let to = to.min(self.map.len() as u64);
+        if to <= from || from % MAP_RESIDENT_STEP_BYTES != 0 {
             return;
         }
-        let (offset, len) = (from as usize, (end - from) as usize);
+        let (offset, len) = (from as usize, (to - from) as usize);
         // SAFETY: the map is a read-only shared map of a file whose bytes below the
         // segment's committed end (which the map never passes) are never rewritten or cut
         // (see `map_of`). MADV_DONTNEED on such a map only drops this process's page-table
@@ -97,7 +90,7 @@ pub fn map_of(disk: &DiskData, committed: u64) -> Result<Mapped, Error> {
     let map = unsafe { memmap2::MmapOptions::new().len(length).map(&file) }
         .map_err(|source| Error::io("mapping segment", &disk.path, source))?;
     let _ = map.advise(memmap2::Advice::Sequential);
-    let map = Arc::new(SegmentMap { map, lease, forgotten: AtomicU64::new(0) });
+    let map = Arc::new(SegmentMap { map, lease });
     if !map.lease.shared {
         return Ok(Mapped { bytes: Bytes::from_owner(MapOwner(map)), shared: false });
     }
@@ -132,8 +125,6 @@ pub fn read_batches(segments: &[Arc<Segment>], offset: u64, max_bytes: usize) ->
         let mut position = segment
             .with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)))
             .unwrap_or(0);
-        // What lies before this read is behind this reader.
-        segment.forget_pages_below(position);
         while position < committed {
             let Some(batch) = segment.batch_at(position)? else { break };
             let header = *batch.header();

@@ -159,13 +159,13 @@ impl Segment {
         }))
     }
 
-    /// Hands back the pages of the segment's current map below `position`
-    /// ([`reader::SegmentMap::forget_below`]); nothing for memory segments.
-    pub fn forget_pages_below(&self, position: u64) {
+    /// Hands back the pages of the segment's current map from `from` to `to`
+    /// ([`reader::SegmentMap::forget`]); nothing for memory segments.
+    pub fn forget_pages(&self, from: u64, to: u64) {
         if let SegmentData::Disk(disk) = &self.data {
             let map = disk.map.read().expect("map lock poisoned").upgrade();
             if let Some(map) = map {
-                map.forget_below(position);
+                map.forget(from, to);
             }
         }
     }

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 
 use crate::limits::READ_AHEAD_BYTES;
-use crate::log::{Error, Log, Record};
+use crate::log::{Error, ForgetMark, Log, Record};
 
 /// A cursor into a log and the records read ahead of the reader.
 ///
@@ -25,6 +25,8 @@ pub(super) struct ReadAhead {
     buffered: VecDeque<Record>,
     /// The body bytes of `buffered`.
     buffered_bytes: u64,
+    /// How far this reader has handed back the log's pages it read past.
+    forgotten: ForgetMark,
 }
 
 /// What one [`ReadAhead::refill`] did.
@@ -67,7 +69,7 @@ pub(super) enum Read {
 impl ReadAhead {
     /// Nothing read yet; reading starts at `cursor`.
     pub(super) fn new(cursor: u64) -> ReadAhead {
-        ReadAhead { cursor, buffered: VecDeque::new(), buffered_bytes: 0 }
+        ReadAhead { cursor, buffered: VecDeque::new(), buffered_bytes: 0, forgotten: ForgetMark::default() }
     }
 
     /// Offset of the next record to read from the log.
@@ -160,6 +162,8 @@ impl ReadAhead {
         if self.cursor >= log.next_offset() {
             return Refill { removed, read: Read::AtEnd };
         }
+        // Everything below the cursor has been read.
+        log.forget_behind(self.cursor, &mut self.forgotten);
         let read = match log.read_records(self.cursor, READ_AHEAD_BYTES) {
             Ok(records) => {
                 if let Some(last) = records.last() {
