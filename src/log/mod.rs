@@ -22,6 +22,8 @@ pub mod maps;
 pub mod offsets;
 pub mod reader;
 mod recovery;
+#[cfg(test)]
+mod release_tests;
 mod resync;
 pub mod segment;
 pub mod storage;
@@ -503,9 +505,16 @@ impl Log {
         }
     }
 
-    /// The first offset the log still holds.
+    /// The first offset the log still holds. A log in memory holds nothing below its
+    /// release floor ([`Log::release_before`]): the chunks there are dropped as the floor
+    /// passes them.
     pub fn first_offset(&self) -> u64 {
-        self.shared.first_offset.load(Ordering::Acquire)
+        let first = self.shared.first_offset.load(Ordering::Acquire);
+        if self.shared.fsync.is_some() {
+            return first;
+        }
+        let floor = self.shared.release_floor.load(Ordering::Acquire).min(self.next_offset());
+        first.max(floor)
     }
 
     /// The offset the next appended record will get, i.e. one past the last committed one.
@@ -574,7 +583,7 @@ impl Log {
     }
 
     /// About how many stored bytes lie at and after `offset` (exact to a sparse index
-    /// interval).
+    /// interval). Bytes a memory log dropped below its release floor are not counted.
     pub fn bytes_after(&self, offset: u64) -> u64 {
         let segments = self.shared.segments.read().expect("segments lock poisoned");
         let mut total = 0;
@@ -588,14 +597,17 @@ impl Log {
                 .with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)))
                 .filter(|_| offset > segment.base_offset)
                 .unwrap_or(0);
-            total += committed.saturating_sub(from);
+            total += committed.saturating_sub(from.max(segment.held_from()));
         }
         total
     }
 
     /// Declares that no reader needs records below `offset` any more: sealed segments whose
     /// records all lie below it are deleted at the next retention pass (on roll, on the
-    /// retention timer, or [`Log::enforce_retention`]). The floor never moves back.
+    /// retention timer, or [`Log::enforce_retention`]), and a log in memory drops at once
+    /// the chunks of its segments that lie wholly below the batch holding `offset`
+    /// ([`Segment::release_below_offset`]), after which it reads as starting at `offset`
+    /// ([`Log::first_offset`]). The floor never moves back.
     pub fn release_before(&self, offset: u64) {
         let previous = self.shared.release_floor.fetch_max(offset, Ordering::AcqRel);
         if offset <= previous {
@@ -603,6 +615,9 @@ impl Log {
         }
         let oldest_released = {
             let segments = self.shared.segments.read().expect("segments lock poisoned");
+            if self.shared.fsync.is_none() {
+                release_memory_below(&segments, offset);
+            }
             segments.len() > 1 && segments.first().is_some_and(|s| s.extent().1 <= offset)
         };
         if oldest_released {
@@ -613,10 +628,11 @@ impl Log {
         }
     }
 
-    /// Bytes held in all segments.
+    /// Bytes held in all segments (for a log in memory, not those dropped below its release
+    /// floor).
     pub fn size_bytes(&self) -> u64 {
         let segments = self.shared.segments.read().expect("segments lock poisoned");
-        segments.iter().map(|s| s.extent().0).sum()
+        segments.iter().map(|s| s.held_bytes()).sum()
     }
 
     /// Number of segments, the active one included.
@@ -694,6 +710,21 @@ impl Log {
     pub async fn discard(&self) {
         let _ = self.close().await;
         drop(std::mem::take(&mut *self.shared.segments.write().expect("segments lock poisoned")));
+    }
+}
+
+/// Drops the in-memory chunks below `offset` of the segment holding it and of the segments
+/// before it, newest first, stopping at a segment already emptied by an earlier release (the
+/// ones before it were emptied then too): a release costs the segments it frees, not the
+/// log's length.
+fn release_memory_below(segments: &[Arc<Segment>], offset: u64) {
+    let holding = segments.partition_point(|s| s.base_offset <= offset);
+    for (index, segment) in segments.iter().enumerate().take(holding).rev() {
+        let sealed_and_empty = index + 1 < holding && segment.held_bytes() == 0;
+        if sealed_and_empty {
+            break;
+        }
+        segment.release_below_offset(offset);
     }
 }
 

@@ -122,11 +122,23 @@ pub fn read_batches(segments: &[Arc<Segment>], offset: u64, max_bytes: usize) ->
             continue;
         }
         let relative = u32::try_from(want - segment.base_offset).unwrap_or(u32::MAX);
+        // A memory segment may have dropped the bytes where the index entry points (below the
+        // release floor): the first batch still held is where a read at or above it starts.
         let mut position = segment
             .with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)))
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(segment.held_from());
         while position < committed {
-            let Some(batch) = segment.batch_at(position)? else { break };
+            let Some(batch) = segment.batch_at(position)? else {
+                // Dropped under this read (the floor passed it meanwhile): go on from what
+                // is still held; a batch there that starts past `want` is reported missing.
+                let held_from = segment.held_from();
+                if held_from > position {
+                    position = held_from;
+                    continue;
+                }
+                break;
+            };
             let header = *batch.header();
             position += header.total_bytes();
             if header.next_offset() <= want {

@@ -159,6 +159,47 @@ impl Segment {
         }))
     }
 
+    /// Position of the first byte the segment still holds: bytes below it were dropped
+    /// ([`Segment::release_below_offset`]; memory segments only, 0 for disc segments). Always
+    /// the start of a batch.
+    pub fn held_from(&self) -> u64 {
+        match &self.data {
+            SegmentData::Memory(memory) => memory.start(),
+            SegmentData::Disk(_) => 0,
+        }
+    }
+
+    /// For a memory segment: drops the chunks that lie wholly below the batch holding
+    /// `offset` (every chunk when all committed records are below it), so that a queue's
+    /// consumed messages leave RAM as its floor passes them, not when the whole segment is
+    /// deleted. Reads at `offset` or after are unaffected: they start from an index entry
+    /// at or after the dropped bytes ([`Segment::held_from`] clamps them). Returns the bytes
+    /// dropped; nothing for disc segments (their pages are the page cache's).
+    pub fn release_below_offset(&self, offset: u64) -> u64 {
+        let SegmentData::Memory(memory) = &self.data else { return 0 };
+        let (committed, _) = self.extent();
+        let relative = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
+        let indexed =
+            self.with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)));
+        // From the index entry, step over the batches that end below `offset` (a few KiB
+        // at most: the index interval): only their headers are looked at.
+        let mut position = indexed.unwrap_or(0).max(memory.start());
+        while position < committed {
+            match self.batch_at(position) {
+                Ok(Some(batch)) if batch.header().next_offset() <= offset => {
+                    position += batch.header().total_bytes();
+                }
+                _ => break,
+            }
+        }
+        memory.release_below(position.min(committed))
+    }
+
+    /// Bytes held: committed bytes less those dropped from the front.
+    pub fn held_bytes(&self) -> u64 {
+        self.extent().0.saturating_sub(self.held_from())
+    }
+
     /// Hands back the pages of the segment's current map from `from` to `to`
     /// ([`reader::SegmentMap::forget`]); nothing for memory segments.
     pub fn forget_pages(&self, from: u64, to: u64) {
