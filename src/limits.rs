@@ -413,6 +413,9 @@ pub const ACCEPT_RETRY_DELAY_MS: u64 = 50;
 pub const CONNECTIONS_CLOSE_TIMEOUT_MS: u64 = 5_000;
 /// How often the resource alarms read memory use and free disc space, in milliseconds.
 pub const ALARM_CHECK_INTERVAL_MS: u64 = 500;
+/// Least growth of the bytes in-memory logs hold that wakes the memory alarm between its
+/// checks: near the limit, a check per write would keep the alarm's task busy for nothing.
+pub const MEMORY_ALARM_WAKE_BYTES_MIN: u64 = 1024 * 1024;
 /// Default memory limit of the resource alarm, in tenths of the machine's RAM (0.4, RabbitMQ's
 /// classic `vm_memory_high_watermark`).
 pub const MEMORY_LIMIT_TENTHS_OF_RAM: u64 = 4;

@@ -67,6 +67,8 @@ pub struct BrokerOptions {
     pub segment_bytes: u64,
     /// The free-disc budget every durable queue's writer takes its writes from.
     pub disk_headroom: Option<Arc<crate::log::headroom::DiskHeadroom>>,
+    /// The count of bytes every in-memory queue log holds, which the memory alarm watches.
+    pub memory_budget: Option<Arc<crate::log::memory_budget::MemoryBudget>>,
     /// The vhost this broker is (its name in reply texts).
     pub vhost: Arc<str>,
     /// The node's resource alarm, shared by every vhost: `Some(reason)` while publishers

@@ -24,6 +24,7 @@ use super::connections::{ConnectionFacts, ConnectionInfo, RetiredCounts};
 use super::naming::hex;
 use super::{Broker, BrokerOptions, Error};
 use crate::log::headroom::DiskHeadroom;
+use crate::log::memory_budget::MemoryBudget;
 use crate::log::Storage;
 
 /// The file of the access model in the data directory.
@@ -84,6 +85,8 @@ pub struct NodeOptions {
     pub segment_bytes: u64,
     /// The free-disc budget every durable queue's writer takes its writes from.
     pub disk_headroom: Option<Arc<DiskHeadroom>>,
+    /// The count of bytes every in-memory queue log holds, which the memory alarm watches.
+    pub memory_budget: Option<Arc<MemoryBudget>>,
     /// The administrator made at the first start (no access model stored yet).
     pub default_user: String,
     /// Their password.
@@ -388,6 +391,7 @@ impl Node {
             storage,
             segment_bytes: self.options.segment_bytes,
             disk_headroom: self.options.disk_headroom.clone(),
+            memory_budget: self.options.memory_budget.clone(),
             vhost: Arc::from(name),
             alarm: Arc::clone(&self.alarm),
             policies: self.access.snapshot().policies(name).to_vec(),
@@ -481,6 +485,7 @@ mod tests {
             },
             segment_bytes: 64 * 1024,
             disk_headroom: None,
+            memory_budget: None,
             default_user: "admin".into(),
             default_pass: "pw".into(),
         }

@@ -245,6 +245,7 @@ mod tests {
             storage: Storage::Memory,
             segment_bytes: 64 * 1024,
             disk_headroom: None,
+            memory_budget: None,
             default_user: "admin".into(),
             default_pass: "pw".into(),
         })

@@ -259,6 +259,7 @@ impl Broker {
         log_options.checksums = outlives_broker(request);
         log_options.segment_bytes_max = self.options.segment_bytes;
         log_options.disk_headroom = self.options.disk_headroom.clone().filter(|_| on_disk);
+        log_options.memory_budget = self.options.memory_budget.clone().filter(|_| !on_disk);
         if args.queue_type == arguments::QueueType::Stream {
             if let Some(bytes) = args.stream_segment_bytes {
                 log_options.segment_bytes_max =

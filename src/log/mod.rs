@@ -19,6 +19,7 @@ pub mod batch;
 pub mod headroom;
 pub mod index;
 pub mod maps;
+pub mod memory_budget;
 pub mod offsets;
 pub mod reader;
 mod recovery;
@@ -208,6 +209,9 @@ pub struct LogOptions {
     /// whenever the broker starts): what it reads back is what it wrote within the same
     /// run, as with a log in memory, which never has one.
     pub checksums: bool,
+    /// The count of bytes held by the broker's in-memory segments, which the memory alarm
+    /// watches (memory only; `None`: not counted).
+    pub memory_budget: Option<Arc<memory_budget::MemoryBudget>>,
 }
 
 impl LogOptions {
@@ -224,6 +228,7 @@ impl LogOptions {
             compression: Compression::None,
             disk_headroom: None,
             checksums: true,
+            memory_budget: None,
         }
     }
 

@@ -601,7 +601,9 @@ pub fn new_segment(options: &LogOptions, base_offset: u64) -> Result<Active, Err
             let data = DiskData::new(path, super::storage::maps_of(io), options.checksums);
             (SegmentData::Disk(data), Some(handle))
         }
-        super::Storage::Memory => (SegmentData::Memory(MemorySegment::default()), None),
+        super::Storage::Memory => {
+            (SegmentData::Memory(MemorySegment::new(options.memory_budget.clone())), None)
+        }
     };
     let segment = Arc::new(Segment::new(base_offset, data, state));
     Ok(Active { segment, file, written_bytes: 0, next_offset: base_offset, first_timestamp_ms: None })

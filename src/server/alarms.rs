@@ -1,16 +1,24 @@
 //! Resource alarms: the broker's own (anonymous) resident memory and the free space of
-//! the data directory's file system, checked twice a second, and at once when a log writer
-//! refuses a write that would cross the free-disc limit ([`DiskHeadroom`]). Above the
-//! memory limit or below the free-disk limit, publishing connections are blocked
-//! (`connection.blocked`) until the condition clears. File-backed pages of segment maps are page cache, not the
-//! broker's memory, and are not counted.
+//! the data directory's file system, checked twice a second, at once when a log writer
+//! refuses a write that would cross the free-disc limit ([`DiskHeadroom`]), and at once
+//! when the bytes in-memory logs hold cross their share of the memory limit
+//! ([`MemoryBudget`]). Above the memory limit or below the free-disk limit, publishing
+//! connections are blocked (`connection.blocked`) until the condition clears. File-backed
+//! pages of segment maps are page cache, not the broker's memory, and are not counted.
+//!
+//! The share of the memory limit in-memory logs may fill is the limit less the rest of the
+//! process's anonymous memory (connections, buffers, the allocator's overhead): resident
+//! memory less the bytes they hold, as of the last check. Between checks a flood into
+//! in-memory queues thus raises the alarm as soon as it reaches the limit, instead of
+//! growing past it for up to a check interval.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::Node;
-use crate::limits::{ALARM_CHECK_INTERVAL_MS, TOTAL_MEMORY_BYTES_FALLBACK};
+use crate::limits::{ALARM_CHECK_INTERVAL_MS, MEMORY_ALARM_WAKE_BYTES_MIN, TOTAL_MEMORY_BYTES_FALLBACK};
 use crate::log::headroom::DiskHeadroom;
+use crate::log::memory_budget::MemoryBudget;
 
 /// What the alarms watch.
 #[derive(Debug, Clone)]
@@ -20,6 +28,9 @@ pub struct AlarmLimits {
     /// The free-disc budget of the log writers, whose limit blocks publishers (disc
     /// storage with a limit above 0 only).
     pub disk_headroom: Option<Arc<DiskHeadroom>>,
+    /// The bytes in-memory logs hold, whose crossing of their share of the memory limit
+    /// wakes the alarm at once.
+    pub memory_budget: Option<Arc<MemoryBudget>>,
 }
 
 /// The process's anonymous resident memory in bytes.
@@ -49,24 +60,13 @@ pub async fn watch(node: std::sync::Weak<Node>, limits: AlarmLimits) {
     let mut tick = tokio::time::interval(Duration::from_millis(ALARM_CHECK_INTERVAL_MS));
     let mut last: Option<&'static str> = None;
     loop {
-        match &limits.disk_headroom {
-            Some(headroom) => tokio::select! {
-                _ = tick.tick() => {}
-                () = headroom.lowered() => {}
-            },
-            None => {
-                tick.tick().await;
-            }
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = disk_lowered(limits.disk_headroom.as_deref()) => {}
+            () = memory_crossed(limits.memory_budget.as_deref()) => {}
         }
         let Some(node) = node.upgrade() else { return };
-        let mut memory_high = anonymous_rss_bytes() > limits.memory_bytes_max;
-        if memory_high {
-            // Freed message buffers may sit in the allocator's free lists; hand whole free
-            // pages back to the system before deciding.
-            // SAFETY: malloc_trim only releases free memory of the allocator's own heaps.
-            unsafe { libc::malloc_trim(0) };
-            memory_high = anonymous_rss_bytes() > limits.memory_bytes_max;
-        }
+        let memory_high = memory_high(&limits);
         // A refresh also renews the writers' budget.
         let disk_low = limits.disk_headroom.as_ref().is_some_and(|headroom| {
             headroom.refresh();
@@ -86,6 +86,43 @@ pub async fn watch(node: std::sync::Weak<Node>, limits: AlarmLimits) {
         }
         node.set_alarm(reason);
         drop(node);
+    }
+}
+
+/// Whether anonymous resident memory is above the limit; sets the in-memory logs' share of
+/// the limit for the next wake-up.
+fn memory_high(limits: &AlarmLimits) -> bool {
+    let mut resident = anonymous_rss_bytes();
+    if resident > limits.memory_bytes_max {
+        // Freed message buffers may sit in the allocator's free lists; hand whole free
+        // pages back to the system before deciding.
+        // SAFETY: malloc_trim only releases free memory of the allocator's own heaps.
+        unsafe { libc::malloc_trim(0) };
+        resident = anonymous_rss_bytes();
+    }
+    if let Some(budget) = &limits.memory_budget {
+        let held = budget.held_bytes();
+        let rest = resident.saturating_sub(held);
+        let share = limits.memory_bytes_max.saturating_sub(rest);
+        budget.wake_above(share.max(held.saturating_add(MEMORY_ALARM_WAKE_BYTES_MIN)));
+    }
+    resident > limits.memory_bytes_max
+}
+
+/// Resolves when a disc writer refuses a write; never without a free-disc limit.
+async fn disk_lowered(headroom: Option<&DiskHeadroom>) {
+    match headroom {
+        Some(headroom) => headroom.lowered().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when in-memory logs cross their share of the memory limit; never without a
+/// budget.
+async fn memory_crossed(budget: Option<&MemoryBudget>) {
+    match budget {
+        Some(budget) => budget.crossed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -22,6 +22,7 @@ use crate::config::{Config, StorageMode};
 use crate::limits::MEMORY_LIMIT_TENTHS_OF_RAM;
 use crate::log::headroom::DiskHeadroom;
 use crate::log::maps;
+use crate::log::memory_budget::MemoryBudget;
 use crate::log::storage::files::BoundedIo;
 use crate::log::storage::{self, FileIo};
 use crate::log::Storage;
@@ -97,10 +98,13 @@ impl Server {
         let disk_headroom = (self.io.is_some() && self.config.disk_free_limit_bytes > 0).then(|| {
             Arc::new(DiskHeadroom::new(self.config.data_dir.clone(), self.config.disk_free_limit_bytes))
         });
+        // Counts what in-memory logs hold, so the memory alarm hears of a flood at once.
+        let memory_budget = Arc::new(MemoryBudget::new());
         let options = NodeOptions {
             storage,
             segment_bytes: self.config.segment_bytes,
             disk_headroom: disk_headroom.clone(),
+            memory_budget: Some(Arc::clone(&memory_budget)),
             default_user: self.config.default_user.clone(),
             default_pass: self.config.default_pass.clone(),
         };
@@ -109,7 +113,12 @@ impl Server {
             .config
             .memory_limit_bytes
             .unwrap_or_else(|| alarms::total_memory_bytes() / 10 * MEMORY_LIMIT_TENTHS_OF_RAM);
-        alarms::start(&node, alarms::AlarmLimits { memory_bytes_max: memory_limit_bytes, disk_headroom });
+        let limits = alarms::AlarmLimits {
+            memory_bytes_max: memory_limit_bytes,
+            disk_headroom,
+            memory_budget: Some(memory_budget),
+        };
+        alarms::start(&node, limits);
         let amqp = TcpListener::bind(self.config.amqp_listen)
             .await
             .with_context(|| format!("binding the AMQP listener on {}", self.config.amqp_listen))?;

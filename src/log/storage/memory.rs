@@ -6,17 +6,24 @@
 //! whole segment is deleted: a queue whose consumers keep up holds in RAM only what it has
 //! not yet had acknowledged, whatever the segment size. A reader still holding `Bytes` of a
 //! dropped chunk keeps that chunk alive until it lets go.
+//!
+//! The bytes a segment holds are counted in the broker's [`MemoryBudget`], which the memory
+//! alarm watches: added on write, taken off when chunks are dropped and when the segment
+//! itself goes (retention, a deleted queue).
 
 use std::collections::VecDeque;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
+
+use crate::log::memory_budget::MemoryBudget;
 
 /// The written chunks of one in-memory segment, in position order. A chunk always holds
 /// whole batches: the writer writes nothing else.
 #[derive(Debug, Default)]
 pub struct MemorySegment {
     chunks: RwLock<Chunks>,
+    budget: Option<Arc<MemoryBudget>>,
 }
 
 /// The chunks still held, and where they start and end.
@@ -31,6 +38,11 @@ struct Chunks {
 }
 
 impl MemorySegment {
+    /// An empty segment whose bytes count in `budget`, if given.
+    pub fn new(budget: Option<Arc<MemoryBudget>>) -> MemorySegment {
+        MemorySegment { chunks: RwLock::default(), budget }
+    }
+
     /// Keeps `chunks` as written at `position`.
     ///
     /// # Panics
@@ -43,6 +55,9 @@ impl MemorySegment {
             let at = kept.end;
             kept.kept.push_back((at, chunk));
             kept.end += length;
+        }
+        if let Some(budget) = &self.budget {
+            budget.add(kept.end - position);
         }
     }
 
@@ -76,7 +91,11 @@ impl MemorySegment {
             kept.kept.pop_front();
         }
         assert!(kept.start <= kept.end, "a segment never drops past what was written");
-        kept.start - before
+        let dropped = kept.start - before;
+        if let (Some(budget), true) = (&self.budget, dropped > 0) {
+            budget.remove(dropped);
+        }
+        dropped
     }
 
     /// Position of the first byte still held (0 until something is dropped; the end of what
@@ -89,6 +108,14 @@ impl MemorySegment {
     pub fn held_bytes(&self) -> u64 {
         let kept = self.chunks.read().expect("memory segment lock poisoned");
         kept.end - kept.start
+    }
+}
+
+impl Drop for MemorySegment {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.remove(self.held_bytes());
+        }
     }
 }
 
@@ -131,5 +158,22 @@ mod tests {
         segment.write_at(20, vec![Bytes::from_static(b"abc")]);
         assert_eq!(segment.bytes_from(20, 23).as_deref(), Some(&b"abc"[..]));
         assert_eq!(segment.held_bytes(), 3);
+    }
+
+    #[test]
+    fn the_budget_counts_what_segments_hold_until_they_go() {
+        let budget = Arc::new(MemoryBudget::new());
+        let segment = MemorySegment::new(Some(Arc::clone(&budget)));
+        segment.write_at(0, vec![Bytes::from(vec![1u8; 100]), Bytes::from(vec![2u8; 50])]);
+        segment.write_at(150, vec![Bytes::from(vec![3u8; 30])]);
+        assert_eq!(budget.held_bytes(), 180);
+        segment.release_below(150);
+        assert_eq!(budget.held_bytes(), 30);
+        let other = MemorySegment::new(Some(Arc::clone(&budget)));
+        other.write_at(0, vec![Bytes::from(vec![4u8; 10])]);
+        drop(segment);
+        assert_eq!(budget.held_bytes(), 10);
+        drop(other);
+        assert_eq!(budget.held_bytes(), 0);
     }
 }
