@@ -416,6 +416,11 @@ pub const ALARM_CHECK_INTERVAL_MS: u64 = 500;
 /// Least growth of the bytes in-memory logs hold that wakes the memory alarm between its
 /// checks: near the limit, a check per write would keep the alarm's task busy for nothing.
 pub const MEMORY_ALARM_WAKE_BYTES_MIN: u64 = 1024 * 1024;
+/// Bytes in-memory logs let go of (chunks below queues' floors, deleted segments) after which
+/// the alarm's next check hands the allocator's free pages back to the system
+/// (`malloc_trim`), so that a drained backlog leaves the broker's resident memory. A trim
+/// walks every arena: often enough to follow a drain, rarely enough to cost nothing.
+pub const MEMORY_TRIM_RELEASED_BYTES_MIN: u64 = 32 * 1024 * 1024;
 /// Default memory limit of the resource alarm, in tenths of the machine's RAM (0.4, RabbitMQ's
 /// classic `vm_memory_high_watermark`).
 pub const MEMORY_LIMIT_TENTHS_OF_RAM: u64 = 4;

@@ -16,7 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::Node;
-use crate::limits::{ALARM_CHECK_INTERVAL_MS, MEMORY_ALARM_WAKE_BYTES_MIN, TOTAL_MEMORY_BYTES_FALLBACK};
+use crate::limits::{
+    ALARM_CHECK_INTERVAL_MS, MEMORY_ALARM_WAKE_BYTES_MIN, MEMORY_TRIM_RELEASED_BYTES_MIN,
+    TOTAL_MEMORY_BYTES_FALLBACK,
+};
 use crate::log::headroom::DiskHeadroom;
 use crate::log::memory_budget::MemoryBudget;
 
@@ -59,6 +62,7 @@ pub fn total_memory_bytes() -> u64 {
 pub async fn watch(node: std::sync::Weak<Node>, limits: AlarmLimits) {
     let mut tick = tokio::time::interval(Duration::from_millis(ALARM_CHECK_INTERVAL_MS));
     let mut last: Option<&'static str> = None;
+    let mut held_peak_bytes = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -66,6 +70,9 @@ pub async fn watch(node: std::sync::Weak<Node>, limits: AlarmLimits) {
             () = memory_crossed(limits.memory_budget.as_deref()) => {}
         }
         let Some(node) = node.upgrade() else { return };
+        if let Some(budget) = &limits.memory_budget {
+            trim_after_release(budget, &mut held_peak_bytes);
+        }
         let memory_high = memory_high(&limits);
         // A refresh also renews the writers' budget.
         let disk_low = limits.disk_headroom.as_ref().is_some_and(|headroom| {
@@ -107,6 +114,24 @@ fn memory_high(limits: &AlarmLimits) -> bool {
         budget.wake_above(share.max(held.saturating_add(MEMORY_ALARM_WAKE_BYTES_MIN)));
     }
     resident > limits.memory_bytes_max
+}
+
+/// Hands the allocator's free pages back to the system once in-memory logs have let go of
+/// [`MEMORY_TRIM_RELEASED_BYTES_MIN`], or of half of what they held, since the last time
+/// (`held_peak_bytes`: the most they held since then; at least
+/// [`MEMORY_ALARM_WAKE_BYTES_MIN`] either way). Their chunks are freed into the free lists
+/// of the allocator's per-thread arenas, which keep them resident: without this a drained
+/// backlog would stay in the broker's resident memory until the memory limit was reached.
+fn trim_after_release(budget: &MemoryBudget, held_peak_bytes: &mut u64) {
+    let held = budget.held_bytes();
+    *held_peak_bytes = (*held_peak_bytes).max(held);
+    let released = *held_peak_bytes - held;
+    let worth_it = MEMORY_TRIM_RELEASED_BYTES_MIN.min(*held_peak_bytes / 2).max(MEMORY_ALARM_WAKE_BYTES_MIN);
+    if released >= worth_it {
+        // SAFETY: malloc_trim only releases free memory of the allocator's own heaps.
+        unsafe { libc::malloc_trim(0) };
+        *held_peak_bytes = held;
+    }
 }
 
 /// Resolves when a disc writer refuses a write; never without a free-disc limit.
