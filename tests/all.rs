@@ -81,6 +81,9 @@ mod management_objects;
 /// The management API across vhosts: names kept apart, lists per vhost, 404 for a missing
 /// vhost, and what a non-administrator sees and may do.
 mod management_vhosts;
+/// `--storage memory` against its memory limit, on a Warren it starts: a flood blocked near
+/// the limit, memory given back after a drain, consumers that keep up never blocking.
+mod memory_mode;
 /// Node.js amqplib against the broker.
 mod node_clients;
 /// Commands applied in the order a channel sends them; dead letters kept in source order.
