@@ -65,6 +65,10 @@ pub const MAP_RESIDENT_STEP_BYTES: u64 = 2 * 1024 * 1024;
 /// the records just below are still being delivered and would be faulted back in.
 pub const MAP_RESIDENT_LAG_STEPS: u64 = 4;
 
+/// In memory storage, allocations of at least this many bytes get a memory map of their
+/// own, returned to the system when freed (glibc's default threshold, kept fixed).
+pub const MALLOC_MMAP_THRESHOLD_BYTES: usize = 128 * 1024;
+
 /// Bound of the io_uring thread's request queue: writers wait when it is full.
 pub const URING_QUEUE_MAX: usize = 1024;
 
