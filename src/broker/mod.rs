@@ -55,6 +55,20 @@ use crate::log::Storage;
 /// the broker (non-durable or exclusive): emptied whenever the vhost opens.
 pub(crate) const TRANSIENT_DIR: &str = "transient";
 
+/// Removes `dir` and everything in it, on the blocking pool (many files); a folder that is
+/// not there is no error. The error's text otherwise.
+pub(crate) async fn remove_dir_all(dir: PathBuf) -> Result<(), String> {
+    let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    })
+    .await;
+    match removed {
+        Ok(outcome) => outcome.map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 /// Identifies a client connection.
 pub type ConnectionId = u64;
 
@@ -65,7 +79,7 @@ pub struct BrokerOptions {
     pub storage: Storage,
     /// Segment size of queue logs.
     pub segment_bytes: u64,
-    /// The free-disc budget every durable queue's writer takes its writes from.
+    /// The free-disc budget every disc queue's writer takes its writes from.
     pub disk_headroom: Option<Arc<crate::log::headroom::DiskHeadroom>>,
     /// The count of bytes every in-memory queue log holds, which the memory alarm watches.
     pub memory_budget: Option<Arc<crate::log::memory_budget::MemoryBudget>>,
@@ -187,19 +201,8 @@ impl Broker {
     async fn remove_transient_logs(&self) {
         let Some(dir) = self.options.storage.dir().map(|dir| dir.join(TRANSIENT_DIR)) else { return };
         let shown = dir.display().to_string();
-        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        })
-        .await;
-        match removed {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(dir = %shown, %error, "could not remove the logs of transient queues")
-            }
-            Err(error) => {
-                tracing::warn!(dir = %shown, %error, "could not remove the logs of transient queues")
-            }
+        if let Err(error) = remove_dir_all(dir).await {
+            tracing::warn!(dir = %shown, %error, "could not remove the logs of transient queues");
         }
     }
 

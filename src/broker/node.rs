@@ -360,8 +360,7 @@ impl Node {
                 broker.shutdown().await;
                 self.connections.lock().unwrap_or_else(PoisonError::into_inner).retired.remove(name);
                 if let Some(dir) = self.vhost_dir(name) {
-                    let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
-                    if let Ok(Err(error)) = removed {
+                    if let Err(error) = super::remove_dir_all(dir).await {
                         tracing::warn!(vhost = %name, %error, "could not remove the vhost's files");
                     }
                 }

@@ -75,15 +75,9 @@ impl Broker {
         // the messages' memory goes now all the same.
         queue.handle.log().discard().await;
         if let Some(dir) = queue.handle.log().offsets().path_dir() {
-            // Many files: removed on the blocking pool, awaited so that the files are gone
-            // (and the definitions saved) before the delete is answered.
-            let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
-            let error = match removed {
-                Ok(Ok(())) => None,
-                Ok(Err(error)) => Some(error.to_string()),
-                Err(error) => Some(error.to_string()),
-            };
-            if let Some(error) = error {
+            // Awaited so that the files are gone (and the definitions saved) before the
+            // delete is answered.
+            if let Err(error) = super::remove_dir_all(dir.to_path_buf()).await {
                 tracing::warn!(queue = %queue.name_str(), %error, "could not remove the queue's files");
             }
         }

@@ -459,10 +459,7 @@ impl Log {
         let segments = self.shared.segments.read().expect("segments lock poisoned");
         let index = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
         let Some(segment) = segments.get(index) else { return };
-        let relative = u32::try_from(offset.saturating_sub(segment.base_offset)).unwrap_or(u32::MAX);
-        let position = segment
-            .with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)))
-            .unwrap_or(0);
+        let position = segment.indexed_position(offset);
         // Records read but still on their way to a client (read ahead, queued for a
         // consumer, in a connection's output) lie just below `position`: what they would
         // fault back in after being handed back would stay resident.
@@ -597,11 +594,7 @@ impl Log {
             if next <= offset {
                 continue;
             }
-            let relative = u32::try_from(offset.saturating_sub(segment.base_offset)).unwrap_or(u32::MAX);
-            let from = segment
-                .with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)))
-                .filter(|_| offset > segment.base_offset)
-                .unwrap_or(0);
+            let from = segment.indexed_position(offset);
             total += committed.saturating_sub(from.max(segment.held_from()));
         }
         total

@@ -121,13 +121,9 @@ pub fn read_batches(segments: &[Arc<Segment>], offset: u64, max_bytes: usize) ->
         if want >= next_offset {
             continue;
         }
-        let relative = u32::try_from(want - segment.base_offset).unwrap_or(u32::MAX);
         // A memory segment may have dropped the bytes where the index entry points (below the
         // release floor): the first batch still held is where a read at or above it starts.
-        let mut position = segment
-            .with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)))
-            .unwrap_or(0)
-            .max(segment.held_from());
+        let mut position = segment.indexed_position(want).max(segment.held_from());
         while position < committed {
             let Some(batch) = segment.batch_at(position)? else {
                 // Dropped under this read (the floor passed it meanwhile): go on from what

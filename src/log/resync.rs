@@ -15,13 +15,11 @@ pub fn next_intact_offset(segments: &[Arc<Segment>], offset: u64, log_end: u64) 
     let found = segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
     let Some(segment) = segments.get(found) else { return log_end.max(offset + 1) };
     let next_segment = segments.get(found + 1).map_or(log_end, |s| s.base_offset).max(offset + 1);
-    let relative = u32::try_from(offset.saturating_sub(segment.base_offset)).unwrap_or(u32::MAX);
     let (committed, _) = segment.extent();
     // A copy of the index: this is the cold path, and the lock must not be held while the
     // batches are verified.
     let entries = segment.with_state(|s| s.index.entries().to_vec());
-    let start =
-        segment.with_state(|s| s.index.at_or_below_offset(relative)).map_or(0, |e| u64::from(e.position));
+    let start = segment.indexed_position(offset);
     let mut position = start;
     let damaged = loop {
         if position >= committed {

@@ -159,6 +159,16 @@ impl Segment {
         }))
     }
 
+    /// Where a read of `offset` starts: the position of the sparse index's entry at or below
+    /// it (0 when there is none, or when `offset` is not past the segment's base).
+    pub fn indexed_position(&self, offset: u64) -> u64 {
+        if offset <= self.base_offset {
+            return 0;
+        }
+        let relative = u32::try_from(offset - self.base_offset).unwrap_or(u32::MAX);
+        self.with_state(|s| s.index.at_or_below_offset(relative).map_or(0, |e| u64::from(e.position)))
+    }
+
     /// Position of the first byte the segment still holds: bytes below it were dropped
     /// ([`Segment::release_below_offset`]; memory segments only, 0 for disc segments). Always
     /// the start of a batch.
@@ -178,12 +188,9 @@ impl Segment {
     pub fn release_below_offset(&self, offset: u64) -> u64 {
         let SegmentData::Memory(memory) = &self.data else { return 0 };
         let (committed, _) = self.extent();
-        let relative = u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX);
-        let indexed =
-            self.with_state(|s| s.index.at_or_below_offset(relative).map(|e| u64::from(e.position)));
         // From the index entry, step over the batches that end below `offset` (a few KiB
         // at most: the index interval): only their headers are looked at.
-        let mut position = indexed.unwrap_or(0).max(memory.start());
+        let mut position = self.indexed_position(offset).max(memory.start());
         while position < committed {
             match self.batch_at(position) {
                 Ok(Some(batch)) if batch.header().next_offset() <= offset => {

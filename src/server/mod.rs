@@ -184,7 +184,7 @@ fn node_name() -> String {
 /// block is freed, after which such blocks come from its heaps, where the holes they leave
 /// are not given back in time: under a flood held at `--memory-limit` 256 MiB, the
 /// anonymous memory peaked at 347 MiB. A fixed threshold keeps blocks of
-/// [`MALLOC_MMAP_THRESHOLD_BYTES`] or more in maps of their own, returned when freed (278
+/// [`MALLOC_MMAP_THRESHOLD_BYTES`] or more in maps of their own, returned when freed (264
 /// MiB in the same flood). Disc storage keeps the dynamic threshold: its large blocks are
 /// short-lived buffers, which the heaps serve without a system call.
 fn fix_mmap_threshold() {
