@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::harness::broker::Broker;
 use crate::harness::golden::assert_golden_keys;
-use crate::harness::http::{guest, request};
+use crate::harness::http::{guest, request, until, until_within};
 use crate::harness::lapin_client::{connect_url, declare, expect_error, get, publish, try_connect, within};
 
 type Api = Client<String, String, String>;
@@ -484,29 +484,6 @@ fn deleting_a_user_closes_their_connections() {
         assert_eq!(errors.next().await, "320 CONNECTION_FORCED - user 'gone' is deleted");
     });
     drop(connection);
-}
-
-/// Polls `GET path` as guest until `wanted` holds, for up to `seconds`.
-fn until_within(
-    addr: &str,
-    path: &str,
-    seconds: u64,
-    wanted: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    loop {
-        let reply = guest(addr, "GET", path, "").json();
-        if wanted(&reply) {
-            return reply;
-        }
-        assert!(std::time::Instant::now() < deadline, "{path} never showed what was wanted: {reply}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-/// Polls `GET path` as guest until `wanted` holds (statistics follow the traffic).
-fn until(addr: &str, path: &str, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    until_within(addr, path, 10, wanted)
 }
 
 /// A vhost's message statistics and byte counts are its channels' and connections', closed

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::harness::broker::Broker;
 use crate::harness::golden::assert_golden_keys;
-use crate::harness::http::{guest, request};
+use crate::harness::http::{guest, request, until, until_within};
 use crate::harness::lapin_client::{consume, get, int, publish, publish_confirmation, table, within, Errors};
 
 type Api = Client<String, String, String>;
@@ -54,19 +54,6 @@ async fn consuming(broker: &Broker, name: &str, queue: &str) -> (Connection, lap
         .expect("declare");
     let consumer = consume(&channel, queue, false).await;
     (connection, consumer)
-}
-
-/// Polls `GET path` as guest until `wanted` holds (statistics follow the traffic).
-fn until(addr: &str, path: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let reply = guest(addr, "GET", path, "").json();
-        if wanted(&reply) {
-            return reply;
-        }
-        assert!(std::time::Instant::now() < deadline, "{path} never showed what was wanted: {reply}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// Lists connections, channels and consumers with the Rust client, then closes the
@@ -312,19 +299,6 @@ fn a_transaction_shows_what_it_holds() {
     rt.block_on(async { within("tx.commit", channel.tx_commit()).await.expect("tx.commit") });
     until(&addr, "/api/channels", |list| list[0]["messages_uncommitted"] == 0);
     drop((channel, connection));
-}
-
-/// Polls `GET path` as guest until `wanted` holds, for up to `seconds`.
-fn until_within(addr: &str, path: &str, seconds: u64, wanted: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    loop {
-        let reply = guest(addr, "GET", path, "").json();
-        if wanted(&reply) {
-            return reply;
-        }
-        assert!(std::time::Instant::now() < deadline, "{path} never showed what was wanted: {reply}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// `GET /api/channels/{name}` and `/api/connections/{name}` paths of a listed name.

@@ -4,7 +4,6 @@
 //! its consumers, sizes, memory figures, consumer capacity, idle time and head timestamp,
 //! a stream its members and readers, and `rabbitmq_http_client` parses them all.
 
-use std::time::{Duration, Instant};
 
 use lapin::options::{BasicAckOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions};
 use lapin::types::{AMQPValue, FieldTable};
@@ -13,26 +12,13 @@ use rabbitmq_http_client::blocking_api::ClientBuilder;
 use serde_json::{json, Value};
 
 use crate::harness::broker::Broker;
-use crate::harness::http::guest;
+use crate::harness::http::{guest, until};
 use crate::harness::lapin_client::{
     consume, consume_with, declare, declare_with, next, publish, publish_props, s, table, within, Server,
 };
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
-}
-
-/// Polls `GET path` as guest until `wanted` holds (statistics follow the traffic).
-fn until(addr: &str, path: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let reply = guest(addr, "GET", path, "").json();
-        if wanted(&reply) {
-            return reply;
-        }
-        assert!(Instant::now() < deadline, "{path} never showed what was wanted: {reply}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A connection to `broker` and a channel on it in confirm mode.

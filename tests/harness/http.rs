@@ -91,3 +91,27 @@ pub fn send_bytes(
 pub fn guest(addr: &str, method: &str, path: &str, body: &str) -> Reply {
     request(addr, method, path, body, ("guest", "guest"), &[])
 }
+
+/// Polls `GET path` as guest until `wanted` holds, for up to `seconds` (statistics follow
+/// the traffic).
+pub fn until_within(
+    addr: &str,
+    path: &str,
+    seconds: u64,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let reply = guest(addr, "GET", path, "").json();
+        if wanted(&reply) {
+            return reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path} never showed what was wanted: {reply}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// [`until_within`] 10 s.
+pub fn until(addr: &str, path: &str, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    until_within(addr, path, 10, wanted)
+}
