@@ -4,7 +4,6 @@
 //! its consumers, sizes, memory figures, consumer capacity, idle time and head timestamp,
 //! a stream its members and readers, and `rabbitmq_http_client` parses them all.
 
-
 use lapin::options::{BasicAckOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
